@@ -1,0 +1,241 @@
+//! `receiver`: listen on UDP 12000 and log every datagram and its source in
+//! the original demo's format:
+//! `2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)`
+
+use std::fs::File;
+use std::io::{self, ErrorKind, Write};
+use std::mem::ManuallyDrop;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::FromRawFd;
+use std::time::{Duration, SystemTime};
+use udp_headless::args::{self, Parser, UsageError};
+use udp_headless::{exit, log_line, pyrepr, readiness, signals, socket};
+
+const SHORT_OPTIONS: &[(char, &str)] = &[
+    ('p', "port"),
+    ('b', "bind"),
+    ('h', "help"),
+    ('V', "version"),
+];
+
+const HELP: &str = "\
+receiver: log every UDP datagram that arrives, as the original demo did
+
+Usage: receiver [options]
+       receiver --check
+
+Logs one line per datagram to standard output:
+  2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)
+The payload is shown as Python's repr of bytes, so any bytes stay on one line.
+Times are UTC. SIGTERM or SIGINT stops it (exit 0).
+
+Options (the environment variable is used when the option is not given):
+  -p, --port PORT       UDP port to listen on [12000]        UDP_HEADLESS_PORT
+  -b, --bind ADDR       address to listen on [all, IPv4 and  UDP_HEADLESS_BIND
+                        IPv6]
+      --rcvbuf BYTES    socket receive buffer to ask for     UDP_HEADLESS_RCVBUF
+                        [4194304]; the kernel caps it at
+                        net.core.rmem_max
+      --check           exit 0 if a receiver is bound on the port in this
+                        network namespace, else 1 (a readiness probe)
+  -h, --help            print this help
+  -V, --version         print the version
+
+Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a receiver;
+1 could not bind or write the log, or --check found none; 2 usage error.
+";
+
+const DEFAULT_RCVBUF: usize = 4 << 20;
+/// Write the log when this much is buffered, or when the socket is empty.
+const FLUSH_AT: usize = 64 * 1024;
+
+struct Options {
+    bind: SocketAddr,
+    all_addresses: bool,
+    rcvbuf: usize,
+    rcvbuf_given: bool,
+}
+
+enum Mode {
+    Receive(Options),
+    Check(u16),
+    Done,
+}
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    match parse(Parser::from_env()) {
+        Ok(Mode::Receive(options)) => receive(&options),
+        Ok(Mode::Check(port)) => check(port),
+        Ok(Mode::Done) => exit::OK,
+        Err(e) => {
+            eprintln!("receiver: {e} (see receiver --help)");
+            exit::USAGE
+        }
+    }
+}
+
+fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
+    let mut port = None;
+    let mut bind = None;
+    let mut rcvbuf = None;
+    let mut check = false;
+    while let Some(arg) = parser.next()? {
+        match arg.name(SHORT_OPTIONS) {
+            Some("port") => port = Some(parser.text()?),
+            Some("bind") => bind = Some(parser.text()?),
+            Some("rcvbuf") => rcvbuf = Some(parser.text()?),
+            Some("check") => check = true,
+            Some("help") => {
+                print!("{HELP}");
+                return Ok(Mode::Done);
+            }
+            Some("version") => {
+                println!("receiver {}", env!("CARGO_PKG_VERSION"));
+                return Ok(Mode::Done);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT") {
+        Some((text, from)) => args::parse_port(&text, &from)?,
+        None => 12000,
+    };
+    if check {
+        return Ok(Mode::Check(port));
+    }
+    let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND") {
+        Some((text, from)) => Some(
+            text.parse::<IpAddr>()
+                .map_err(|_| UsageError(format!("{from}: '{text}' is not an IP address")))?,
+        ),
+        None => None,
+    };
+    let rcvbuf_given = rcvbuf.is_some() || std::env::var_os("UDP_HEADLESS_RCVBUF").is_some();
+    let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF") {
+        Some((text, from)) => args::parse_count(&text, &from)? as usize,
+        None => DEFAULT_RCVBUF,
+    };
+    Ok(Mode::Receive(Options {
+        bind: SocketAddr::new(bind.unwrap_or(IpAddr::from([0u16; 8])), port),
+        all_addresses: bind.is_none(),
+        rcvbuf,
+        rcvbuf_given,
+    }))
+}
+
+fn check(port: u16) -> i32 {
+    match readiness::udp_port_bound(port) {
+        Ok(true) => exit::OK,
+        Ok(false) => {
+            eprintln!("receiver: no UDP socket is bound on port {port}");
+            exit::FAILURE
+        }
+        Err(e) => {
+            eprintln!("receiver: cannot check port {port}: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn receive(options: &Options) -> i32 {
+    let bound = if options.all_addresses {
+        socket::bind_all_addresses(options.bind.port())
+    } else {
+        socket::bind_udp(options.bind)
+    };
+    let sock = match bound {
+        Ok(sock) => sock,
+        Err(e) => {
+            eprintln!("receiver: cannot listen on UDP {}: {e}", options.bind);
+            return exit::FAILURE;
+        }
+    };
+    match socket::set_receive_buffer(&sock, options.rcvbuf) {
+        Ok(granted) if granted < options.rcvbuf && options.rcvbuf_given => warn(&format!(
+            "receive buffer is {granted} bytes, not the {} asked: raise net.core.rmem_max",
+            options.rcvbuf
+        )),
+        Ok(_) => {}
+        Err(e) => warn(&format!("cannot set the receive buffer: {e}")),
+    }
+    let local = sock.local_addr().map_or(options.bind, |a| a);
+    warn_level(log_line::INFO, &format!("listening on UDP {local}"));
+    signals::stop_on_term_and_int();
+    // Bounds how long a blocked recv can miss a stop request.
+    if let Err(e) = sock.set_read_timeout(Some(Duration::from_millis(500))) {
+        eprintln!("receiver: cannot set a read timeout: {e}");
+        return exit::FAILURE;
+    }
+    match log_datagrams(&sock) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("receiver: cannot write the log to standard output: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// The main loop. Lines are buffered while more datagrams are waiting and
+/// written as soon as the socket is empty: prompt for `kubectl logs`, and
+/// no write syscall per line under load.
+fn log_datagrams(sock: &UdpSocket) -> io::Result<()> {
+    // Not io::stdout(): its LineWriter would write every line on its own.
+    // SAFETY: fd 1 stays open for the life of the process; never closed here.
+    let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    let mut out = Vec::with_capacity(2 * FLUSH_AT);
+    let mut datagram = vec![0u8; 65_536];
+    let mut draining = false;
+    while !signals::stop_requested() {
+        match sock.recv_from(&mut datagram) {
+            Ok((len, from)) => {
+                log_line::write_prefix(&mut out, SystemTime::now(), log_line::INFO);
+                out.extend_from_slice(b"Message from Client:");
+                pyrepr::write_bytes(&mut out, &datagram[..len]);
+                out.extend_from_slice(b" Client IP Address:");
+                pyrepr::write_addr(&mut out, from);
+                out.push(b'\n');
+                if out.len() >= FLUSH_AT {
+                    stdout.write_all(&out)?;
+                    out.clear();
+                }
+                if !draining {
+                    sock.set_nonblocking(true)?;
+                    draining = true;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                stdout.write_all(&out)?;
+                out.clear();
+                if draining {
+                    sock.set_nonblocking(false)?;
+                    draining = false;
+                }
+            }
+            Err(e) => {
+                // Nothing a peer sends may stop the receiver: report, go on.
+                warn(&format!("receive failed: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    stdout.write_all(&out)
+}
+
+fn warn(message: &str) {
+    warn_level(log_line::WARNING, message);
+}
+
+/// Diagnostics go to stderr, in the log format, so stdout holds only the
+/// original's lines.
+fn warn_level(level: &str, message: &str) {
+    let _ = io::stderr().write_all(log_line::line(level, message).as_bytes());
+}

@@ -1,0 +1,16 @@
+//! Exit codes, shared by both programs and listed in README.
+
+/// Everything was sent (sender) or the receiver stopped on SIGTERM/SIGINT.
+pub const OK: i32 = 0;
+/// Could not run at all: a socket could not be opened or bound, stdin or
+/// stdout failed, `receiver --check` found no receiver.
+pub const FAILURE: i32 = 1;
+/// Bad command line or environment variable, or a message too large for
+/// one datagram.
+pub const USAGE: i32 = 2;
+/// The service name did not resolve: not found, no ready pods, or no
+/// answer from the DNS servers.
+pub const NOT_RESOLVED: i32 = 3;
+/// Some sends failed, or the DNS answer was too large to hold every pod:
+/// the others were still sent.
+pub const PARTIAL: i32 = 4;

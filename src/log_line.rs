@@ -1,0 +1,90 @@
+//! The original demo's log line, as Python's `logging` prints it with
+//! `'%(asctime)s - %(name)s - %(levelname)s - %(message)s'`:
+//! `2021-08-22 20:20:56,167 - root - INFO - <message>`.
+//! Timestamps are UTC (a container's local time is UTC anyway).
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const INFO: &str = "INFO";
+pub const WARNING: &str = "WARNING";
+pub const ERROR: &str = "ERROR";
+
+/// Appends `YYYY-MM-DD HH:MM:SS,mmm - root - LEVEL - ` to `out`.
+pub fn write_prefix(out: &mut Vec<u8>, at: SystemTime, level: &str) {
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let millis = since_epoch.subsec_millis();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let secs_of_day = secs % 86_400;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02},{millis:03} - root - {level} - ",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60,
+    );
+}
+
+/// One whole line, newline included, stamped now.
+pub fn line(level: &str, message: &str) -> String {
+    let mut out = Vec::with_capacity(64 + message.len());
+    write_prefix(&mut out, SystemTime::now(), level);
+    out.extend_from_slice(message.as_bytes());
+    out.push(b'\n');
+    String::from_utf8(out).expect("prefix and message are UTF-8")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`): std has no calendar and a crate is not allowed.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn prefix_at(secs: u64, millis: u64) -> String {
+        let mut out = Vec::new();
+        let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis);
+        write_prefix(&mut out, at, INFO);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn formats_like_python_logging() {
+        // (unix seconds, millis, expected); checked with Python's
+        // time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(secs)).
+        let cases = [
+            (0, 0, "1970-01-01 00:00:00,000"),
+            (1_629_663_656, 167, "2021-08-22 20:20:56,167"),
+            (951_782_400, 5, "2000-02-29 00:00:00,005"),
+            (4_102_444_799, 999, "2099-12-31 23:59:59,999"),
+            (1_709_164_800, 42, "2024-02-29 00:00:00,042"),
+        ];
+        for (secs, millis, want) in cases {
+            assert_eq!(prefix_at(secs, millis), format!("{want} - root - INFO - "));
+        }
+    }
+
+    #[test]
+    fn whole_line_ends_with_newline() {
+        let l = line(ERROR, "x");
+        assert!(l.ends_with(" - root - ERROR - x\n"), "{l}");
+        assert_eq!(
+            l.len(),
+            "2021-08-22 20:20:56,167 - root - ERROR - x\n".len()
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! What Python 3 prints for the original receiver's `msg` and `addr`:
+//! `repr(bytes)` (`b'test'`) and the `recvfrom` source tuple
+//! (`('10.130.3.209', 38063)`). The repr also keeps every log line one line:
+//! no payload byte can reach the log as a newline or a terminal escape.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+/// Appends Python's `repr(data)` for a `bytes` object.
+pub fn write_bytes(out: &mut Vec<u8>, data: &[u8]) {
+    // CPython's rule: single quotes, unless the data has a ' and no ".
+    let quote = if data.contains(&b'\'') && !data.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    out.reserve(data.len() + 3);
+    out.push(b'b');
+    out.push(quote);
+    for &byte in data {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ if byte == quote => out.extend_from_slice(&[b'\\', quote]),
+            0x20..=0x7e => out.push(byte),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hex = [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]];
+                out.extend_from_slice(&[b'\\', b'x', hex[0], hex[1]]);
+            }
+        }
+    }
+    out.push(quote);
+}
+
+/// Appends the tuple Python's `recvfrom` returns for `addr`: `('ip', port)`
+/// for IPv4, `('ip', port, flowinfo, scope_id)` for IPv6. An IPv4-mapped
+/// source (an IPv4 client of a dual-stack socket) prints as the IPv4 client.
+pub fn write_addr(out: &mut Vec<u8>, addr: SocketAddr) {
+    let _ = match addr {
+        SocketAddr::V4(a) => write!(out, "('{}', {})", a.ip(), a.port()),
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => write!(out, "('{v4}', {})", a.port()),
+            None => write!(
+                out,
+                "('{}{}', {}, {}, {})",
+                glibc_ipv6_text(a.ip()),
+                scope_suffix(a.ip(), a.scope_id()),
+                a.port(),
+                a.flowinfo(),
+                a.scope_id()
+            ),
+        },
+    };
+}
+
+/// `inet_ntop` as glibc (and so Python) writes it: like Rust's RFC 5952 form,
+/// except that an IPv4-compatible address (`::a.b.c.d`) keeps its dotted tail.
+fn glibc_ipv6_text(ip: &Ipv6Addr) -> String {
+    let s = ip.segments();
+    if s[..6] == [0; 6] && s[6] != 0 {
+        let [.., a, b, c, d] = ip.octets();
+        return format!("::{a}.{b}.{c}.{d}");
+    }
+    ip.to_string()
+}
+
+/// glibc's `getnameinfo(NI_NUMERICHOST)` appends `%scope`: the interface
+/// name for link-local addresses, else the number.
+fn scope_suffix(ip: &Ipv6Addr, scope_id: u32) -> String {
+    if scope_id == 0 {
+        return String::new();
+    }
+    let link_local = ip.segments()[0] & 0xffc0 == 0xfe80
+        || (ip.is_multicast() && ip.segments()[0] & 0x000f == 0x2);
+    if link_local {
+        if let Some(name) = interface_name(scope_id) {
+            return format!("%{name}");
+        }
+    }
+    format!("%{scope_id}")
+}
+
+fn interface_name(index: u32) -> Option<String> {
+    extern "C" {
+        fn if_indextoname(index: u32, name: *mut u8) -> *mut u8;
+    }
+    let mut buf = [0u8; 16]; // IF_NAMESIZE
+                             // SAFETY: buf is IF_NAMESIZE bytes, as if_indextoname requires.
+    let found = unsafe { !if_indextoname(index, buf.as_mut_ptr()).is_null() };
+    let len = buf.iter().position(|&b| b == 0)?;
+    found.then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+/// `repr(bytes)` as a String, for tests and messages.
+pub fn bytes_repr(data: &[u8]) -> String {
+    let mut out = Vec::new();
+    write_bytes(&mut out, data);
+    String::from_utf8(out).expect("repr is ASCII")
+}
+
+/// The address tuple as a String.
+pub fn addr_repr(addr: SocketAddr) -> String {
+    let mut out = Vec::new();
+    write_addr(&mut out, addr);
+    String::from_utf8(out).expect("address text is ASCII")
+}
+
+/// The IP as the sender logs it (`sent message to :10.0.0.1`).
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => glibc_ipv6_text(&v6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_like_python() {
+        // Expected strings are what python3 prints; tests/receiver.rs also
+        // checks every byte value against a live python3.
+        let cases: &[(&[u8], &str)] = &[
+            (b"test", r"b'test'"),
+            (b"", r"b''"),
+            (b"it's", r#"b"it's""#),
+            (b"it's \"q\"", r#"b'it\'s "q"'"#),
+            (b"a\\b", r"b'a\\b'"),
+            (
+                b"\t\n\r\x00\x1b[31m\x7f\x80\xff",
+                r"b'\t\n\r\x00\x1b[31m\x7f\x80\xff'",
+            ),
+        ];
+        for (data, want) in cases {
+            assert_eq!(bytes_repr(data), *want);
+        }
+    }
+
+    #[test]
+    fn addresses_like_python() {
+        let cases = [
+            ("10.130.3.209:38063", "('10.130.3.209', 38063)"),
+            ("[::1]:5000", "('::1', 5000, 0, 0)"),
+            ("[::ffff:10.1.2.3]:7", "('10.1.2.3', 7)"),
+            ("[fd00::a:0:0:1]:9", "('fd00::a:0:0:1', 9, 0, 0)"),
+            ("[::102:304]:9", "('::1.2.3.4', 9, 0, 0)"),
+            ("[2001:db8::%7]:9", "('2001:db8::%7', 9, 0, 7)"),
+        ];
+        for (addr, want) in cases {
+            assert_eq!(addr_repr(addr.parse().unwrap()), want, "{addr}");
+        }
+    }
+}

@@ -68,12 +68,7 @@ impl Parser {
     // Not Iterator: it returns a Result, as lexopt's does.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Arg>, UsageError> {
-        if self.attached.take().is_some() {
-            return Err(UsageError(format!(
-                "option '{}' takes no value",
-                self.last_option
-            )));
-        }
+        self.flag()?;
         let Some(arg) = self.args.next() else {
             return Ok(None);
         };
@@ -105,6 +100,17 @@ impl Parser {
             return Ok(Some(Arg::Short(short)));
         }
         Ok(Some(Arg::Value(arg)))
+    }
+
+    /// Checks that the option just returned takes no value (`--help=x`).
+    pub fn flag(&mut self) -> Result<(), UsageError> {
+        match self.attached.take() {
+            Some(_) => Err(UsageError(format!(
+                "option '{}' takes no value",
+                self.last_option
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The value of the option just returned by `next`.

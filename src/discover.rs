@@ -2,10 +2,25 @@
 //! name has one A (and/or AAAA) record per ready pod.
 //!
 //! Step one is `ToSocketAddrs`, so IP literals, /etc/hosts and `localhost`
-//! work as everywhere else.
+//! work as everywhere else. But the system resolver may stop short without
+//! a word: musl returns at most 48 addresses, glibc what one DNS message
+//! holds. So when it returns 48 or more we ask the DNS servers of
+//! /etc/resolv.conf ourselves (see `dns`) and send to the union of both
+//! answers. When it fails we ask too, because our own client can tell "no
+//! such name" from "no ready pods" from "DNS unreachable", which
+//! getaddrinfo's message cannot.
 
 use crate::args::UsageError;
+use crate::dns::{self, LookupError, RecordType};
+use crate::resolv_conf::{self, ResolvConf};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+/// From this many addresses on, the system resolver's list may have been
+/// cut: musl's getaddrinfo returns 48 at most (its MAXADDRS), and glibc's
+/// silently keeps a truncated answer. Checking costs about two queries.
+pub const MAYBE_CUT: usize = 48;
 
 /// Which address family to send to. A dual-stack Service has A and AAAA
 /// records for the same pods; `Auto` picks one family so no pod gets the
@@ -43,11 +58,155 @@ pub struct Pods {
 #[derive(Debug)]
 pub struct NotResolved(pub String);
 
+/// Reads /etc/resolv.conf (only used when the system resolver's answer
+/// needs checking or explaining) and applies `decide`.
 pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, NotResolved> {
-    let found = (service, port)
-        .to_socket_addrs()
-        .map_err(|e| NotResolved(format!("cannot resolve service '{service}': {e}")))?;
-    let addrs = pick_family(unique(found), family);
+    let system = system_resolver(service, port);
+    let conf = resolv_conf::load(Path::new(resolv_conf::PATH))
+        .map_err(|e| format!("cannot read {}: {e}", resolv_conf::PATH));
+    decide(
+        service,
+        port,
+        family,
+        system,
+        conf.as_ref().map_err(String::as_str),
+    )
+}
+
+/// `discover` with a given DNS configuration instead of /etc/resolv.conf.
+pub fn discover_with(
+    service: &str,
+    port: u16,
+    family: Family,
+    conf: &ResolvConf,
+) -> Result<Pods, NotResolved> {
+    decide(
+        service,
+        port,
+        family,
+        system_resolver(service, port),
+        Ok(conf),
+    )
+}
+
+fn system_resolver(service: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    (service, port).to_socket_addrs().map(unique)
+}
+
+/// The policy, given what `ToSocketAddrs` answered (`system`) and the DNS
+/// configuration or why there is none. Separate so that tests can feed it
+/// any system answer.
+pub fn decide(
+    service: &str,
+    port: u16,
+    family: Family,
+    system: io::Result<Vec<SocketAddr>>,
+    conf: Result<&ResolvConf, &str>,
+) -> Result<Pods, NotResolved> {
+    match system {
+        Ok(addrs) if addrs.len() < MAYBE_CUT => pods(service, family, addrs),
+        Ok(addrs) => complete(service, port, family, addrs, conf),
+        Err(e) => explain(service, port, family, e, conf),
+    }
+}
+
+/// The system resolver's list may be cut: add what DNS itself says.
+fn complete(
+    service: &str,
+    port: u16,
+    family: Family,
+    addrs: Vec<SocketAddr>,
+    conf: Result<&ResolvConf, &str>,
+) -> Result<Pods, NotResolved> {
+    let why_unchecked = match conf {
+        Err(why) => why.to_string(),
+        Ok(conf) if conf.nameservers.is_empty() => "resolv.conf lists no nameserver".into(),
+        Ok(conf) => match ask_dns(conf, service, family) {
+            Ok(found) => {
+                let from_dns = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
+                let all = unique(addrs.into_iter().chain(from_dns));
+                return with_dns_cut(service, family, all, found.truncated);
+            }
+            // Not in DNS: the system's answer came from elsewhere
+            // (/etc/hosts) and is all there is.
+            Err(LookupError::NotFound(_) | LookupError::NoRecords(..)) => {
+                return pods(service, family, addrs);
+            }
+            Err(e) => format!("the name {e}"),
+        },
+    };
+    let mut pods = pods(service, family, addrs)?;
+    pods.incomplete = Some(format!(
+        "service '{service}': found {} addresses, maybe not all (the system resolver \
+         can stop at {MAYBE_CUT}), and could not check with DNS: {why_unchecked}",
+        pods.addrs.len()
+    ));
+    Ok(pods)
+}
+
+/// The system resolver failed: ask DNS, which either finds the pods after
+/// all or says precisely why not.
+fn explain(
+    service: &str,
+    port: u16,
+    family: Family,
+    error: io::Error,
+    conf: Result<&ResolvConf, &str>,
+) -> Result<Pods, NotResolved> {
+    let conf = match conf {
+        Ok(conf) if !conf.nameservers.is_empty() => conf,
+        Ok(_) => {
+            return Err(NotResolved(format!(
+                "cannot resolve service '{service}': {error} (resolv.conf lists no nameserver)"
+            )))
+        }
+        Err(why) => {
+            return Err(NotResolved(format!(
+                "cannot resolve service '{service}': {error} ({why})"
+            )))
+        }
+    };
+    match ask_dns(conf, service, family) {
+        Ok(found) => {
+            let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
+            with_dns_cut(service, family, addrs.collect(), found.truncated)
+        }
+        Err(e) => Err(NotResolved(format!("service '{service}' {e}"))),
+    }
+}
+
+/// Only IPv4 or only IPv6 asks for that type; `Auto` asks for AAAA only
+/// when the name has no A records, as `pick_family` prefers IPv4.
+fn ask_dns(conf: &ResolvConf, service: &str, family: Family) -> Result<dns::Found, LookupError> {
+    let types: &[RecordType] = match family {
+        Family::Auto => &[RecordType::A, RecordType::Aaaa],
+        Family::Ipv4 => &[RecordType::A],
+        Family::Ipv6 => &[RecordType::Aaaa],
+    };
+    dns::lookup(conf, service, types)
+}
+
+/// `pods`, with a warning when the DNS answer itself was cut.
+fn with_dns_cut(
+    service: &str,
+    family: Family,
+    addrs: Vec<SocketAddr>,
+    truncated: bool,
+) -> Result<Pods, NotResolved> {
+    let mut pods = pods(service, family, addrs)?;
+    if truncated {
+        pods.incomplete = Some(format!(
+            "service '{service}' is too large for one DNS answer (64 KiB): \
+             found {} addresses, the other pods get nothing",
+            pods.addrs.len()
+        ));
+    }
+    Ok(pods)
+}
+
+/// The addresses of the family wanted; an error if there are none.
+fn pods(service: &str, family: Family, addrs: Vec<SocketAddr>) -> Result<Pods, NotResolved> {
+    let addrs = pick_family(addrs, family);
     if addrs.is_empty() {
         return Err(NotResolved(format!(
             "service '{service}' has no {} addresses",

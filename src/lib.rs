@@ -5,9 +5,11 @@
 
 pub mod args;
 pub mod discover;
+pub mod dns;
 pub mod exit;
 pub mod log_line;
 pub mod pyrepr;
 pub mod readiness;
+pub mod resolv_conf;
 pub mod signals;
 pub mod socket;

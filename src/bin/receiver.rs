@@ -7,7 +7,7 @@ use std::io::{self, ErrorKind, Write};
 use std::mem::ManuallyDrop;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::FromRawFd;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::{exit, log_line, pyrepr, readiness, signals, socket};
 
@@ -88,12 +88,17 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("port") => port = Some(parser.text()?),
             Some("bind") => bind = Some(parser.text()?),
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
-            Some("check") => check = true,
+            Some("check") => {
+                parser.flag()?;
+                check = true;
+            }
             Some("help") => {
+                parser.flag()?;
                 print!("{HELP}");
                 return Ok(Mode::Done);
             }
             Some("version") => {
+                parser.flag()?;
                 println!("receiver {}", env!("CARGO_PKG_VERSION"));
                 return Ok(Mode::Done);
             }
@@ -192,12 +197,7 @@ fn log_datagrams(sock: &UdpSocket) -> io::Result<()> {
     while !signals::stop_requested() {
         match sock.recv_from(&mut datagram) {
             Ok((len, from)) => {
-                log_line::write_prefix(&mut out, SystemTime::now(), log_line::INFO);
-                out.extend_from_slice(b"Message from Client:");
-                pyrepr::write_bytes(&mut out, &datagram[..len]);
-                out.extend_from_slice(b" Client IP Address:");
-                pyrepr::write_addr(&mut out, from);
-                out.push(b'\n');
+                write_line(&mut out, &datagram[..len], from);
                 if out.len() >= FLUSH_AT {
                     stdout.write_all(&out)?;
                     out.clear();
@@ -227,7 +227,26 @@ fn log_datagrams(sock: &UdpSocket) -> io::Result<()> {
             }
         }
     }
+    // Log what had already arrived when the stop came, within a bound so a
+    // flood cannot hold the stop up.
+    sock.set_nonblocking(true)?;
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
+        let Ok((len, from)) = sock.recv_from(&mut datagram) else {
+            break;
+        };
+        write_line(&mut out, &datagram[..len], from);
+    }
     stdout.write_all(&out)
+}
+
+fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
+    log_line::write_prefix(out, SystemTime::now(), log_line::INFO);
+    out.extend_from_slice(b"Message from Client:");
+    pyrepr::write_bytes(out, payload);
+    out.extend_from_slice(b" Client IP Address:");
+    pyrepr::write_addr(out, from);
+    out.push(b'\n');
 }
 
 fn warn(message: &str) {

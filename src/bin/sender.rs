@@ -149,12 +149,17 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("family") => family = Some(parser.text()?),
             Some("repeat") => repeat = Some(parser.text()?),
             Some("interval") => interval = Some(parser.text()?),
-            Some("idle") => return Ok(Mode::Idle),
+            Some("idle") => {
+                parser.flag()?;
+                return Ok(Mode::Idle);
+            }
             Some("help") => {
+                parser.flag()?;
                 print!("{HELP}");
                 return Ok(Mode::Done);
             }
             Some("version") => {
+                parser.flag()?;
                 println!("sender {}", env!("CARGO_PKG_VERSION"));
                 return Ok(Mode::Done);
             }

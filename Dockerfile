@@ -1,0 +1,131 @@
+# Images for udp-headless: two tiny FROM-scratch images, one binary each.
+#
+#   docker build --target receiver -t udp-headless/receiver:0.1.0 .
+#   docker build --target sender   -t udp-headless/sender:0.1.0 .
+#
+# (podman build / buildah bud take the same arguments.)
+#
+# Where do the binaries come from? The build argument BINARIES picks:
+#
+#   BINARIES=build (default)  compiled in the `build` stage below, from a
+#                             pinned Rust image: needs a registry to pull it.
+#   BINARIES=host             copied from the build context, compiled on the
+#                             host beforehand with
+#                               cargo build --release --locked --bins \
+#                                   --target x86_64-unknown-linux-musl
+#                             No base image is pulled at all (scratch is not
+#                             an image): for machines without registry access.
+#                             scripts/container-test.sh builds this way.
+#
+# Docker (BuildKit), podman and buildah only build the stages the target
+# needs, and `FROM ${BINARIES:-build} AS binaries` makes exactly one of
+# `build` and `host` needed, so with BINARIES=host the Rust image is never
+# pulled.
+# .dockerignore lets in only the sources and those two host binaries.
+#
+# The binaries are static (musl, std only, no C dependencies) and small: the
+# release profile in Cargo.toml has lto, codegen-units=1, panic=abort,
+# strip and opt-level "s". Each image is one binary, well under 600 KB.
+
+# No HEALTHCHECK: Kubernetes ignores it (the receiver's readinessProbe runs
+# `/receiver --check`), the OCI image format that podman and buildah write
+# has no field for it (they drop it with a warning), and the sender has
+# nothing to check. `docker run` users can add --health-cmd.
+# checkov:skip=CKV_DOCKER_2:HEALTHCHECK is not in the OCI image format, and Kubernetes runs /receiver --check as its readinessProbe (see above)
+
+# Rust release used by the `build` stage. The tag is pinned; add a digest
+# (rust:1.95.0-slim@sha256:...) for fully reproducible builds.
+ARG RUST_VERSION=1.95.0
+# Where the binaries come from: `build` or `host` (see above).
+ARG BINARIES=build
+# Image metadata (OCI labels). VERSION follows Cargo.toml; pass SOURCE_URL
+# and REVISION (git rev-parse HEAD) from CI.
+ARG VERSION=0.1.0
+ARG SOURCE_URL="unknown: build with --build-arg SOURCE_URL=<repository URL>"
+ARG REVISION=unknown
+
+# ---------------------------------------------------------------------------
+# build: compile both binaries for x86_64-unknown-linux-musl.
+# The musl target brings its own libc and C runtime objects (rustup's
+# "self-contained" musl), so the image's gcc links a static binary without
+# musl-tools or any other package.
+FROM docker.io/library/rust:${RUST_VERSION}-slim AS build
+RUN rustup target add x86_64-unknown-linux-musl
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+RUN cargo build --release --locked --bins --target x86_64-unknown-linux-musl \
+    && mkdir /out \
+    && cp target/x86_64-unknown-linux-musl/release/sender \
+          target/x86_64-unknown-linux-musl/release/receiver /out/
+
+# ---------------------------------------------------------------------------
+# host: the same two binaries, built on the host (BINARIES=host).
+FROM scratch AS host
+COPY target/x86_64-unknown-linux-musl/release/sender \
+     target/x86_64-unknown-linux-musl/release/receiver /out/
+
+# ---------------------------------------------------------------------------
+# binaries: whichever of the two stages BINARIES names; /out holds the
+# binaries either way.
+# Two workarounds for buildah 1.28 (podman 4.3, Debian 12), harmless
+# elsewhere:
+#   - `:-build` repeats the ARG's default: buildah 1.28 decides which
+#     stages a target needs by expanding FROM with the --build-arg values
+#     only, not the ARG defaults, so a plain `${BINARIES}` skipped the
+#     `build` stage and then failed with "build: image not known";
+#   - WORKDIR is not just documentation: a stage with no instruction makes
+#     `podman build --layers=false` fail at the end with "identifier is not
+#     an image" (it removes the shared intermediate image twice).
+# checkov:skip=CKV_DOCKER_7:FROM ${BINARIES:-build} names a stage of this file (build or host), not an image, so it has no tag
+FROM ${BINARIES:-build} AS binaries
+WORKDIR /out
+
+# ---------------------------------------------------------------------------
+# sender: resolves a name and sends one UDP datagram to every address.
+#
+# ENTRYPOINT is the binary, so arguments go straight to it:
+#   podman run --rm udp-headless/sender:0.1.0 -s headless-udp -m test
+# The default CMD is --idle (wait for SIGTERM, send nothing), the sender's
+# role in a deployment: a long-running pod or compose service that users
+# `kubectl exec` / `docker compose exec` into to run `/sender -s ... -m ...`
+# (there is no shell in the image). --help as default would make a pod or
+# service that forgets its args exit at once and restart forever; --idle
+# just waits, and stops within a second on SIGTERM (it runs as PID 1).
+FROM scratch AS sender
+ARG VERSION
+ARG SOURCE_URL
+ARG REVISION
+LABEL org.opencontainers.image.title="udp-headless sender" \
+      org.opencontainers.image.description="Sends one UDP datagram to every address a name resolves to, e.g. every pod behind a Kubernetes headless Service" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}"
+COPY --from=binaries /out/sender /sender
+# Numeric user and group: no /etc/passwd in scratch, and Kubernetes'
+# runAsNonRoot can only verify a numeric USER. OpenShift overrides it with
+# a random UID (group 0); the binary needs no particular UID or any file.
+USER 65532:65532
+ENTRYPOINT ["/sender"]
+CMD ["--idle"]
+
+# ---------------------------------------------------------------------------
+# receiver: listens on UDP 12000 (all addresses, IPv4 and IPv6) and logs
+# every datagram to stdout. `/receiver --check` is the readiness probe.
+# Last stage, so a build without --target gives the receiver.
+FROM scratch AS receiver
+ARG VERSION
+ARG SOURCE_URL
+ARG REVISION
+LABEL org.opencontainers.image.title="udp-headless receiver" \
+      org.opencontainers.image.description="Logs every UDP datagram received on port 12000, e.g. as a pod behind a Kubernetes headless Service" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}"
+COPY --from=binaries /out/receiver /receiver
+# See the sender stage: numeric non-root user, any UID works.
+USER 65532:65532
+EXPOSE 12000/udp
+ENTRYPOINT ["/receiver"]

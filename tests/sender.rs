@@ -1,0 +1,398 @@
+//! The real `sender` over loopback. Name-resolution cases run in a private
+//! network namespace (`unshare --net --mount`, root) with their own
+//! /etc/hosts and /etc/resolv.conf, so no lookup leaves the test.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// A socket standing in for a pod: collects what the sender sends.
+fn pod(addr: &str) -> (UdpSocket, u16) {
+    let sock = UdpSocket::bind((addr, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    (sock, port)
+}
+
+fn received(sock: &UdpSocket) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = vec![0; 65_536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(buf[..n].to_vec());
+    }
+    got
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn sent_to(out: &Output) -> Vec<String> {
+    info_messages(&stdout(out))
+        .into_iter()
+        .map(|m| m.strip_prefix("sent message to :").unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn sends_one_datagram_and_logs_the_original_line() {
+    for ip in ["127.0.0.1", "::1"] {
+        let (sock, port) = pod(ip);
+        let out = bin("sender")
+            .args(["-s", ip, "-p", &port.to_string(), "-m", "test"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(sent_to(&out), vec![ip.to_string()]);
+        assert_eq!(received(&sock), vec![b"test".to_vec()]);
+    }
+}
+
+#[test]
+fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
+    for message_args in [&[][..], &["-m", "-"][..]] {
+        let (sock, port) = pod("127.0.0.1");
+        let mut child = bin("sender")
+            .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+            .args(message_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = b"one\n\ntwo words\n\xff\xfe not utf-8\r\nlast without newline";
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(sent_to(&out).len(), 5);
+        let want: Vec<&[u8]> = vec![
+            b"one",
+            b"",
+            b"two words",
+            b"\xff\xfe not utf-8\r",
+            b"last without newline",
+        ];
+        assert_eq!(received(&sock), want);
+    }
+}
+
+#[test]
+fn repeat_broadcasts_every_interval() {
+    let (sock, port) = pod("127.0.0.1");
+    let out = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "tick"])
+        .args(["--repeat", "3", "--interval", "20ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sent_to(&out).len(), 3);
+    assert_eq!(received(&sock), vec![b"tick".to_vec(); 3]);
+}
+
+#[test]
+fn options_fall_back_to_environment_variables() {
+    let (sock, port) = pod("::1");
+    let out = bin("sender")
+        .env("UDP_HEADLESS_SERVICE", "::1")
+        .env("UDP_HEADLESS_PORT", port.to_string())
+        .env("UDP_HEADLESS_MESSAGE", "from env")
+        .env("UDP_HEADLESS_REPEAT", "2")
+        .env("UDP_HEADLESS_INTERVAL", "1ms")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(received(&sock), vec![b"from env".to_vec(); 2]);
+    // An option beats its variable.
+    let out = bin("sender")
+        .env("UDP_HEADLESS_SERVICE", "192.0.2.1")
+        .env("UDP_HEADLESS_MESSAGE", "from env")
+        .args(["-s", "::1", "-p", &port.to_string(), "-m", "from option"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(received(&sock), vec![b"from option".to_vec()]);
+}
+
+#[test]
+fn messages_too_large_for_a_datagram_are_refused_before_sending() {
+    let (v4, port4) = pod("127.0.0.1");
+    let (v6, port6) = pod("::1");
+    let send = |ip: &str, port: u16, len: usize| {
+        bin("sender")
+            .args(["-s", ip, "-p", &port.to_string(), "-m"])
+            .arg("x".repeat(len))
+            .output()
+            .unwrap()
+    };
+    // Largest payloads: 65507 bytes over IPv4, 65527 over IPv6.
+    assert_eq!(send("127.0.0.1", port4, 65_507).status.code(), Some(0));
+    assert_eq!(received(&v4).len(), 1);
+    let out = send("127.0.0.1", port4, 65_508);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("65508 bytes; an IPv4 UDP datagram holds at most 65507"));
+    assert_eq!(stdout(&out), "");
+    assert!(received(&v4).is_empty());
+
+    assert_eq!(send("::1", port6, 65_527).status.code(), Some(0));
+    assert_eq!(received(&v6)[0].len(), 65_527);
+    let out = send("::1", port6, 65_528);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("65528 bytes; a UDP datagram holds at most 65527"));
+    assert!(received(&v6).is_empty());
+}
+
+#[test]
+fn usage_errors_are_one_clear_line_and_exit_2() {
+    let cases: &[UsageCase] = &[
+        (&["-m", "x"], &[], "no service: give -s NAME"),
+        (&["-s", "", "-m", "x"], &[], "the service name is empty"),
+        (&["-s", "a", "--bogus"], &[], "unknown option '--bogus'"),
+        (&["-s", "a", "stray"], &[], "unexpected argument 'stray'"),
+        (&["-s"], &[], "option '-s' needs a value"),
+        (&["-s", "a", "-p", "0"], &[], "--port: '0' is not a port"),
+        (
+            &["-s", "a", "--family", "ipx"],
+            &[],
+            "--family: 'ipx' is not one of auto, ipv4, ipv6",
+        ),
+        (
+            &["-s", "a", "-m", "x", "-i", "soon"],
+            &[],
+            "--interval: 'soon' is not a duration",
+        ),
+        (
+            &["-s", "a", "-m", "x", "-r", "-1"],
+            &[],
+            "--repeat: '-1' is not a whole number",
+        ),
+        (&["-s", "a", "-r", "2"], &[], "--repeat needs a message"),
+        (
+            &["-s", "a"],
+            &[("UDP_HEADLESS_PORT", "x")],
+            "$UDP_HEADLESS_PORT: 'x' is not a port",
+        ),
+        (
+            &["-s", "a", "--help=x"],
+            &[],
+            "option '--help' takes no value",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let out = bin("sender")
+            .args(*args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+}
+
+#[test]
+fn idle_waits_for_sigterm() {
+    let mut child = bin("sender").arg("--idle").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(child.try_wait().unwrap().is_none(), "--idle returned early");
+    signal(&child, "TERM");
+    wait_until("sender --idle to stop", Duration::from_secs(5), || {
+        child.try_wait().unwrap().is_some()
+    });
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn help_and_version() {
+    let out = bin("sender").arg("-h").output().unwrap();
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for word in [
+        "--service",
+        "--message",
+        "--family",
+        "--repeat",
+        "--interval",
+        "--idle",
+    ] {
+        assert!(help.contains(word), "help lacks {word}");
+    }
+    let out = bin("sender").arg("--version").output().unwrap();
+    assert_eq!(
+        stdout(&out),
+        format!("sender {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+// ---- Name resolution, in a private network namespace ----
+
+/// Runs `script` (sh) in a new network and mount namespace whose loopback
+/// is up and whose /etc/hosts and /etc/resolv.conf are the test's own.
+/// `$SENDER`, `$RECEIVER` and `$DIR` are set for the script.
+fn in_private_netns(dir: &Path, hosts: &str, resolv_conf: &str, script: &str) -> Output {
+    in_private_netns_with_stdin(dir, hosts, resolv_conf, script, Stdio::null())
+        .wait_with_output()
+        .unwrap()
+}
+
+fn in_private_netns_with_stdin(
+    dir: &Path,
+    hosts: &str,
+    resolv_conf: &str,
+    script: &str,
+    stdin: Stdio,
+) -> std::process::Child {
+    fs::write(dir.join("hosts"), hosts).unwrap();
+    fs::write(dir.join("resolv.conf"), resolv_conf).unwrap();
+    let setup = "set -e; ip link set lo up; \
+        mount --bind \"$DIR/hosts\" /etc/hosts; \
+        mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; ";
+    Command::new("unshare")
+        .args(["--net", "--mount", "sh", "-c"])
+        .arg(format!("{setup}{script}"))
+        .env("SENDER", assert_cmd::cargo::cargo_bin("sender"))
+        .env("RECEIVER", assert_cmd::cargo::cargo_bin("receiver"))
+        .env("DIR", dir)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare runs (these tests need root)")
+}
+
+/// A script that starts a receiver in the namespace, runs `sender_args`
+/// once the receiver is ready, stops the receiver (it logs what arrived
+/// first) and exits with the sender's code.
+fn with_receiver(sender_args: &str) -> String {
+    format!(
+        "\"$RECEIVER\" -p 12000 >\"$DIR/receiver.log\" 2>/dev/null & receiver=$!; \
+         until \"$RECEIVER\" --check 2>/dev/null; do sleep 0.02; done; \
+         rc=0; \"$SENDER\" {sender_args} || rc=$?; \
+         kill $receiver; wait $receiver; exit $rc"
+    )
+}
+const NO_DNS: &str = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
+
+fn receiver_log(dir: &Path) -> Vec<String> {
+    info_messages(&fs::read_to_string(dir.join("receiver.log")).unwrap())
+}
+
+fn netns_dir(test: &str) -> PathBuf {
+    temp_dir(&format!("netns-{test}"))
+}
+
+#[test]
+fn every_address_of_a_name_gets_one_datagram_of_one_family() {
+    let dir = netns_dir("family");
+    // Duplicates and both families, as a dual-stack Service answers.
+    let hosts = "127.0.0.1 pods\n::1 pods\n127.0.0.2 pods\n127.0.0.1 pods\n127.0.0.3 pods\n";
+    // (--family, the addresses that must be sent to)
+    let cases: &[(&str, &[&str])] = &[
+        ("auto", &["127.0.0.1", "127.0.0.2", "127.0.0.3"]),
+        ("ipv4", &["127.0.0.1", "127.0.0.2", "127.0.0.3"]),
+        ("ipv6", &["::1"]),
+    ];
+    for (family, want) in cases {
+        let script = with_receiver(&format!("-s pods -m hi --family {family}"));
+        let out = in_private_netns(&dir, hosts, NO_DNS, &script);
+        assert_eq!(out.status.code(), Some(0), "{family}: {}", stderr(&out));
+        let mut sent = sent_to(&out);
+        sent.sort();
+        assert_eq!(sent, *want, "{family}");
+        assert_eq!(
+            receiver_log(&dir).len(),
+            want.len(),
+            "{family}: one datagram per address"
+        );
+    }
+    // Only IPv6 records: auto falls back to IPv6.
+    let script = with_receiver("-s v6only -m hi");
+    let out = in_private_netns(&dir, "::1 v6only\n", NO_DNS, &script);
+    assert_eq!(sent_to(&out), vec!["::1"]);
+    let log = receiver_log(&dir);
+    assert!(log[0].ends_with(", 0, 0)"), "an IPv6 source: {log:?}");
+}
+
+#[test]
+fn a_failed_send_is_logged_and_the_others_still_go_out() {
+    let dir = netns_dir("partial");
+    // 10.9.9.9 has no route in the namespace: that send fails at once.
+    let hosts = "10.9.9.9 half\n127.0.0.1 half\n";
+    let script = with_receiver("-s half -m hi");
+    let out = in_private_netns(&dir, hosts, NO_DNS, &script);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(sent_to(&out), vec!["127.0.0.1"]);
+    let err = stderr(&out);
+    let (level, message) = parse_log_line(err.lines().next().unwrap()).unwrap();
+    assert_eq!(level, "ERROR");
+    assert!(
+        message.starts_with("failed to send message to :10.9.9.9: "),
+        "{message}"
+    );
+    assert!(message.contains("unreachable"), "{message}");
+    assert_eq!(receiver_log(&dir).len(), 1);
+}
+
+#[test]
+fn a_name_that_does_not_resolve_exits_3_naming_it() {
+    let dir = netns_dir("unresolved");
+    let out = in_private_netns(&dir, "", NO_DNS, "\"$SENDER\" -s nosuch-service -m hi");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (level, message) = parse_log_line(err.trim_end()).unwrap();
+    assert_eq!(level, "ERROR");
+    assert!(message.contains("'nosuch-service'"), "{message}");
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn stdin_mode_resolves_again_before_each_line() {
+    let dir = netns_dir("reresolve");
+    let script = with_receiver("-s svc");
+    let mut child =
+        in_private_netns_with_stdin(&dir, "127.0.0.1 svc\n", NO_DNS, &script, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    wait_until(
+        "the receiver in the namespace",
+        Duration::from_secs(10),
+        || dir.join("receiver.log").exists(),
+    );
+    stdin.write_all(b"before scaling\n").unwrap();
+    wait_until("the first line", Duration::from_secs(10), || {
+        receiver_log(&dir).len() == 1
+    });
+    // Scale up: the same hosts file (same inode, so the bind mount sees it).
+    fs::write(
+        dir.join("hosts"),
+        "127.0.0.1 svc\n127.0.0.2 svc\n127.0.0.3 svc\n",
+    )
+    .unwrap();
+    stdin.write_all(b"after scaling\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        sent_to(&out),
+        ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    );
+    let log = receiver_log(&dir);
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("b'after scaling'"))
+            .count(),
+        3
+    );
+}

@@ -103,6 +103,9 @@ LABEL org.opencontainers.image.title="udp-headless sender" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=binaries /out/sender /sender
+# So `kubectl exec sender-app -- sender -s headless-udp -m test` finds it
+# by name, as in the original walkthrough (scratch has no PATH of its own).
+ENV PATH=/
 # Numeric user and group: no /etc/passwd in scratch, and Kubernetes'
 # runAsNonRoot can only verify a numeric USER. OpenShift overrides it with
 # a random UID (group 0); the binary needs no particular UID or any file.
@@ -125,6 +128,7 @@ LABEL org.opencontainers.image.title="udp-headless receiver" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=binaries /out/receiver /receiver
+ENV PATH=/
 # See the sender stage: numeric non-root user, any UID works.
 USER 65532:65532
 EXPOSE 12000/udp

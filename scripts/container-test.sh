@@ -539,7 +539,8 @@ test_compose() {
     compose_subnet=$(podman network inspect -f '{{range .Subnets}}{{.Subnet}}{{end}}' "${compose_project}_default")
 
     # As a user would: exec into the idle sender...
-    compose_send exec "$message-exec" exec -T sender /sender -s headless-udp -m "$message-exec"
+    # (bare name: the image sets PATH=/, so it works as in the original)
+    compose_send exec "$message-exec" exec -T sender sender -s headless-udp -m "$message-exec"
     # ... or one-off with `run --rm`. --no-deps is needed with
     # podman-compose 1.0.3, whose `run` otherwise rebuilds the receiver
     # image (from source: it would pull the rust image).

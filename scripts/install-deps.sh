@@ -12,6 +12,9 @@ apt_packages=(
     shellcheck     # lint for scripts/
     podman         # container smoke test of the images
     runc           # podman's runtime on these machines
+    netavark       # podman's network backend...
+    aardvark-dns   # ...and its DNS: answers a network alias with every container
+    iptables       # netavark's NAT rules (not a dependency of its package)
     podman-compose # compose.yaml test
     python3-venv   # the linters' virtualenv
 )

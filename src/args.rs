@@ -137,6 +137,22 @@ impl Parser {
     }
 }
 
+/// `--help` or `--version` (`option`), alike in both programs: checks it
+/// has no value and prints the help text or `program VERSION`.
+pub fn print_help_or_version(
+    parser: &mut Parser,
+    option: &str,
+    program: &str,
+    help: &str,
+) -> Result<(), UsageError> {
+    parser.flag()?;
+    match option {
+        "help" => print!("{help}"),
+        _ => println!("{program} {}", env!("CARGO_PKG_VERSION")),
+    }
+    Ok(())
+}
+
 fn os_from_bytes(bytes: Vec<u8>) -> OsString {
     use std::os::unix::ffi::OsStringExt;
     OsString::from_vec(bytes)

@@ -322,3 +322,31 @@ fn help_and_version() {
         format!("receiver {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn a_log_that_cannot_be_written_is_a_clear_failure() {
+    let port = free_port();
+    let mut child = bin("receiver")
+        .args(["-p", &port.to_string()])
+        .stdout(fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the receiver", Duration::from_secs(5), || {
+        check(port).status.success()
+    });
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"x", ("127.0.0.1", port))
+        .unwrap();
+    wait_until("the receiver to give up", Duration::from_secs(5), || {
+        child.try_wait().unwrap().is_some()
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write the log to standard output: "),
+        "{err}"
+    );
+}

@@ -396,3 +396,34 @@ fn stdin_mode_resolves_again_before_each_line() {
         3
     );
 }
+
+#[test]
+fn failing_stdin_or_stdout_exits_1() {
+    // stdin that cannot be read (a directory).
+    let out = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", "9"])
+        .stdin(fs::File::open("/").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read standard input"),
+        "{}",
+        stderr(&out)
+    );
+
+    // stdout that cannot be written (a full disk).
+    let (sock, port) = pod("127.0.0.1");
+    let out = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "x"])
+        .stdout(fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot write to standard output"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(received(&sock).len(), 1, "the send itself happened");
+}

@@ -92,14 +92,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
                 parser.flag()?;
                 check = true;
             }
-            Some("help") => {
-                parser.flag()?;
-                print!("{HELP}");
-                return Ok(Mode::Done);
-            }
-            Some("version") => {
-                parser.flag()?;
-                println!("receiver {}", env!("CARGO_PKG_VERSION"));
+            Some(option @ ("help" | "version")) => {
+                args::print_help_or_version(&mut parser, option, "receiver", HELP)?;
                 return Ok(Mode::Done);
             }
             _ => return Err(arg.unexpected()),

@@ -153,14 +153,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
                 parser.flag()?;
                 return Ok(Mode::Idle);
             }
-            Some("help") => {
-                parser.flag()?;
-                print!("{HELP}");
-                return Ok(Mode::Done);
-            }
-            Some("version") => {
-                parser.flag()?;
-                println!("sender {}", env!("CARGO_PKG_VERSION"));
+            Some(option @ ("help" | "version")) => {
+                args::print_help_or_version(&mut parser, option, "sender", HELP)?;
                 return Ok(Mode::Done);
             }
             _ => return Err(arg.unexpected()),

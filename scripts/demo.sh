@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# The original demo's walkthrough, end to end, checked:
+#   scripts/demo.sh local   on this Linux machine, no Kubernetes needed: pods
+#                           are network namespaces, the cluster DNS is dnsmasq
+#   scripts/demo.sh         on the OpenShift/Kubernetes cluster oc/kubectl
+#                           is logged in to
+# Both: 2 receivers + sender-app, one broadcast, every receiver's log checked;
+# scale to 5, broadcast again, all 5 checked; a one-line verdict; exit 0 only
+# if every pod got every message meant for it exactly once.
+set -euo pipefail
+
+SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$SCRIPTS")
+# shellcheck source=lib/dns.sh
+source "$SCRIPTS/lib/dns.sh"
+# shellcheck source=lib/cluster.sh
+source "$SCRIPTS/lib/cluster.sh"
+# shellcheck source=lib/verify.sh
+source "$SCRIPTS/lib/verify.sh"
+# shellcheck source=lib/k8s.sh
+source "$SCRIPTS/lib/k8s.sh"
+
+STS=statefulset-udp-server
+# The two broadcasts: different words, so a pod's log tells which it got.
+MESSAGE_1='test'
+MESSAGE_2=test-after-scale
+
+usage() {
+    cat <<EOF
+Usage: scripts/demo.sh local [--bin-dir DIR] [--keep-logs] [--replicas N] [--scale-to M]
+       scripts/demo.sh [--namespace NS] [--receiver-image IMG] [--sender-image IMG]
+                       [--replicas N] [--scale-to M] [--cleanup] [--timeout SECONDS]
+
+Runs the original walkthrough and checks it: N receiver pods ($STS-0..)
+and a sender-app pod; \`sender -s headless-udp -m $MESSAGE_1\` in sender-app; every
+receiver must log the message exactly once, from sender-app's IP. Then the
+StatefulSet is scaled to M pods and \`-m $MESSAGE_2\` broadcast: all M must log
+it once (and the first N still have their first message, once).
+Prints the commands as their oc equivalents, the sender's and each
+receiver's log, and a one-line verdict.
+
+local: on this machine (root, Linux): each pod is a network namespace on a
+  bridge in a "node" namespace, the cluster DNS is dnsmasq in its own pod
+  namespace (installed if missing), nothing touches the host's network.
+  Everything is removed at the end, also on failure or Ctrl-C.
+  --bin-dir DIR    where sender and receiver are [\$UDP_HEADLESS_BIN_DIR, else
+                   target/x86_64-unknown-linux-musl/release, built if missing]
+  --keep-logs      keep the pods' logs (the directory is printed)
+
+cluster (default): on OpenShift (oc, the Template in deployments/Deploy.yaml)
+  or Kubernetes (kubectl, kubectl apply -k deployments/), oc preferred.
+  --namespace NS         project/namespace, created if missing [headless-demo]
+  --receiver-image IMG   [udp-headless/receiver:0.1.0]
+  --sender-image IMG     [udp-headless/sender:0.1.0]
+  --cleanup              delete at the end what this run created (the
+                         namespace if it made it, else the demo's objects)
+  --timeout SECONDS      for each rollout/wait [300]
+
+Both:
+  --replicas N     receivers at first [2]
+  --scale-to M     receivers after scaling [5]
+  -h, --help       this help
+
+Exit: 0 every pod got its messages; 1 a pod missed one (or got it twice), or
+a step failed; 2 usage error; 3 something needed is missing (root, tools,
+a cluster login).
+EOF
+}
+
+die_usage() {
+    echo "demo: $1 (see scripts/demo.sh --help)" >&2
+    exit 2
+}
+
+# A positive integer option value, or a usage error.
+count_arg() {
+    [[ $2 =~ ^[1-9][0-9]*$ ]] || die_usage "$1 needs a positive number, not '$2'"
+    echo "$2"
+}
+
+# Prints a walkthrough step header: the command a user would type.
+step() {
+    echo
+    echo "== $*"
+}
+
+# ---------------------------------------------------------------- local mode
+
+local_main() {
+    local bin_dir=${UDP_HEADLESS_BIN_DIR:-} keep_logs=0 replicas=2 scale_to=5
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --bin-dir) [ $# -ge 2 ] || die_usage "--bin-dir needs a directory"; bin_dir=$2; shift ;;
+        --keep-logs) keep_logs=1 ;;
+        --replicas) [ $# -ge 2 ] || die_usage "--replicas needs a number"; replicas=$(count_arg --replicas "$2"); shift ;;
+        --scale-to) [ $# -ge 2 ] || die_usage "--scale-to needs a number"; scale_to=$(count_arg --scale-to "$2"); shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) die_usage "unknown option for local mode: '$1'" ;;
+        esac
+        shift
+    done
+    ((scale_to >= replicas)) || die_usage "--scale-to ($scale_to) is less than --replicas ($replicas)"
+    # Each pod here is a namespace, a bridge port and one neighbour (ARP)
+    # entry in sender-app, and the kernel's neighbour table limit is shared
+    # with the host (1024 by default): stay well below it. Thousands of pods
+    # are what scripts/cluster-test.sh simulates, differently.
+    ((scale_to <= 250)) || die_usage "local mode runs at most 250 pods"
+    local_preflight
+    bin_dir=$(local_binaries "$bin_dir")
+
+    CLUSTER_KEEP_DIR=$keep_logs
+    trap local_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    cluster_init "$bin_dir"
+    local_walkthrough "$replicas" "$scale_to"
+}
+
+# Root, ip, dnsmasq: what local mode cannot do without. Installs the two
+# packages if missing (through scripts/install-deps.sh when it is there).
+local_preflight() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "demo: local mode needs root (it creates network namespaces): sudo scripts/demo.sh local" >&2
+        exit 3
+    fi
+    if ! local_have_tools; then
+        echo "demo: installing what is missing (iproute2, dnsmasq-base)"
+        if [ -x "$SCRIPTS/install-deps.sh" ]; then
+            "$SCRIPTS/install-deps.sh"
+        else
+            apt-get update -q
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq-base iproute2
+        fi
+    fi
+    if ! local_have_tools; then
+        echo "demo: local mode needs ip (iproute2) and dnsmasq (dnsmasq-base); install them" >&2
+        exit 3
+    fi
+}
+
+local_have_tools() {
+    command -v ip >/dev/null && [ -x "$(cluster_dnsmasq)" ]
+}
+
+# Prints the directory holding sender and receiver; builds the static musl
+# binaries (the shipped ones) if the default directory lacks them.
+local_binaries() {
+    local dir=$1 default=$REPO/target/x86_64-unknown-linux-musl/release
+    if [ -z "$dir" ]; then
+        dir=$default
+        if [ ! -x "$dir/sender" ] || [ ! -x "$dir/receiver" ]; then
+            echo "demo: building the static binaries (cargo build --release --target x86_64-unknown-linux-musl --bins)" >&2
+            (cd "$REPO" && cargo build --release --target x86_64-unknown-linux-musl --bins) >&2
+        fi
+    fi
+    if [ ! -x "$dir/sender" ] || [ ! -x "$dir/receiver" ]; then
+        echo "demo: no sender/receiver binaries in $dir" >&2
+        exit 3
+    fi
+    (cd "$dir" && pwd)
+}
+
+# The EXIT trap: verdict if the walkthrough did not finish, then clean up.
+# errexit is off here: nothing may stop the cleanup half-way.
+local_exit() {
+    local status=$?
+    set +e
+    unfinished "$status"
+    if [ "$CLUSTER_KEEP_DIR" = 1 ] && [ -n "${CLUSTER_DIR:-}" ]; then
+        echo "demo: logs kept in $CLUSTER_DIR/logs"
+    fi
+    cluster_down
+    exit "$status"
+}
+
+# A StatefulSet pod comes up: its namespace, the receiver, the readiness
+# probe, and only then its DNS records.
+local_start_receiver_pod() {
+    local index=$1 pod="$STS-$1"
+    cluster_add_pod "$pod" "$(cluster_pod_ip "$index")"
+    cluster_start_receiver "$pod"
+    cluster_wait_ready "$pod"
+    cluster_publish "$pod"
+}
+
+# Like `oc get pods -o wide` (pods sorted by name).
+local_get_pods() {
+    local replicas=$1 i
+    printf '%-26s %-6s %-8s %s\n' NAME READY STATUS IP
+    printf '%-26s %-6s %-8s %s\n' sender-app 1/1 Running "$CLUSTER_SENDER_IP"
+    for ((i = 0; i < replicas; i++)); do
+        printf '%-26s %-6s %-8s %s\n' "$STS-$i" 1/1 Running "$(cluster_pod_ip "$i")"
+    done
+}
+
+# `oc exec sender-app -- sender -s headless-udp -m MESSAGE`; shows its log,
+# saves it as sender-N.log, checks it named exactly the pods in DNS.
+local_broadcast() {
+    local message=$1 replicas=$2 round=$3 log status=0 i
+    log=$CLUSTER_DIR/logs/sender-$round.log
+    step "oc exec sender-app -- sender -s $CLUSTER_SERVICE -m $message"
+    cluster_exec sender-app "$CLUSTER_BIN_DIR/sender" -s "$CLUSTER_SERVICE" -m "$message" \
+        >"$log" 2>"$log.err" || status=$?
+    cat "$log" "$log.err"
+    if [ "$status" != 0 ]; then
+        echo "demo: the sender exited with status $status" >&2
+        FAILED+=("sender exit $status (round $round)")
+    fi
+    for ((i = 0; i < replicas; i++)); do
+        cluster_pod_ip "$i"
+    done >"$CLUSTER_DIR/expected-$round"
+    verify_sender_log "$log" "$CLUSTER_DIR/expected-$round" ||
+        FAILED+=("sender log (round $round)")
+}
+
+# `oc logs` of each receiver, then the check: pods below `old` must have
+# MESSAGE_1 once and (if MESSAGE is MESSAGE_2) MESSAGE_2 once; newer pods
+# MESSAGE once and nothing else.
+local_check_receivers() {
+    local replicas=$1 message=$2 old=$3 i pod log
+    local -a waits=()
+    for ((i = 0; i < replicas; i++)); do
+        waits+=("$(cluster_log "$STS-$i")" 1)
+    done
+    verify_wait_received "$message" "$CLUSTER_SENDER_IP" 5 "${waits[@]}"
+    # A duplicate would arrive right behind the original: give it a moment.
+    sleep 0.3
+    for ((i = 0; i < replicas; i++)); do
+        pod=$STS-$i
+        log=$(cluster_log "$pod")
+        step "oc logs $pod"
+        cat "$log"
+        local ok=1
+        verify_received "$pod" "$log" "$message" "$CLUSTER_SENDER_IP" 1 || ok=0
+        if [ "$message" = "$MESSAGE_2" ]; then
+            local want_first=0
+            ((i < old)) && want_first=1
+            verify_received "$pod" "$log" "$MESSAGE_1" "$CLUSTER_SENDER_IP" "$want_first" || ok=0
+        fi
+        verify_no_stray_lines "$pod" "$log" || ok=0
+        ((ok)) || FAILED+=("$pod ($message)")
+    done
+}
+
+local_walkthrough() {
+    local replicas=$1 scale_to=$2 i
+    FAILED=()
+    echo "demo: local simulation: pods are network namespaces ${CLUSTER_PREFIX}*, on a bridge"
+    echo "      in ${CLUSTER_NODE}; cluster DNS: dnsmasq at $CLUSTER_DNS_IP; binaries: $CLUSTER_BIN_DIR"
+    step "oc new-project headless-demo; oc create -f deployments/"
+    cluster_up
+    echo "service/$CLUSTER_SERVICE created (headless: DNS answers one A record per ready pod)"
+    cluster_add_pod sender-app "$CLUSTER_SENDER_IP"
+    # sender-app's main process, as in its manifest: it only waits.
+    local sender_netns
+    sender_netns=$(cluster_netns sender-app)
+    ip netns exec "$sender_netns" "$CLUSTER_BIN_DIR/sender" --idle \
+        >"$(cluster_log sender-app)" 2>&1 &
+    echo "pod/sender-app created"
+    for ((i = 0; i < replicas; i++)); do
+        local_start_receiver_pod "$i"
+    done
+    echo "statefulset.apps/$STS created ($replicas pods ready)"
+    cluster_wait_dns "$replicas"
+    step "oc get pods -o wide"
+    local_get_pods "$replicas"
+
+    local_broadcast "$MESSAGE_1" "$replicas" 1
+    local_check_receivers "$replicas" "$MESSAGE_1" "$replicas"
+
+    step "oc scale statefulset/$STS --replicas=$scale_to"
+    for ((i = replicas; i < scale_to; i++)); do
+        local_start_receiver_pod "$i"
+    done
+    cluster_wait_dns "$scale_to"
+    echo "statefulset.apps/$STS scaled ($scale_to pods ready)"
+    step "oc get pods -o wide"
+    local_get_pods "$scale_to"
+
+    local_broadcast "$MESSAGE_2" "$scale_to" 2
+    local_check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
+
+    step "oc delete project headless-demo   (here: every namespace, process and file of the run)"
+    echo
+    verdict "$replicas" "$scale_to"
+}
+
+# The verdict when the walkthrough stopped before its end.
+unfinished() {
+    local status=$1
+    if [ "$status" = 0 ] || [ "${VERDICT_DONE:-0}" = 1 ]; then
+        return 0
+    fi
+    case $status in
+    130 | 143) echo "demo: FAIL — interrupted; cleaning up" ;;
+    *) echo "demo: FAIL — a step failed (exit status $status, see above)" ;;
+    esac
+}
+
+# The one-line verdict, from FAILED (what went wrong, filled by the checks).
+verdict() {
+    local replicas=$1 scale_to=$2
+    VERDICT_DONE=1
+    if [ "${#FAILED[@]}" -eq 0 ]; then
+        echo "demo: PASS — $scale_to/$scale_to pods received '$MESSAGE_2' after scaling, $replicas/$replicas received '$MESSAGE_1' before, each exactly once"
+        return 0
+    fi
+    local list
+    list=$(printf '%s, ' "${FAILED[@]}")
+    echo "demo: FAIL — missed or wrong: ${list%, }"
+    return 1
+}
+
+# -------------------------------------------------------------------- main
+
+main() {
+    case ${1:-} in
+    local) shift; local_main "$@" ;;
+    -h | --help) usage ;;
+    *) k8s_main "$@" ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,368 @@
+# shellcheck shell=bash
+# A simulated Kubernetes cluster made of Linux network namespaces, for the
+# local demo (scripts/demo.sh local) and the scale test (scripts/cluster-test.sh).
+#
+# Layout (everything lives in namespaces this library creates; the host's own
+# network is never touched, and nothing is routed out of the namespaces):
+#
+#   node netns  "<prefix>node": a Linux bridge br0, the pod network (L2).
+#   pod netns   "<prefix><pod>": one veth (eth0) into br0, an address in
+#               10.244.0.0/16 (on-link, no default route), and its own
+#               /etc/netns/<netns>/{resolv.conf,hosts}, which `ip netns exec`
+#               bind-mounts over /etc/resolv.conf and /etc/hosts, written as
+#               the kubelet writes them.
+#   dns pod     10.244.0.10, dnsmasq: the cluster DNS. It never forwards
+#               (no upstream at all) and answers for cluster.local from one
+#               hosts file per published pod in a --hostsdir directory.
+#   block netns (scale tests) one namespace standing for many pods: it holds
+#               up to 250 pod addresses in its own /24 and is reached through
+#               a route via its bridge address (see cluster_add_block).
+#
+# Address plan: 10.244.0.0/24 infrastructure (dns .10, sender .20, blocks'
+# bridge addresses .100-.254); 10.244.1.0 - 10.244.99.255 one-address pods;
+# 10.244.100.0/24 and up: block k's pod addresses are 10.244.(100+k).1-250.
+#
+# Usage: cluster_init BIN_DIR; trap cluster_down EXIT; cluster_up; then
+# cluster_add_pod / cluster_start_receiver / cluster_wait_ready /
+# cluster_publish / cluster_wait_dns / cluster_exec.
+
+# Settings of the simulated cluster; the scripts read some of them.
+# shellcheck disable=SC2034
+{
+CLUSTER_SERVICE=headless-udp
+CLUSTER_K8S_NAMESPACE=default
+CLUSTER_DOMAIN=cluster.local
+CLUSTER_DNS_IP=10.244.0.10
+CLUSTER_SENDER_IP=10.244.0.20
+CLUSTER_PREFIX_LEN=16
+# Most addresses one block namespace holds (its /24, .1-.250).
+CLUSTER_BLOCK_MAX=250
+}
+
+# The service's fully qualified name: what the sender's search list finds.
+cluster_service_fqdn() {
+    echo "$CLUSTER_SERVICE.$CLUSTER_K8S_NAMESPACE.svc.$CLUSTER_DOMAIN"
+}
+
+# Address of the INDEX-th (from 0) one-address pod: 10.244.1.1, 10.244.1.2, ...
+cluster_pod_ip() {
+    local i=$1
+    echo "10.244.$((1 + i / 250)).$((1 + i % 250))"
+}
+
+# Sets up the names of this run. Names include the shell's PID and a random
+# suffix, so two runs (or two users) never collide.
+cluster_init() {
+    CLUSTER_BIN_DIR=$1
+    CLUSTER_ID="$$$(printf '%04x' "$((RANDOM % 65536))")"
+    CLUSTER_PREFIX="uh${CLUSTER_ID}-"
+    CLUSTER_NODE="${CLUSTER_PREFIX}node"
+    CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/udp-headless-cluster.$CLUSTER_ID.XXXXXX")
+    CLUSTER_KEEP_DIR=${CLUSTER_KEEP_DIR:-0}
+    # dnsmasq drops root and reads the hosts files as "nobody": let it in.
+    chmod 711 "$CLUSTER_DIR"
+    mkdir -p "$CLUSTER_DIR/logs" "$CLUSTER_DIR/pods"
+    mkdir -m 755 "$CLUSTER_DIR/dns" "$CLUSTER_DIR/dns/hosts.d"
+    : >"$CLUSTER_DIR/routes"
+    # Remember whether /etc/netns existed, to remove it only if we made it.
+    CLUSTER_MADE_ETC_NETNS=0
+    [ -d /etc/netns ] || CLUSTER_MADE_ETC_NETNS=1
+}
+
+cluster_netns() {
+    echo "${CLUSTER_PREFIX}$1"
+}
+
+cluster_log() {
+    echo "$CLUSTER_DIR/logs/$1.log"
+}
+
+# Runs a command inside a pod's network namespace, as `kubectl exec` would.
+cluster_exec() {
+    local pod=$1
+    shift
+    ip netns exec "$(cluster_netns "$pod")" "$@"
+}
+
+# The node: a namespace holding only the bridge. Pods plug into it.
+cluster_up() {
+    ip netns add "$CLUSTER_NODE"
+    ip -n "$CLUSTER_NODE" link set lo up
+    ip -n "$CLUSTER_NODE" link add name br0 type bridge
+    ip -n "$CLUSTER_NODE" link set br0 up
+    cluster_start_dns
+}
+
+# Creates a pod namespace with eth0 on the bridge and the given addresses
+# (first one primary); writes its resolv.conf and hosts files.
+#   _cluster_netns POD HOSTS_LINE IP/PREFIX...
+_cluster_netns() {
+    local pod=$1 hosts_line=$2 netns first
+    shift 2
+    netns=$(cluster_netns "$pod")
+    first=${1%/*}
+    ip netns add "$netns"
+    ip -n "$netns" link set lo up
+    # The bridge-side end lives in the node namespace; its name only has to
+    # be unique there (<= 15 chars): "v" and the last two bytes of the pod's
+    # first address.
+    local veth
+    veth=$(awk -F. '{ printf "v%d-%d", $3, $4 }' <<<"$first")
+    ip -n "$CLUSTER_NODE" link add name "$veth" type veth peer name eth0 netns "$netns"
+    ip -n "$CLUSTER_NODE" link set "$veth" master br0 up
+    local addr
+    for addr in "$@"; do
+        echo "address add $addr dev eth0"
+    done | ip -n "$netns" -batch -
+    ip -n "$netns" link set eth0 up
+    _cluster_etc_files "$pod" "$netns" "$hosts_line"
+}
+
+# /etc/resolv.conf and /etc/hosts as the kubelet writes them for a pod
+# (dnsPolicy ClusterFirst), in /etc/netns/<netns>/ for `ip netns exec`.
+_cluster_etc_files() {
+    local pod=$1 netns=$2 hosts_line=$3 etc
+    etc=/etc/netns/$netns
+    mkdir -p "$etc"
+    cat >"$etc/resolv.conf" <<EOF
+search $CLUSTER_K8S_NAMESPACE.svc.$CLUSTER_DOMAIN svc.$CLUSTER_DOMAIN $CLUSTER_DOMAIN
+nameserver $CLUSTER_DNS_IP
+options ndots:5
+EOF
+    cat >"$etc/hosts" <<EOF
+# Kubernetes-managed hosts file.
+127.0.0.1	localhost
+::1	localhost ip6-localhost ip6-loopback
+fe00::0	ip6-localnet
+fe00::0	ip6-mcastprefix
+fe00::1	ip6-allnodes
+fe00::2	ip6-allrouters
+$hosts_line
+EOF
+}
+
+# A pod with one address. StatefulSet pods (statefulset-udp-server-N) get
+# the StatefulSet's DNS name (<pod>.<service>...) in their hosts file, as the
+# kubelet does for pods with a hostname and subdomain; other pods (sender-app)
+# only their name, and no DNS name (Kubernetes gives bare pods none).
+#   cluster_add_pod POD IP
+cluster_add_pod() {
+    local pod=$1 ip=$2 hosts_line
+    if [[ $pod == statefulset-* ]]; then
+        hosts_line="$ip	$pod.$(cluster_service_fqdn)	$pod"
+    else
+        hosts_line="$ip	$pod"
+    fi
+    _cluster_netns "$pod" "$hosts_line" "$ip/$CLUSTER_PREFIX_LEN"
+    echo "$ip $pod" >"$CLUSTER_DIR/pods/$pod"
+    # Routes to the blocks made so far (none in the walkthrough).
+    if [ -s "$CLUSTER_DIR/routes" ]; then
+        ip -n "$(cluster_netns "$pod")" -batch "$CLUSTER_DIR/routes"
+    fi
+}
+
+# One namespace standing for COUNT StatefulSet pods, numbered from FIRST
+# (pod FIRST+j has the address 10.244.(100+BLOCK).(1+j) and the DNS name
+# statefulset-udp-server-(FIRST+j)). One receiver bound to all addresses
+# serves them all.
+#
+# Why a route and not just more addresses on the bridge: a sender reaching
+# 4000 on-link addresses needs 4000 ARP (neighbour) entries, and the kernel's
+# neighbour table limit (net.ipv4.neigh.default.gc_thresh3, 1024 by default)
+# is one global number shared with the host and every other namespace; it can
+# only be raised from the host's own namespace, which we must not touch. So
+# each block gets its own /24, and the senders route it via the block's one
+# bridge address, like a Kubernetes node that owns a pod CIDR: one neighbour
+# entry per block, however many addresses it holds.
+#   cluster_add_block BLOCK FIRST COUNT
+cluster_add_block() {
+    local block=$1 first=$2 count=$3 pod j ip
+    pod=$(cluster_block_name "$block")
+    local bridge_ip="10.244.0.$((100 + block))" net="10.244.$((100 + block))"
+    if ((count > CLUSTER_BLOCK_MAX || block > 154)); then
+        echo "cluster: block $block of $count addresses does not fit the plan" >&2
+        return 1
+    fi
+    local -a addrs=("$bridge_ip/$CLUSTER_PREFIX_LEN")
+    : >"$CLUSTER_DIR/pods/$pod"
+    for ((j = 0; j < count; j++)); do
+        ip="$net.$((1 + j))"
+        addrs+=("$ip/32")
+        echo "$ip statefulset-udp-server-$((first + j))" >>"$CLUSTER_DIR/pods/$pod"
+    done
+    _cluster_netns "$pod" "$bridge_ip	$pod" "${addrs[@]}"
+    # Every one-address pod (the sender among them) routes the block's /24
+    # via the block; blocks need no routes to each other (they only receive).
+    local route="route add $net.0/24 via $bridge_ip dev eth0"
+    echo "$route" >>"$CLUSTER_DIR/routes"
+    local other
+    for other in "$CLUSTER_DIR"/pods/*; do
+        other=${other##*/}
+        [[ $other == *-block-* ]] && continue
+        # shellcheck disable=SC2086 # the route is words for ip
+        ip -n "$(cluster_netns "$other")" $route
+    done
+}
+
+cluster_block_name() {
+    echo "statefulset-udp-server-block-$1"
+}
+
+# The pod addresses a pod namespace holds (one per line), for checks.
+cluster_pod_addresses() {
+    awk '{ print $1 }' "$CLUSTER_DIR/pods/$1"
+}
+
+# The "container": the receiver as the pod's main process, its stdout in
+# the pod's log file (what `oc logs` shows), its stderr beside it.
+# (ip netns exec is called directly, not through cluster_exec, so the
+# background job is the receiver itself, not a shell waiting for it.)
+cluster_start_receiver() {
+    local pod=$1 netns
+    netns=$(cluster_netns "$pod")
+    ip netns exec "$netns" "$CLUSTER_BIN_DIR/receiver" \
+        >"$(cluster_log "$pod")" 2>"$CLUSTER_DIR/logs/$pod.err" &
+}
+
+# The readiness probe: `receiver --check` in the pod until it passes.
+#   cluster_wait_ready POD [TIMEOUT_SECONDS]
+cluster_wait_ready() {
+    local pod=$1 deadline=$((SECONDS + ${2:-10}))
+    until cluster_exec "$pod" "$CLUSTER_BIN_DIR/receiver" --check >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            echo "cluster: $pod never became ready; its stderr:" >&2
+            sed 's/^/  /' "$CLUSTER_DIR/logs/$pod.err" >&2 || true
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# Publishes a ready pod's addresses as the Service's A records (and each
+# pod's own StatefulSet name), like the endpoints controller + cluster DNS.
+# One hosts file per pod namespace in dnsmasq's --hostsdir, written next to
+# it under a dot-name (which dnsmasq ignores) and renamed into place: dnsmasq
+# (inotify) only ever reads a complete file.
+cluster_publish() {
+    local pod=$1 dir="$CLUSTER_DIR/dns/hosts.d" svc
+    svc=$(cluster_service_fqdn)
+    awk -v svc="$svc" '{ print $1 "\t" svc "\t" $2 "." svc }' \
+        "$CLUSTER_DIR/pods/$pod" >"$dir/.$pod.tmp"
+    chmod 644 "$dir/.$pod.tmp"
+    mv -f "$dir/.$pod.tmp" "$dir/$pod"
+}
+
+# Takes a pod's records out of DNS (a pod that stops being ready, or is
+# deleted): dnsmasq drops the records of a deleted hosts file.
+cluster_unpublish() {
+    rm -f "$CLUSTER_DIR/dns/hosts.d/$1"
+}
+
+# How many A records the DNS server now serves for the service (over TCP,
+# so a large answer is not truncated); 0 for NXDOMAIN.
+cluster_dns_count() {
+    dns_query "$(cluster_netns dns)" "$CLUSTER_DNS_IP" "$(cluster_service_fqdn)" tcp |
+        awk '$1 == "answers" { print $2 }'
+}
+
+# Waits until the DNS serves exactly COUNT records for the service: dnsmasq
+# picks a changed hosts file up within milliseconds, but not synchronously.
+#   cluster_wait_dns COUNT [TIMEOUT_SECONDS]
+cluster_wait_dns() {
+    local want=$1 deadline=$((SECONDS + ${2:-10})) got
+    while got=$(cluster_dns_count) && [ "${got:-0}" != "$want" ]; do
+        if ((SECONDS >= deadline)); then
+            echo "cluster: DNS serves ${got:-no} records for $(cluster_service_fqdn), not $want" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# The cluster DNS: dnsmasq in its own pod. It knows only what is published
+# in its hosts directory:
+#   --no-resolv --no-hosts   no upstream servers, not even the host's files:
+#                            nothing is ever forwarded out
+#   --local=/cluster.local/  the cluster domain is ours: an unknown name (or
+#                            a Service without ready pods) is NXDOMAIN at once
+#   --domain-needed --bogus-priv  bare names and private reverse lookups are
+#                            answered locally too
+#   --local-ttl=5            TTL 5 s, like the cluster DNS for pod records
+# Answers too big for 512 bytes (more than 28 pods) are sent truncated over
+# UDP and complete over TCP, which glibc and musl retry with.
+cluster_start_dns() {
+    local pod=dns
+    _cluster_netns "$pod" "$CLUSTER_DNS_IP	$pod" "$CLUSTER_DNS_IP/$CLUSTER_PREFIX_LEN"
+    echo "$CLUSTER_DNS_IP $pod" >"$CLUSTER_DIR/pods/$pod"
+    local netns dnsmasq
+    netns=$(cluster_netns "$pod")
+    dnsmasq=$(cluster_dnsmasq)
+    ip netns exec "$netns" "$dnsmasq" --keep-in-foreground \
+        --conf-file=/dev/null --pid-file= \
+        --no-resolv --no-hosts --hostsdir="$CLUSTER_DIR/dns/hosts.d" \
+        --local="/$CLUSTER_DOMAIN/" --domain-needed --bogus-priv \
+        --local-ttl=5 --listen-address="$CLUSTER_DNS_IP" --bind-interfaces \
+        --log-facility="$CLUSTER_DIR/dns/dnsmasq.log" \
+        >"$CLUSTER_DIR/logs/dns.log" 2>&1 &
+    # Ready when it answers (NXDOMAIN: nothing published yet).
+    local deadline=$((SECONDS + 10))
+    until dns_query "$(cluster_netns "$pod")" "$CLUSTER_DNS_IP" "$(cluster_service_fqdn)" udp 2>/dev/null |
+        grep -q '^rcode '; do
+        if ((SECONDS >= deadline)); then
+            echo "cluster: dnsmasq did not start:" >&2
+            cat "$CLUSTER_DIR/logs/dns.log" "$CLUSTER_DIR/dns/dnsmasq.log" >&2 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+cluster_dnsmasq() {
+    command -v dnsmasq || echo /usr/sbin/dnsmasq
+}
+
+# Removes everything this run made, whatever state it is in: every process
+# in our namespaces (receivers, dnsmasq and its TCP children, senders), the
+# namespaces (their veths go with them), /etc/netns/<ours>, the temp dir.
+# Finds our namespaces by the run's unique prefix, so it also catches ones a
+# failed step left half-made.
+cluster_down() {
+    [ -n "${CLUSTER_PREFIX:-}" ] || return 0
+    local errexit=$-
+    set +e
+    local -a ours=()
+    local netns pid
+    mapfile -t ours < <(ip netns list | awk -v p="$CLUSTER_PREFIX" 'index($1, p) == 1 { print $1 }')
+    local -a pids=()
+    for netns in "${ours[@]}"; do
+        mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$netns" 2>/dev/null)
+    done
+    if [ "${#pids[@]}" -gt 0 ]; then
+        kill -TERM "${pids[@]}" 2>/dev/null
+        # Give them a moment to exit cleanly (the receivers flush their logs).
+        local tries=0
+        while ((tries++ < 30)); do
+            local alive=0
+            for pid in "${pids[@]}"; do
+                kill -0 "$pid" 2>/dev/null && alive=1
+            done
+            ((alive)) || break
+            sleep 0.1
+        done
+        kill -KILL "${pids[@]}" 2>/dev/null
+        # Reap the ones that are this shell's children (receivers, dnsmasq).
+        wait "${pids[@]}" 2>/dev/null
+    fi
+    for netns in "${ours[@]}"; do
+        ip netns del "$netns" 2>/dev/null
+        rm -rf "/etc/netns/$netns"
+    done
+    if [ "${CLUSTER_MADE_ETC_NETNS:-0}" = 1 ]; then
+        rmdir /etc/netns 2>/dev/null
+    fi
+    if [ -n "${CLUSTER_DIR:-}" ] && [ "$CLUSTER_KEEP_DIR" != 1 ]; then
+        rm -rf "$CLUSTER_DIR"
+    fi
+    CLUSTER_PREFIX=
+    [[ $errexit != *e* ]] || set -e
+}

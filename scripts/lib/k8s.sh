@@ -1,0 +1,260 @@
+# shellcheck shell=bash
+# The walkthrough on a real OpenShift/Kubernetes cluster (scripts/demo.sh
+# without `local`). Thin on purpose: each step is the oc/kubectl command a
+# user would type; the checks are the shared ones in verify.sh, fed with
+# `logs` output saved to files. Needs: STS, MESSAGE_1, MESSAGE_2, FAILED,
+# step, verdict, unfinished, die_usage, count_arg, usage and REPO from demo.sh.
+
+K8S_SERVICE=headless-udp
+K8S_TEMPLATE=udp-broadcasting
+K8S_DEFAULT_RECEIVER_IMAGE=udp-headless/receiver:0.1.0
+K8S_DEFAULT_SENDER_IMAGE=udp-headless/sender:0.1.0
+
+k8s_main() {
+    K8S_NS=headless-demo
+    K8S_RECEIVER_IMAGE=$K8S_DEFAULT_RECEIVER_IMAGE
+    K8S_SENDER_IMAGE=$K8S_DEFAULT_SENDER_IMAGE
+    K8S_TIMEOUT=300
+    K8S_CLEANUP=0
+    local replicas=2 scale_to=5
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --namespace | -n) [ $# -ge 2 ] || die_usage "$1 needs a name"; K8S_NS=$2; shift ;;
+        --receiver-image) [ $# -ge 2 ] || die_usage "$1 needs an image"; K8S_RECEIVER_IMAGE=$2; shift ;;
+        --sender-image) [ $# -ge 2 ] || die_usage "$1 needs an image"; K8S_SENDER_IMAGE=$2; shift ;;
+        --replicas) [ $# -ge 2 ] || die_usage "$1 needs a number"; replicas=$(count_arg "$1" "$2"); shift ;;
+        --scale-to) [ $# -ge 2 ] || die_usage "$1 needs a number"; scale_to=$(count_arg "$1" "$2"); shift ;;
+        --timeout) [ $# -ge 2 ] || die_usage "$1 needs seconds"; K8S_TIMEOUT=$(count_arg "$1" "$2"); shift ;;
+        --cleanup) K8S_CLEANUP=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) die_usage "unknown option '$1'" ;;
+        esac
+        shift
+    done
+    ((scale_to >= replicas)) || die_usage "--scale-to ($scale_to) is less than --replicas ($replicas)"
+    # A namespace name is a DNS label.
+    [[ $K8S_NS =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] ||
+        die_usage "'$K8S_NS' is not a valid namespace name"
+
+    k8s_pick_cli
+    k8s_check_login
+    K8S_WORK=$(mktemp -d "${TMPDIR:-/tmp}/udp-headless-demo.XXXXXX")
+    K8S_MADE_NS=0
+    trap k8s_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    k8s_walkthrough "$replicas" "$scale_to"
+}
+
+# oc if installed (OpenShift), else kubectl; says so if neither is.
+k8s_pick_cli() {
+    if command -v oc >/dev/null 2>&1; then
+        K8S_CLI=oc
+    elif command -v kubectl >/dev/null 2>&1; then
+        K8S_CLI=kubectl
+    else
+        cat >&2 <<EOF
+demo: neither oc nor kubectl is installed (or on PATH).
+      Install the OpenShift CLI (oc) or kubectl and log in to your cluster,
+      or try the walkthrough on this machine, no cluster needed:
+        sudo scripts/demo.sh local
+EOF
+        exit 3
+    fi
+}
+
+# Fails early, and clearly, when the CLI cannot reach a cluster or may not
+# create pods in the namespace.
+k8s_check_login() {
+    local out
+    if [ "$K8S_CLI" = oc ] && ! out=$(oc whoami --request-timeout=20s 2>&1); then
+        echo "demo: oc is not logged in to a cluster (oc whoami: $(tail -n 1 <<<"$out"))." >&2
+        echo "      Log in first: oc login --token=... --server=https://api.<cluster>:6443" >&2
+        exit 3
+    fi
+    out=$("$K8S_CLI" auth can-i create pods -n "$K8S_NS" --request-timeout=20s 2>&1) || true
+    case $(tail -n 1 <<<"$out") in
+    yes) return 0 ;;
+    no*)
+        echo "demo: you may not create pods in namespace $K8S_NS ($K8S_CLI auth can-i create pods -n $K8S_NS: no)." >&2
+        echo "      Use a namespace you own (--namespace NS) or ask for the edit role there." >&2
+        ;;
+    *)
+        echo "demo: $K8S_CLI cannot reach a cluster, or is not logged in ($K8S_CLI auth can-i create pods -n $K8S_NS failed):" >&2
+        echo "      $(tail -n 1 <<<"$out")" >&2
+        echo "      Log in first ($K8S_CLI config current-context shows which cluster is used; check KUBECONFIG), or try: sudo scripts/demo.sh local" >&2
+        ;;
+    esac
+    exit 3
+}
+
+k8s() {
+    "$K8S_CLI" -n "$K8S_NS" "$@"
+}
+
+# The EXIT trap (errexit off: nothing may stop the cleanup half-way).
+k8s_exit() {
+    local status=$?
+    set +e
+    unfinished "$status"
+    if [ "$K8S_CLEANUP" = 1 ]; then
+        k8s_cleanup || true
+    fi
+    rm -rf "$K8S_WORK"
+    exit "$status"
+}
+
+# OpenShift has the Template API; plain Kubernetes does not.
+k8s_is_openshift() {
+    "$K8S_CLI" api-resources --api-group=template.openshift.io -o name 2>/dev/null | grep -q '^templates'
+}
+
+k8s_create_namespace() {
+    step "oc new-project $K8S_NS"
+    if "$K8S_CLI" get namespace "$K8S_NS" >/dev/null 2>&1; then
+        echo "namespace $K8S_NS exists: using it"
+    elif [ "$K8S_CLI" = oc ] && k8s_is_openshift; then
+        oc new-project "$K8S_NS" >/dev/null
+        K8S_MADE_NS=1
+        echo "project $K8S_NS created"
+    else
+        kubectl create namespace "$K8S_NS"
+        K8S_MADE_NS=1
+    fi
+}
+
+# OpenShift: the Template, as in the original walkthrough (oc create -f
+# Deploy.yaml; oc process udp-broadcasting | oc create), with parameters.
+# Kubernetes: the kustomization, with the images swapped in the rendered
+# objects before applying (one apply, no second rollout from `set image`).
+k8s_deploy() {
+    local replicas=$1
+    if [ "$K8S_CLI" = oc ] && k8s_is_openshift; then
+        step "oc create -f deployments/Deploy.yaml; oc process $K8S_TEMPLATE -p REPLICAS=$replicas ... | oc create -f -"
+        k8s apply -f "$REPO/deployments/Deploy.yaml"
+        k8s process "$K8S_TEMPLATE" --ignore-unknown-parameters \
+            -p RECEIVER_IMAGE="$K8S_RECEIVER_IMAGE" -p SENDER_IMAGE="$K8S_SENDER_IMAGE" \
+            -p REPLICAS="$replicas" | k8s apply -f -
+    else
+        step "kubectl apply -k deployments/ (images: $K8S_RECEIVER_IMAGE, $K8S_SENDER_IMAGE)"
+        "$K8S_CLI" kustomize "$REPO/deployments" |
+            awk -v r="$K8S_RECEIVER_IMAGE" -v s="$K8S_SENDER_IMAGE" '
+                $1 == "image:" && $2 ~ /^udp-headless\/receiver(:|@|$)/ { sub(/image: .*/, "image: " r) }
+                $1 == "image:" && $2 ~ /^udp-headless\/sender(:|@|$)/ { sub(/image: .*/, "image: " s) }
+                { print }' |
+            k8s apply -f -
+        k8s scale "statefulset/$STS" --replicas="$replicas"
+    fi
+}
+
+# Waits for the receivers (readiness = `receiver --check`) and sender-app,
+# then for the Service's endpoints to list them all (counted by pod name: a
+# dual-stack Service has an IPv4 and an IPv6 EndpointSlice), then one DNS
+# TTL so no cached, shorter answer is left (cluster DNS answers with TTL 5 s).
+k8s_wait_ready() {
+    local replicas=$1 ready deadline=$((SECONDS + K8S_TIMEOUT))
+    step "oc rollout status statefulset/$STS; oc wait --for=condition=Ready pod/sender-app"
+    k8s rollout status "statefulset/$STS" --timeout="${K8S_TIMEOUT}s"
+    k8s wait --for=condition=Ready pod/sender-app --timeout="${K8S_TIMEOUT}s"
+    while ready=$(k8s get endpointslices -l "kubernetes.io/service-name=$K8S_SERVICE" \
+        -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.targetRef.name}{"\n"}{end}' |
+        sort -u | grep -c . || true) && [ "$ready" != "$replicas" ]; do
+        if ((SECONDS >= deadline)); then
+            echo "demo: the Service $K8S_SERVICE has $ready ready endpoints, not $replicas" >&2
+            return 1
+        fi
+        sleep 2
+    done
+    sleep 6
+    step "oc get pods -o wide"
+    k8s get pods -o wide
+}
+
+k8s_pod_ip() {
+    k8s get pod "$1" -o jsonpath='{.status.podIP}'
+}
+
+# `oc exec sender-app -- /sender -s headless-udp -m MESSAGE`, its log shown
+# and checked against the receivers' pod IPs.
+k8s_broadcast() {
+    local message=$1 replicas=$2 round=$3 log status=0 i
+    log=$K8S_WORK/sender-$round.log
+    step "oc exec sender-app -- /sender -s $K8S_SERVICE -m $message"
+    k8s exec sender-app -c sender -- /sender -s "$K8S_SERVICE" -m "$message" \
+        >"$log" 2>"$log.err" || status=$?
+    cat "$log" "$log.err"
+    if [ "$status" != 0 ]; then
+        echo "demo: the sender exited with status $status" >&2
+        FAILED+=("sender exit $status (round $round)")
+    fi
+    for ((i = 0; i < replicas; i++)); do
+        k8s_pod_ip "$STS-$i"
+        echo
+    done >"$K8S_WORK/expected-$round"
+    verify_sender_log "$log" "$K8S_WORK/expected-$round" ||
+        FAILED+=("sender log (round $round)")
+}
+
+# `oc logs` of each receiver, checked like in local mode. The log holds the
+# receiver's stderr startup line too: the checks count whole message lines.
+k8s_check_receivers() {
+    local replicas=$1 message=$2 old=$3 sender_ip i pod log deadline
+    sender_ip=$(k8s_pod_ip sender-app)
+    for ((i = 0; i < replicas; i++)); do
+        pod=$STS-$i
+        log=$K8S_WORK/$pod.log
+        # Logs reach the API with a delay: poll a little for the message.
+        deadline=$((SECONDS + 20))
+        while k8s logs "$pod" -c receiver >"$log" 2>&1 &&
+            (($(verify_count_received "$log" "$message" "$sender_ip") < 1)) && ((SECONDS < deadline)); do
+            sleep 1
+        done
+        step "oc logs $pod"
+        cat "$log"
+        local ok=1
+        verify_received "$pod" "$log" "$message" "$sender_ip" 1 || ok=0
+        if [ "$message" = "$MESSAGE_2" ]; then
+            local want_first=0
+            ((i < old)) && want_first=1
+            verify_received "$pod" "$log" "$MESSAGE_1" "$sender_ip" "$want_first" || ok=0
+        fi
+        ((ok)) || FAILED+=("$pod ($message)")
+    done
+}
+
+k8s_walkthrough() {
+    local replicas=$1 scale_to=$2
+    FAILED=()
+    echo "demo: using $K8S_CLI, namespace $K8S_NS, images $K8S_RECEIVER_IMAGE and $K8S_SENDER_IMAGE"
+    k8s_create_namespace
+    k8s_deploy "$replicas"
+    k8s_wait_ready "$replicas"
+
+    k8s_broadcast "$MESSAGE_1" "$replicas" 1
+    k8s_check_receivers "$replicas" "$MESSAGE_1" "$replicas"
+
+    step "oc scale statefulset/$STS --replicas=$scale_to"
+    k8s scale "statefulset/$STS" --replicas="$scale_to"
+    k8s_wait_ready "$scale_to"
+
+    k8s_broadcast "$MESSAGE_2" "$scale_to" 2
+    k8s_check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
+    echo
+    verdict "$replicas" "$scale_to"
+}
+
+# Deletes what this run created: the namespace if it made it, else the
+# demo's objects in it (the Template's objects and the Template itself).
+k8s_cleanup() {
+    if [ "$K8S_MADE_NS" = 1 ]; then
+        step "oc delete project $K8S_NS"
+        "$K8S_CLI" delete namespace "$K8S_NS" --wait=false
+        return 0
+    fi
+    step "oc delete (the demo's objects in $K8S_NS)"
+    k8s delete --ignore-not-found service,statefulset,pod,networkpolicy \
+        -l app.kubernetes.io/part-of=udp-headless
+    if [ "$K8S_CLI" = oc ] && k8s_is_openshift; then
+        k8s delete --ignore-not-found "template/$K8S_TEMPLATE"
+    fi
+}

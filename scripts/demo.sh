@@ -22,6 +22,7 @@ source "$SCRIPTS/lib/verify.sh"
 source "$SCRIPTS/lib/k8s.sh"
 
 STS=statefulset-udp-server
+SERVICE=headless-udp
 # The two broadcasts: different words, so a pod's log tells which it got.
 MESSAGE_1='test'
 MESSAGE_2=test-after-scale
@@ -114,6 +115,9 @@ local_main() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     cluster_init "$bin_dir"
+    PLATFORM=local
+    WORK_DIR=$CLUSTER_DIR/logs
+    RECEIVE_WAIT=5
     local_walkthrough "$replicas" "$scale_to"
 }
 
@@ -194,53 +198,85 @@ local_get_pods() {
     done
 }
 
-# `oc exec sender-app -- sender -s headless-udp -m MESSAGE`; shows its log,
-# saves it as sender-N.log, checks it named exactly the pods in DNS.
-local_broadcast() {
-    local message=$1 replicas=$2 round=$3 log status=0 i
-    log=$CLUSTER_DIR/logs/sender-$round.log
-    step "oc exec sender-app -- sender -s $CLUSTER_SERVICE -m $message"
-    cluster_exec sender-app "$CLUSTER_BIN_DIR/sender" -s "$CLUSTER_SERVICE" -m "$message" \
-        >"$log" 2>"$log.err" || status=$?
+# ------------------------------------------- the walkthrough's two checks
+# One flow for both modes. What differs is behind PLATFORM (local or k8s):
+#   ${PLATFORM}_sender ARGS...          runs sender in sender-app
+#   ${PLATFORM}_pod_ip POD              a pod's IP
+#   ${PLATFORM}_receiver_log POD MESSAGE SOURCE_IP SECONDS
+#                                       saves POD's log, waiting up to SECONDS
+#                                       for MESSAGE in it; prints its path
+# WORK_DIR holds the saved logs; RECEIVE_WAIT bounds the wait for messages.
+
+# `oc exec sender-app -- sender -s headless-udp -m MESSAGE`: shows its log
+# and checks it named exactly the receivers' IPs, each once.
+broadcast() {
+    local message=$1 replicas=$2 round=$3 status=0 i
+    local log=$WORK_DIR/sender-$round.log
+    step "oc exec sender-app -- sender -s $SERVICE -m $message"
+    "${PLATFORM}_sender" -s "$SERVICE" -m "$message" >"$log" 2>"$log.err" || status=$?
     cat "$log" "$log.err"
     if [ "$status" != 0 ]; then
         echo "demo: the sender exited with status $status" >&2
         FAILED+=("sender exit $status (round $round)")
     fi
     for ((i = 0; i < replicas; i++)); do
-        cluster_pod_ip "$i"
-    done >"$CLUSTER_DIR/expected-$round"
-    verify_sender_log "$log" "$CLUSTER_DIR/expected-$round" ||
+        "${PLATFORM}_pod_ip" "$STS-$i"
+        echo
+    done >"$WORK_DIR/expected-$round"
+    verify_sender_log "$log" "$WORK_DIR/expected-$round" ||
         FAILED+=("sender log (round $round)")
 }
 
-# `oc logs` of each receiver, then the check: pods below `old` must have
+# `oc logs` of each receiver, then the check: pods below OLD must have
 # MESSAGE_1 once and (if MESSAGE is MESSAGE_2) MESSAGE_2 once; newer pods
-# MESSAGE once and nothing else.
-local_check_receivers() {
-    local replicas=$1 message=$2 old=$3 i pod log
-    local -a waits=()
+# MESSAGE once; and nothing else but the receiver's own startup line.
+check_receivers() {
+    local replicas=$1 message=$2 old=$3 sender_ip i pod log deadline=$((SECONDS + RECEIVE_WAIT))
+    sender_ip=$("${PLATFORM}_pod_ip" sender-app)
+    # Delivery and logging are asynchronous to the sender's exit: wait for
+    # every pod (one deadline for all), then give a duplicate, which would
+    # arrive right behind the original, a moment before looking again.
     for ((i = 0; i < replicas; i++)); do
-        waits+=("$(cluster_log "$STS-$i")" 1)
+        "${PLATFORM}_receiver_log" "$STS-$i" "$message" "$sender_ip" \
+            $((deadline > SECONDS ? deadline - SECONDS : 0)) >/dev/null
     done
-    verify_wait_received "$message" "$CLUSTER_SENDER_IP" 5 "${waits[@]}"
-    # A duplicate would arrive right behind the original: give it a moment.
     sleep 0.3
     for ((i = 0; i < replicas; i++)); do
         pod=$STS-$i
-        log=$(cluster_log "$pod")
+        log=$("${PLATFORM}_receiver_log" "$pod" "$message" "$sender_ip" 0)
         step "oc logs $pod"
         cat "$log"
         local ok=1
-        verify_received "$pod" "$log" "$message" "$CLUSTER_SENDER_IP" 1 || ok=0
+        verify_received "$pod" "$log" "$message" "$sender_ip" 1 || ok=0
         if [ "$message" = "$MESSAGE_2" ]; then
             local want_first=0
             ((i < old)) && want_first=1
-            verify_received "$pod" "$log" "$MESSAGE_1" "$CLUSTER_SENDER_IP" "$want_first" || ok=0
+            verify_received "$pod" "$log" "$MESSAGE_1" "$sender_ip" "$want_first" || ok=0
         fi
         verify_no_stray_lines "$pod" "$log" || ok=0
         ((ok)) || FAILED+=("$pod ($message)")
     done
+}
+
+# ---------------------------------------------- local mode: the platform
+
+local_sender() {
+    cluster_exec sender-app "$CLUSTER_BIN_DIR/sender" "$@"
+}
+
+local_pod_ip() {
+    case $1 in
+    sender-app) printf '%s' "$CLUSTER_SENDER_IP" ;;
+    *) printf '%s' "$(cluster_pod_ip "${1##*-}")" ;;
+    esac
+}
+
+# The receiver writes its log file itself: wait for the message in it.
+local_receiver_log() {
+    local log
+    log=$(cluster_log "$1")
+    verify_wait_received "$2" "$3" "$4" "$log" 1
+    echo "$log"
 }
 
 local_walkthrough() {
@@ -266,8 +302,8 @@ local_walkthrough() {
     step "oc get pods -o wide"
     local_get_pods "$replicas"
 
-    local_broadcast "$MESSAGE_1" "$replicas" 1
-    local_check_receivers "$replicas" "$MESSAGE_1" "$replicas"
+    broadcast "$MESSAGE_1" "$replicas" 1
+    check_receivers "$replicas" "$MESSAGE_1" "$replicas"
 
     step "oc scale statefulset/$STS --replicas=$scale_to"
     for ((i = replicas; i < scale_to; i++)); do
@@ -278,8 +314,8 @@ local_walkthrough() {
     step "oc get pods -o wide"
     local_get_pods "$scale_to"
 
-    local_broadcast "$MESSAGE_2" "$scale_to" 2
-    local_check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
+    broadcast "$MESSAGE_2" "$scale_to" 2
+    check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
 
     step "oc delete project headless-demo   (here: every namespace, process and file of the run)"
     echo

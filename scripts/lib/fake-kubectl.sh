@@ -91,9 +91,9 @@ case "$1 ${2:-}" in
     ;;
 "get pod") cut -d' ' -f1 "$CLUSTER_DIR/pods/$3" ;;
 "exec sender-app")
-    # exec sender-app -c sender -- /sender ARGS...
+    # exec sender-app -c sender -- sender ARGS... (the image's PATH is /)
     shift 5
-    [ "$1" = /sender ] || { echo "fake-kubectl: exec of $1, not /sender" >&2; exit 1; }
+    [ "$1" = sender ] || { echo "fake-kubectl: exec of $1, not sender" >&2; exit 1; }
     shift
     cluster_exec sender-app "$CLUSTER_BIN_DIR/sender" "$@"
     ;;

@@ -1,11 +1,11 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # PLATFORM, RECEIVE_WAIT and FAILED are read by demo.sh, which sources this
 # The walkthrough on a real OpenShift/Kubernetes cluster (scripts/demo.sh
 # without `local`). Thin on purpose: each step is the oc/kubectl command a
 # user would type; the checks are the shared ones in verify.sh, fed with
 # `logs` output saved to files. Needs: STS, MESSAGE_1, MESSAGE_2, FAILED,
 # step, verdict, unfinished, die_usage, count_arg, usage and REPO from demo.sh.
 
-K8S_SERVICE=headless-udp
 K8S_TEMPLATE=udp-broadcasting
 K8S_DEFAULT_RECEIVER_IMAGE=udp-headless/receiver:0.1.0
 K8S_DEFAULT_SENDER_IMAGE=udp-headless/sender:0.1.0
@@ -38,8 +38,11 @@ k8s_main() {
 
     k8s_pick_cli
     k8s_check_login
-    K8S_WORK=$(mktemp -d "${TMPDIR:-/tmp}/udp-headless-demo.XXXXXX")
+    WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/udp-headless-demo.XXXXXX")
     K8S_MADE_NS=0
+    PLATFORM=k8s
+    # Pod logs reach the API server with a delay.
+    RECEIVE_WAIT=20
     trap k8s_exit EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -100,7 +103,7 @@ k8s_exit() {
     if [ "$K8S_CLEANUP" = 1 ]; then
         k8s_cleanup || true
     fi
-    rm -rf "$K8S_WORK"
+    rm -rf "$WORK_DIR"
     exit "$status"
 }
 
@@ -156,11 +159,11 @@ k8s_wait_ready() {
     step "oc rollout status statefulset/$STS; oc wait --for=condition=Ready pod/sender-app"
     k8s rollout status "statefulset/$STS" --timeout="${K8S_TIMEOUT}s"
     k8s wait --for=condition=Ready pod/sender-app --timeout="${K8S_TIMEOUT}s"
-    while ready=$(k8s get endpointslices -l "kubernetes.io/service-name=$K8S_SERVICE" \
+    while ready=$(k8s get endpointslices -l "kubernetes.io/service-name=$SERVICE" \
         -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.targetRef.name}{"\n"}{end}' |
         sort -u | grep -c . || true) && [ "$ready" != "$replicas" ]; do
         if ((SECONDS >= deadline)); then
-            echo "demo: the Service $K8S_SERVICE has $ready ready endpoints, not $replicas" >&2
+            echo "demo: the Service $SERVICE has $ready ready endpoints, not $replicas" >&2
             return 1
         fi
         sleep 2
@@ -174,52 +177,20 @@ k8s_pod_ip() {
     k8s get pod "$1" -o jsonpath='{.status.podIP}'
 }
 
-# `oc exec sender-app -- /sender -s headless-udp -m MESSAGE`, its log shown
-# and checked against the receivers' pod IPs.
-k8s_broadcast() {
-    local message=$1 replicas=$2 round=$3 log status=0 i
-    log=$K8S_WORK/sender-$round.log
-    step "oc exec sender-app -- /sender -s $K8S_SERVICE -m $message"
-    k8s exec sender-app -c sender -- /sender -s "$K8S_SERVICE" -m "$message" \
-        >"$log" 2>"$log.err" || status=$?
-    cat "$log" "$log.err"
-    if [ "$status" != 0 ]; then
-        echo "demo: the sender exited with status $status" >&2
-        FAILED+=("sender exit $status (round $round)")
-    fi
-    for ((i = 0; i < replicas; i++)); do
-        k8s_pod_ip "$STS-$i"
-        echo
-    done >"$K8S_WORK/expected-$round"
-    verify_sender_log "$log" "$K8S_WORK/expected-$round" ||
-        FAILED+=("sender log (round $round)")
+# The platform functions of demo.sh's shared broadcast/check_receivers.
+
+k8s_sender() {
+    k8s exec sender-app -c sender -- sender "$@"
 }
 
-# `oc logs` of each receiver, checked like in local mode. The log holds the
-# receiver's stderr startup line too: the checks count whole message lines.
-k8s_check_receivers() {
-    local replicas=$1 message=$2 old=$3 sender_ip i pod log deadline
-    sender_ip=$(k8s_pod_ip sender-app)
-    for ((i = 0; i < replicas; i++)); do
-        pod=$STS-$i
-        log=$K8S_WORK/$pod.log
-        # Logs reach the API with a delay: poll a little for the message.
-        deadline=$((SECONDS + 20))
-        while k8s logs "$pod" -c receiver >"$log" 2>&1 &&
-            (($(verify_count_received "$log" "$message" "$sender_ip") < 1)) && ((SECONDS < deadline)); do
-            sleep 1
-        done
-        step "oc logs $pod"
-        cat "$log"
-        local ok=1
-        verify_received "$pod" "$log" "$message" "$sender_ip" 1 || ok=0
-        if [ "$message" = "$MESSAGE_2" ]; then
-            local want_first=0
-            ((i < old)) && want_first=1
-            verify_received "$pod" "$log" "$MESSAGE_1" "$sender_ip" "$want_first" || ok=0
-        fi
-        ((ok)) || FAILED+=("$pod ($message)")
+# Logs reach the API with a delay: poll for the message, a bounded time.
+k8s_receiver_log() {
+    local pod=$1 message=$2 source=$3 log=$WORK_DIR/$1.log deadline=$((SECONDS + $4))
+    while k8s logs "$pod" -c receiver >"$log" 2>&1 &&
+        (($(verify_count_received "$log" "$message" "$source") < 1)) && ((SECONDS < deadline)); do
+        sleep 1
     done
+    echo "$log"
 }
 
 k8s_walkthrough() {
@@ -230,15 +201,15 @@ k8s_walkthrough() {
     k8s_deploy "$replicas"
     k8s_wait_ready "$replicas"
 
-    k8s_broadcast "$MESSAGE_1" "$replicas" 1
-    k8s_check_receivers "$replicas" "$MESSAGE_1" "$replicas"
+    broadcast "$MESSAGE_1" "$replicas" 1
+    check_receivers "$replicas" "$MESSAGE_1" "$replicas"
 
     step "oc scale statefulset/$STS --replicas=$scale_to"
     k8s scale "statefulset/$STS" --replicas="$scale_to"
     k8s_wait_ready "$scale_to"
 
-    k8s_broadcast "$MESSAGE_2" "$scale_to" 2
-    k8s_check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
+    broadcast "$MESSAGE_2" "$scale_to" 2
+    check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
     echo
     verdict "$replicas" "$scale_to"
 }

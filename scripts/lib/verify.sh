@@ -96,12 +96,13 @@ verify_received() {
     return 1
 }
 
-# Lines in a receiver's log that are not well-formed message lines at all
-# (any payload, any source): prints them; returns non-zero if there are any.
-# For logs holding the receiver's stdout only (local mode).
+# Lines in a receiver's log that are not well-formed message lines (any
+# payload, any source), other than the receiver's own startup line (on its
+# stderr, which `oc logs` shows too): prints them; returns non-zero if any.
 verify_no_stray_lines() {
     local name=$1 log=$2 stray
-    stray=$(grep -v -E -- "${VERIFY_PREFIX}Message from Client:b('.*'|\".*\") Client IP Address:\('[0-9a-f.:]+', [0-9]{1,5}\)\$" "$log" | head -3 || true)
+    stray=$(grep -v -E -e "${VERIFY_PREFIX}Message from Client:b('.*'|\".*\") Client IP Address:\('[0-9a-f.:]+', [0-9]{1,5}\)\$" \
+        -e "${VERIFY_PREFIX}listening on UDP " "$log" | head -3 || true)
     if [ -n "$stray" ]; then
         echo "verify: $name has malformed log lines:" >&2
         verify_indent <<<"$stray" >&2

@@ -1,0 +1,536 @@
+#!/usr/bin/env bash
+# Benchmarks udp-headless side by side with the original Python demo, and
+# with "floor" programs that do only what the kernel must do. Prints
+# Markdown tables (median of several runs, min-max, ratios); docs/BENCHMARKS.md
+# holds the latest ones and explains them.
+#
+#   scripts/bench.sh           the full run (about 6-10 minutes)
+#   scripts/bench.sh --quick   fewer runs and rates (about 1-2 minutes)
+#
+# What it measures, all inside one network namespace of its own:
+#   1. sender: broadcast to 2, 1000 and 4000 pods, whole process, start to
+#      exit (hyperfine). The Service name is resolved through a real DNS
+#      server (dnsmasq, never forwarding) with a Kubernetes pod's
+#      resolv.conf. Contestants: the Python sender, our static musl sender,
+#      our glibc sender, and examples/sendto_floor.rs (sends to the same
+#      addresses, read from a file: no resolution at all).
+#   2. receiver: 64-byte datagrams at paced rates (examples/udp_flood.rs),
+#      every line logged to a file; lost = sent - lines in the log, and
+#      where: the socket's drops counter in /proc/net/udp{,6}. Contestants:
+#      our receiver with its default 4 MiB buffer and with the kernel's
+#      default 208 KiB, the Python receiver, and examples/recv_floor.rs (a
+#      bare recv loop, no log).
+#   3. footprint: binary and image sizes, the receivers' resident memory.
+#
+# The original's scripts are used unmodified from $UDP_HEADLESS_SEED
+# (default: ../shared/seed next to the repository). Needs root (network
+# namespaces), cargo with the musl target, python3, hyperfine and dnsmasq
+# (installed with apt if missing), podman optionally (image sizes).
+#
+# Traffic: only inside the namespace (its loopback; the pods' addresses
+# exist only there). Everything it creates (namespace, /etc/netns/<name>,
+# processes, temp files, images, a raised net.core.rmem_max) is removed or
+# restored on exit, failure or Ctrl-C.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$PWD
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+quick=0
+case "${1:-}" in
+    "") ;;
+    --quick) quick=1 ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "bench: unknown argument '$1' (see --help)" >&2
+        exit 2
+        ;;
+esac
+
+# ---------------------------------------------------------------------------
+# Settings.
+
+if [ "$quick" = 1 ]; then
+    sender_rounds=1  # hyperfine invocations per pod count
+    sender_runs=5    # timed runs of each contestant per round
+    sender_warmup=1
+    recv_trials=1    # trials per (receiver, rate)
+    recv_rates=(25000 50000 100000 200000 0)
+else
+    sender_rounds=3
+    sender_runs=10
+    sender_warmup=2
+    recv_trials=3
+    recv_rates=(25000 50000 100000 150000 200000 250000 300000 0)
+fi
+pod_counts=(2 1000 4000)
+# Rate 0 = unpaced: as fast as the load generator can send.
+max_rate_count=300000
+payload_size=64
+port=12000
+# The receiver's default ask (4 MiB) and the kernel's default rmem_max.
+receiver_rcvbuf=4194304
+kernel_default_rcvbuf=212992
+
+seed=${UDP_HEADLESS_SEED:-$repo/../shared/seed}
+musl_dir=$repo/target/x86_64-unknown-linux-musl/release
+glibc_dir=$repo/target/release
+# The Kubernetes pod view: a Service in namespace "default".
+service=headless-udp
+service_fqdn=$service.default.svc.cluster.local
+dns_ip=10.96.0.10
+pod_route=10.244.0.0/16
+
+ns=udpbench-$$
+tmp=
+made_etc_netns=0
+rmem_max_before=
+images=()
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+# ---------------------------------------------------------------------------
+# Cleanup: runs on every exit (normal, error, Ctrl-C).
+
+cleanup() {
+    set +e
+    local pid pids
+    if ip netns list 2>/dev/null | grep -qw "$ns"; then
+        # Every process in our namespace is ours: dnsmasq (and its TCP
+        # children), the sink socket, a receiver.
+        pids=$(ip netns pids "$ns" 2>/dev/null)
+        for pid in $pids; do kill -TERM "$pid" 2>/dev/null; done
+        sleep 0.2
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+        wait 2>/dev/null
+        ip netns del "$ns"
+    fi
+    rm -rf "/etc/netns/$ns"
+    [ "$made_etc_netns" = 1 ] && rmdir /etc/netns 2>/dev/null
+    if [ -n "$rmem_max_before" ]; then
+        sysctl -q -w "net.core.rmem_max=$rmem_max_before" &&
+            log "restored net.core.rmem_max=$rmem_max_before"
+    fi
+    for image in "${images[@]}"; do podman rmi -f "$image" >/dev/null 2>&1; done
+    [ -n "$tmp" ] && rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------
+# Prerequisites and builds.
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, sysctl)"
+for tool in hyperfine dnsmasq; do
+    if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
+        package=$tool
+        [ "$tool" = dnsmasq ] && package="dnsmasq-base"
+        log "installing $package"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" >/dev/null
+    fi
+done
+dnsmasq=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
+for file in sender.py receiver.py; do
+    [ -f "$seed/$file" ] || die "no $seed/$file (set UDP_HEADLESS_SEED to the original's scripts)"
+done
+# The real interpreter, not a wrapper (a pyenv shim is a bash script that
+# would add ~50 ms to every Python run).
+python=${UDP_HEADLESS_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
+
+log "building (release: static musl bins and examples, glibc bins)"
+cargo build -q --release --target x86_64-unknown-linux-musl --bins --examples
+cargo build -q --release --bins
+
+tmp=$(mktemp -d /tmp/udpbench.XXXXXX)
+# dnsmasq reads its hosts files after dropping root.
+chmod 755 "$tmp"
+mkdir "$tmp/results"
+sink_log=$tmp/sink.log # every per-pod / per-datagram log goes to a file here
+
+# ---------------------------------------------------------------------------
+# The namespace: loopback only. 10.96.0.10 is the cluster DNS; every address
+# of 10.244.0.0/16 is local ("pods"), so datagrams to pods land on the
+# namespace's loopback. The pod's /etc/resolv.conf and /etc/hosts are
+# bind-mounted by `ip netns exec` from /etc/netns/<ns>/.
+
+log "namespace $ns"
+[ -d /etc/netns ] || made_etc_netns=1
+mkdir -p "/etc/netns/$ns"
+cat >"/etc/netns/$ns/resolv.conf" <<EOF
+search default.svc.cluster.local svc.cluster.local cluster.local
+nameserver $dns_ip
+options ndots:5
+EOF
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"/etc/netns/$ns/hosts"
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+ip -n "$ns" addr add "$dns_ip/32" dev lo
+ip -n "$ns" route add local "$pod_route" dev lo
+
+in_ns() { ip netns exec "$ns" "$@"; }
+
+# Pod N's address: 10.244.0.1, 10.244.0.2, ... (250 per /24).
+write_pods() {
+    local count=$1 i ip
+    : >"$tmp/hosts.$count"
+    : >"$tmp/ips.$count"
+    for ((i = 0; i < count; i++)); do
+        ip=10.244.$((i / 250)).$((i % 250 + 1))
+        printf '%s %s\n' "$ip" "$service_fqdn" >>"$tmp/hosts.$count"
+        printf '%s\n' "$ip" >>"$tmp/ips.$count"
+    done
+    chmod 644 "$tmp/hosts.$count" "$tmp/ips.$count"
+}
+
+dnsmasq_pid=
+# Serves the Service with COUNT A records; answers nothing else (no
+# upstream, no /etc/hosts, every domain local).
+start_dns() {
+    local count=$1 i
+    stop_dns
+    # Not through in_ns (a function): $! must be the process itself.
+    ip netns exec "$ns" "$dnsmasq" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+        --local=/#/ --listen-address="$dns_ip" --bind-interfaces \
+        --addn-hosts="$tmp/hosts.$count" --pid-file="$tmp/dnsmasq.pid" \
+        --log-facility="$tmp/dnsmasq.log" >>"$tmp/dnsmasq.out" 2>&1 &
+    dnsmasq_pid=$!
+    for ((i = 0; i < 50; i++)); do
+        [ "$(pods_reached "$musl_dir/sender" -s "$service" -m probe)" = "$count" ] && return 0
+        sleep 0.1
+    done
+    cat "$tmp/dnsmasq.out" "$tmp/dnsmasq.log" >&2 2>/dev/null
+    die "dnsmasq does not serve $count records for $service_fqdn"
+}
+stop_dns() {
+    if [ -n "$dnsmasq_pid" ]; then
+        kill "$dnsmasq_pid" 2>/dev/null || true
+        wait "$dnsmasq_pid" 2>/dev/null || true
+        dnsmasq_pid=
+    fi
+}
+
+# Runs a sender in the namespace; prints how many pods it logged a send to.
+pods_reached() {
+    in_ns "$@" >"$sink_log" 2>"$tmp/stderr" || true
+    grep -c 'sent message to :' "$sink_log" || true
+}
+
+# ---------------------------------------------------------------------------
+# 1. Sender.
+
+sender_bench() {
+    local count round
+    # A socket on the pods' port that nobody reads (so the kernel drops each
+    # datagram at it, the same for every contestant), instead of an ICMP
+    # "port unreachable" per datagram.
+    ip netns exec "$ns" "$python" -c "
+import signal, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', $port))
+signal.pause()" &
+    local sink_pid=$!
+
+    local -a names=(python musl glibc floor)
+    for count in "${pod_counts[@]}"; do
+        write_pods "$count"
+        start_dns "$count"
+        local -a commands=(
+            "$python $seed/sender.py -s $service -m test"
+            "$musl_dir/sender -s $service -m test"
+            "$glibc_dir/sender -s $service -m test"
+            "$musl_dir/examples/sendto_floor $tmp/ips.$count test"
+        )
+        # What each one reached (also a warm-up).
+        local i
+        for i in "${!names[@]}"; do
+            # shellcheck disable=SC2086 # the command is words, on purpose
+            printf 'sender\t%s\t%s\t%s\n' "$count" "${names[$i]}" \
+                "$(pods_reached ${commands[$i]})" >>"$tmp/results/reached.tsv"
+        done
+        for ((round = 1; round <= sender_rounds; round++)); do
+            log "sender: $count pods, round $round/$sender_rounds"
+            local -a args=()
+            for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${commands[$i]}"); done
+            in_ns hyperfine -N --style none --warmup "$sender_warmup" --runs "$sender_runs" \
+                --output="$sink_log" \
+                --export-json "$tmp/results/sender-$count-$round.json" "${args[@]}" \
+                >/dev/null 2>"$tmp/hyperfine.err" || {
+                cat "$tmp/hyperfine.err" >&2
+                die "hyperfine failed"
+            }
+        done
+    done
+    stop_dns
+    kill "$sink_pid" 2>/dev/null || true
+    wait "$sink_pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------
+# 2. Receiver.
+
+# The socket line for our port in /proc/PID/net/udp{,6}: the namespace's
+# UDP sockets as the receiver sees them.
+# Prints nothing once the process has exited.
+socket_line() {
+    awk -v port=":$(printf '%04X' "$port")" '$2 ~ port "$" { print; exit }' \
+        "/proc/$1/net/udp" "/proc/$1/net/udp6" 2>/dev/null || true
+}
+# Bytes waiting in its receive queue (field 5 is tx_queue:rx_queue, in hex).
+rx_queue() {
+    local queues
+    queues=$(socket_line "$1" | awk '{ print $5 }')
+    [ -n "$queues" ] && echo $((16#${queues#*:}))
+    return 0
+}
+# Datagrams the kernel dropped because the receive buffer was full.
+socket_drops() { socket_line "$1" | awk '{ print $NF }'; }
+status_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+
+# One trial: start the receiver, flood it, wait until it has logged what it
+# will, record, stop it.
+recv_trial() {
+    local who=$1 rate=$2 trial=$3 count pid i
+    count=$((rate > 100000 ? rate : 100000))
+    [ "$rate" = 0 ] && count=$max_rate_count
+    local -a command
+    case $who in
+        ours) command=("$musl_dir/receiver") ;;
+        ours208k) command=("$musl_dir/receiver" --rcvbuf "$kernel_default_rcvbuf") ;;
+        python) command=("$python" "$seed/receiver.py") ;;
+        floor) command=("$musl_dir/examples/recv_floor" "$port" "$count" "$receiver_rcvbuf") ;;
+    esac
+    ip netns exec "$ns" "${command[@]}" >"$sink_log" 2>"$tmp/stderr" &
+    pid=$!
+    for ((i = 0; i < 100; i++)); do
+        [ -n "$(socket_line "$pid")" ] && break
+        sleep 0.05
+    done
+    [ -n "$(socket_line "$pid")" ] || die "$who did not bind UDP $port: $(cat "$tmp/stderr")"
+    local rss_idle
+    rss_idle=$(status_kb "$pid" VmRSS)
+
+    local report
+    report=$(in_ns "$musl_dir/examples/udp_flood" --target "127.0.0.1:$port" \
+        --rate "$rate" --count "$count" --size "$payload_size")
+    # Done when the queue is empty and the log has stopped growing (at most 20 s).
+    local lines=-1 now
+    for ((i = 0; i < 100; i++)); do
+        sleep 0.2
+        kill -0 "$pid" 2>/dev/null || break
+        now=$(wc -l <"$sink_log")
+        [ "$(rx_queue "$pid")" = 0 ] && [ "$now" = "$lines" ] && break
+        lines=$now
+    done
+    local drops hwm
+    drops=$(socket_drops "$pid")
+    hwm=$(status_kb "$pid" VmHWM)
+    if [ "$who" = floor ]; then
+        wait "$pid" || true # it stops by itself after 1 s of silence
+        lines=$(sed -n 's/^received=\([0-9]*\).*/\1/p' "$sink_log")
+    else
+        kill -TERM "$pid"
+        wait "$pid" || true
+        lines=$(wc -l <"$sink_log")
+    fi
+    # report: sent=N errors=N seconds=S rate=R
+    local sent errors achieved
+    read -r sent errors achieved < <(awk '{
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        print v["sent"], v["errors"], v["rate"] }' <<<"$report")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$rate" "$trial" "$sent" \
+        "$errors" "$achieved" "$lines" "$drops" "$rss_idle" "$hwm" >>"$tmp/results/receiver.tsv"
+}
+
+receiver_bench() {
+    local trial rate who
+    # The receiver asks for 4 MiB; the kernel grants at most rmem_max, which
+    # is one setting for the whole machine (not per namespace).
+    local rmem_max
+    rmem_max=$(sysctl -n net.core.rmem_max)
+    if [ "$rmem_max" -lt "$receiver_rcvbuf" ]; then
+        rmem_max_before=$rmem_max
+        sysctl -q -w "net.core.rmem_max=$receiver_rcvbuf"
+        log "raised net.core.rmem_max from $rmem_max to $receiver_rcvbuf (global; restored on exit)"
+    fi
+    for ((trial = 1; trial <= recv_trials; trial++)); do
+        for rate in "${recv_rates[@]}"; do
+            log "receiver: trial $trial/$recv_trials, rate ${rate/#0/max}/s"
+            # Side by side: each rate is tried on every receiver in turn.
+            for who in ours ours208k python floor; do
+                recv_trial "$who" "$rate" "$trial"
+            done
+        done
+    done
+}
+
+# ---------------------------------------------------------------------------
+# 3. Footprint: binaries and images.
+
+footprint() {
+    local name image size
+    for name in sender receiver; do
+        printf 'binary\t%s\t%s\n' "$name" "$(stat -c %s "$musl_dir/$name")" >>"$tmp/results/footprint.tsv"
+    done
+    command -v podman >/dev/null || return 0
+    for name in sender receiver; do
+        # Already built ones (the Dockerfile's tag), else a temporary build.
+        image=$(podman images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null |
+            grep -E "(^|/)udp-headless/$name:" | head -n 1 || true)
+        if [ -z "$image" ]; then
+            image=localhost/udpbench-$$/$name:latest
+            if ! podman build -q --pull=never --layers=false --target "$name" \
+                --build-arg BINARIES=host -t "$image" . >"$tmp/podman-$name.log" 2>&1; then
+                log "podman build of the $name image failed (see scripts/container-test.sh)"
+                continue
+            fi
+            images+=("$image")
+        fi
+        size=$(podman image inspect --format '{{.Size}}' "$image")
+        printf 'image\t%s\t%s\n' "$name" "$size" >>"$tmp/results/footprint.tsv"
+    done
+}
+
+# ---------------------------------------------------------------------------
+# Run, then format.
+
+started=$(date +%s)
+sender_bench
+receiver_bench
+footprint
+elapsed=$(($(date +%s) - started))
+
+{
+    echo "Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
+        "Linux $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "net.core.rmem_max $(sysctl -n net.core.rmem_max), rmem_default $(sysctl -n net.core.rmem_default);" \
+        "$("$python" --version 2>&1) ($python); hyperfine $(hyperfine --version | awk '{ print $2 }');" \
+        "$("$dnsmasq" --version | head -n 1 | awk '{ print $1, $2, $3 }'); $(rustc --version | awk '{ print $1, $2 }')."
+    echo "Mode: $([ "$quick" = 1 ] && echo quick || echo full), ${elapsed} s."
+} >"$tmp/results/machine.txt"
+
+# Raw results (hyperfine JSON, TSV) and the tables are kept in target/bench/latest.
+rm -rf target/bench/latest
+mkdir -p target/bench
+cp -r "$tmp/results" target/bench/latest
+python3 - target/bench/latest <<'PYTHON' | tee target/bench/latest/tables.md
+import glob, json, os, statistics, sys
+from collections import defaultdict
+
+results = sys.argv[1]
+print(open(os.path.join(results, "machine.txt")).read())
+
+def spread(values, scale=1.0, fmt="{:.1f}"):
+    """median (min-max) of values * scale."""
+    v = [x * scale for x in values]
+    return fmt.format(statistics.median(v)), (fmt + "-" + fmt).format(min(v), max(v))
+
+# --- sender: pooled hyperfine times per (pods, contestant)
+labels = {"python": "Python `sender.py`", "musl": "`sender`, static musl (shipped)",
+          "glibc": "`sender`, glibc build", "floor": "floor: `sendto_floor`, no DNS"}
+times = defaultdict(list)
+for path in glob.glob(os.path.join(results, "sender-*.json")):
+    pods = int(os.path.basename(path).split("-")[1])
+    for r in json.load(open(path))["results"]:
+        times[pods, r["command"]] += r["times"]
+reached = {}
+for line in open(os.path.join(results, "reached.tsv")):
+    _, pods, who, n = line.split()
+    reached[int(pods), who] = n
+print("### Sender: broadcast to N pods, start to exit (ms)\n")
+print("| pods | program | median | min-max | Python / this | this / floor | pods reached |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+for pods in sorted({p for p, _ in times}):
+    med = {w: statistics.median(times[pods, w]) for w in labels if (pods, w) in times}
+    for who in labels:
+        if (pods, who) not in times:
+            continue
+        m, r = spread(times[pods, who], 1000, "{:.1f}" if med[who] >= 0.01 else "{:.2f}")
+        print(f"| {pods} | {labels[who]} | {m} | {r} | {med['python'] / med[who]:.1f}x "
+              f"| {med[who] / med['floor']:.2f}x | {reached[pods, who]} |")
+n = {len(t) for t in times.values()}
+print(f"\n{'/'.join(map(str, sorted(n)))} timed runs per row.\n")
+
+# --- receiver: loss per (contestant, rate)
+rlabels = {"ours": "`receiver` (4 MiB buffer)", "ours208k": "`receiver --rcvbuf 212992` (208 KiB)",
+           "python": "Python `receiver.py` (208 KiB)", "floor": "floor: `recv_floor`, no log (4 MiB)"}
+trials = defaultdict(list)
+for line in open(os.path.join(results, "receiver.tsv")):
+    who, rate, trial, sent, errors, achieved, lines, drops, rss, hwm = \
+        [f or "0" for f in line.rstrip("\n").split("\t")]
+    trials[who, int(rate)].append(dict(sent=int(sent), errors=int(errors),
+        achieved=float(achieved), lines=int(lines), drops=int(drops),
+        rss=int(rss), hwm=int(hwm)))
+rates = sorted({r for _, r in trials}, key=lambda r: r or 10**9)
+def rate_name(r):
+    return "max" if r == 0 else f"{r // 1000}k"
+print("### Receiver: 64-byte datagrams lost at a paced rate, every one logged to a file\n")
+print("Lost % of sent: median (min-max) over trials; the max row also gives the achieved rate.\n")
+print("| rate/s | " + " | ".join(rlabels.values()) + " |")
+print("|---:|" + "---:|" * len(rlabels))
+for rate in rates:
+    cells = []
+    for who in rlabels:
+        t = trials.get((who, rate), [])
+        if not t:
+            cells.append("")
+            continue
+        loss = [100.0 * (x["sent"] - x["lines"]) / x["sent"] for x in t]
+        m, r = spread(loss, 1, "{:.2f}")
+        cell = "0" if max(loss) == 0 else f"{m}% ({r})"
+        if rate == 0:
+            cell += f" @ {statistics.median(x['achieved'] for x in t) / 1000:.0f}k/s"
+        cells.append(cell)
+    print(f"| {rate_name(rate)} | " + " | ".join(cells) + " |")
+print()
+print("| | " + " | ".join(rlabels.values()) + " |")
+print("|---|" + "---|" * len(rlabels))
+lossless, where = [], []
+for who in rlabels:
+    best = None
+    for rate in rates:
+        t = trials.get((who, rate), [])
+        if t and all(x["lines"] == x["sent"] for x in t):
+            best = rate
+        else:
+            break
+    lossless.append("none tried" if best is None else
+                    ("every rate, max included" if best == 0 else f"{best:,}/s"))
+    lost = sum(x["sent"] - x["lines"] for k, ts in trials.items() if k[0] == who for x in ts)
+    drops = sum(x["drops"] for k, ts in trials.items() if k[0] == who for x in ts)
+    errs = sum(x["errors"] for k, ts in trials.items() if k[0] == who for x in ts)
+    where.append(f"{lost:,} lost: {drops:,} socket drops, {errs:,} send errors, "
+                 f"{lost - drops - errs:,} elsewhere")
+print("| lossless up to | " + " | ".join(lossless) + " |")
+print("| all trials | " + " | ".join(where) + " |")
+print()
+
+# --- footprint
+print("### Footprint\n")
+rows = [l.split("\t") for l in open(os.path.join(results, "footprint.tsv"))] \
+    if os.path.exists(os.path.join(results, "footprint.tsv")) else []
+for kind, name, size in rows:
+    print(f"- {kind} `{name}`: {int(size):,} bytes ({int(size) / 1024:.0f} KiB)")
+if not any(r[0] == "image" for r in rows):
+    print("- images: podman not available here (scripts/container-test.sh builds them)")
+print()
+print("| receiver | VmRSS idle (KiB) | VmHWM after max-rate trials (KiB) |")
+print("|---|---:|---:|")
+for who in rlabels:
+    t = [x for k, ts in trials.items() if k[0] == who for x in ts]
+    peak = [x["hwm"] for x in trials.get((who, 0), t)]
+    if t:
+        print(f"| {rlabels[who]} | {statistics.median(x['rss'] for x in t):.0f} | {max(peak)} |")
+PYTHON

@@ -427,3 +427,24 @@ fn failing_stdin_or_stdout_exits_1() {
     );
     assert_eq!(received(&sock).len(), 1, "the send itself happened");
 }
+
+#[test]
+fn repeat_forever_stops_on_sigterm_between_rounds() {
+    let (sock, port) = pod("127.0.0.1");
+    let mut child = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "beat"])
+        .args(["--repeat", "0", "--interval", "50ms"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a few beats, so the loop is running.
+    let mut buf = [0; 16];
+    for _ in 0..3 {
+        assert_eq!(sock.recv(&mut buf).unwrap(), 4);
+    }
+    signal(&child, "TERM");
+    wait_until("sender --repeat 0 to stop", Duration::from_secs(5), || {
+        child.try_wait().unwrap().is_some()
+    });
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -98,8 +98,12 @@ fn run() -> i32 {
     };
     match &options.message {
         Some(message) => {
-            // Periodic broadcasts may run as PID 1: let SIGTERM end them.
-            signals::stop_on_term_and_int();
+            // Periodic broadcasts may run as PID 1: let SIGTERM end them
+            // between rounds. One broadcast keeps the default, so Ctrl-C
+            // ends even a slow DNS lookup at once.
+            if options.repeat != 1 {
+                signals::stop_on_term_and_int();
+            }
             let mut round = 0;
             while options.repeat == 0 || round < options.repeat {
                 if round > 0 && !signals::sleep_unless_stopped(options.interval) {

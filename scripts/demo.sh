@@ -128,14 +128,10 @@ local_preflight() {
         echo "demo: local mode needs root (it creates network namespaces): sudo scripts/demo.sh local" >&2
         exit 3
     fi
-    if ! local_have_tools; then
+    if ! local_have_tools && command -v apt-get >/dev/null; then
         echo "demo: installing what is missing (iproute2, dnsmasq-base)"
-        if [ -x "$SCRIPTS/install-deps.sh" ]; then
-            "$SCRIPTS/install-deps.sh"
-        else
-            apt-get update -q
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q dnsmasq-base iproute2
-        fi
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dnsmasq-base iproute2
     fi
     if ! local_have_tools; then
         echo "demo: local mode needs ip (iproute2) and dnsmasq (dnsmasq-base); install them" >&2
@@ -154,7 +150,15 @@ local_binaries() {
     if [ -z "$dir" ]; then
         dir=$default
         if [ ! -x "$dir/sender" ] || [ ! -x "$dir/receiver" ]; then
+            if ! command -v cargo >/dev/null; then
+                echo "demo: no binaries in $dir and no cargo on root's PATH to build them." >&2
+                echo "      Build them first as yourself: rustup target add x86_64-unknown-linux-musl &&" >&2
+                echo "      cargo build --release --target x86_64-unknown-linux-musl; then run this again." >&2
+                exit 3
+            fi
             echo "demo: building the static binaries (cargo build --release --target x86_64-unknown-linux-musl --bins)" >&2
+            rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
+                rustup target add x86_64-unknown-linux-musl >&2
             (cd "$REPO" && cargo build --release --target x86_64-unknown-linux-musl --bins) >&2
         fi
     fi

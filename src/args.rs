@@ -131,10 +131,6 @@ impl Parser {
             .into_string()
             .map_err(|_| UsageError(format!("option '{option}': value is not UTF-8")))
     }
-
-    pub fn option_name(&self) -> &str {
-        &self.last_option
-    }
 }
 
 /// `--help` or `--version` (`option`), alike in both programs: checks it

@@ -58,12 +58,16 @@ pub struct Pods {
 #[derive(Debug)]
 pub struct NotResolved(pub String);
 
-/// Reads /etc/resolv.conf (only used when the system resolver's answer
-/// needs checking or explaining) and applies `decide`.
+/// Asks the system resolver, then applies `decide`. /etc/resolv.conf is
+/// read only when `decide` will use it: to check a long answer or explain
+/// a failure (a short answer, the usual case, needs neither).
 pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, NotResolved> {
     let system = system_resolver(service, port);
-    let conf = resolv_conf::load(Path::new(resolv_conf::PATH))
-        .map_err(|e| format!("cannot read {}: {e}", resolv_conf::PATH));
+    let conf = match &system {
+        Ok(addrs) if addrs.len() < MAYBE_CUT => Ok(ResolvConf::default()),
+        _ => resolv_conf::load(Path::new(resolv_conf::PATH))
+            .map_err(|e| format!("cannot read {}: {e}", resolv_conf::PATH)),
+    };
     decide(
         service,
         port,
@@ -166,7 +170,13 @@ fn explain(
             )))
         }
     };
-    match ask_dns(conf, service, family) {
+    // The system resolver has already waited out its timeouts and retries:
+    // one attempt is enough to say why it failed.
+    let once = ResolvConf {
+        attempts: 1,
+        ..conf.clone()
+    };
+    match ask_dns(&once, service, family) {
         Ok(found) => {
             let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
             with_dns_cut(service, family, addrs.collect(), found.truncated)

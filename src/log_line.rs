@@ -35,6 +35,12 @@ pub fn line(level: &str, message: &str) -> String {
     String::from_utf8(out).expect("prefix and message are UTF-8")
 }
 
+/// Writes one line to stderr: the programs' errors and warnings, in the
+/// same format as their logs, so `kubectl logs` shows them in line.
+pub fn to_stderr(level: &str, message: &str) {
+    let _ = std::io::stderr().write_all(line(level, message).as_bytes());
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// `civil_from_days`): std has no calendar and a crate is not allowed.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {

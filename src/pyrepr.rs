@@ -87,25 +87,12 @@ fn interface_name(index: u32) -> Option<String> {
     extern "C" {
         fn if_indextoname(index: u32, name: *mut u8) -> *mut u8;
     }
-    let mut buf = [0u8; 16]; // IF_NAMESIZE
-                             // SAFETY: buf is IF_NAMESIZE bytes, as if_indextoname requires.
+    const IF_NAMESIZE: usize = 16;
+    let mut buf = [0u8; IF_NAMESIZE];
+    // SAFETY: buf is IF_NAMESIZE bytes, as if_indextoname requires.
     let found = unsafe { !if_indextoname(index, buf.as_mut_ptr()).is_null() };
     let len = buf.iter().position(|&b| b == 0)?;
     found.then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
-}
-
-/// `repr(bytes)` as a String, for tests and messages.
-pub fn bytes_repr(data: &[u8]) -> String {
-    let mut out = Vec::new();
-    write_bytes(&mut out, data);
-    String::from_utf8(out).expect("repr is ASCII")
-}
-
-/// The address tuple as a String.
-pub fn addr_repr(addr: SocketAddr) -> String {
-    let mut out = Vec::new();
-    write_addr(&mut out, addr);
-    String::from_utf8(out).expect("address text is ASCII")
 }
 
 /// The IP as the sender logs it (`sent message to :10.0.0.1`).
@@ -119,6 +106,20 @@ pub fn ip_text(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `repr(bytes)` as a String.
+    fn bytes_repr(data: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_bytes(&mut out, data);
+        String::from_utf8(out).expect("repr is ASCII")
+    }
+
+    /// The address tuple as a String.
+    fn addr_repr(addr: SocketAddr) -> String {
+        let mut out = Vec::new();
+        write_addr(&mut out, addr);
+        String::from_utf8(out).expect("address text is ASCII")
+    }
 
     #[test]
     fn bytes_like_python() {

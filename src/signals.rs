@@ -1,31 +1,53 @@
-//! SIGTERM and SIGINT set a flag instead of killing the process. As PID 1 in
-//! a container the kernel drops signals that have no handler, so without
-//! this `podman stop` / pod deletion would wait for SIGKILL.
+//! SIGTERM and SIGINT, for programs that may run as PID 1 in a container,
+//! where the kernel drops signals that have no handler: without one,
+//! `podman stop` or a pod deletion would wait for SIGKILL.
 //!
-//! Blocking calls notice the flag because every socket that blocks has a
-//! read timeout: with SO_RCVTIMEO set, a signal makes `recv` return EINTR
-//! even under SA_RESTART (signal(7)), and the timeout bounds the rest.
+//! Two ways to handle them:
+//! - `stop_on_term_and_int`: set a flag that loops check (the receiver,
+//!   `sender --idle`, repeated broadcasts), so they end cleanly, exit 0.
+//!   Blocking calls notice it because every socket that blocks has a read
+//!   timeout: with SO_RCVTIMEO set, a signal makes `recv` return EINTR even
+//!   under SA_RESTART (signal(7)), and the timeout bounds the rest.
+//! - `exit_on_term_and_int`: end at once, as the default action would
+//!   (exit 128 + signal), for one-shot work that may block in a read or a
+//!   DNS lookup (one broadcast, stdin lines).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_signal: i32) {
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+extern "C" {
+    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn _exit(status: i32) -> !;
+}
+
+extern "C" fn set_stop_flag(_signal: i32) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-pub fn stop_on_term_and_int() {
-    extern "C" {
-        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
-    }
-    const SIGINT: i32 = 2;
-    const SIGTERM: i32 = 15;
-    // SAFETY: the handler only stores to an atomic, which is signal-safe.
+extern "C" fn exit_now(signal: i32) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { _exit(128 + signal) }
+}
+
+fn handle_term_and_int(handler: extern "C" fn(i32)) {
+    // SAFETY: both handlers only do async-signal-safe things.
     unsafe {
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
+        signal(SIGINT, handler);
+        signal(SIGTERM, handler);
     }
+}
+
+pub fn stop_on_term_and_int() {
+    handle_term_and_int(set_stop_flag);
+}
+
+pub fn exit_on_term_and_int() {
+    handle_term_and_int(exit_now);
 }
 
 pub fn stop_requested() -> bool {

@@ -368,8 +368,15 @@ fn search_path_order_and_absolute_names() {
     // already complete (why Kubernetes DNS sees so many NXDOMAINs).
     let found = lookup_v4(&server, SERVICE).unwrap();
     assert_eq!(found.addrs.len(), 2);
-    thread::sleep(Duration::from_millis(200));
-    let log = server.log();
+    // dnsmasq logs asynchronously to our lookups: wait for all six lines.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = server.log();
+        if log.matches("query[A] ").count() >= 6 || Instant::now() > deadline {
+            break log;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
     let asked: Vec<&str> = log
         .lines()
         .filter_map(|l| l.split("query[A] ").nth(1))
@@ -411,9 +418,12 @@ fn the_next_server_answers_when_the_first_is_down() {
 #[test]
 fn nothing_listening_fails_fast() {
     let dead = nothing_listening();
+    // A 5 s timeout that a refused connection must not wait out.
+    let mut conf = impatient_conf(dead);
+    conf.timeout = Duration::from_secs(5);
     let started = Instant::now();
-    let error = dns::lookup(&impatient_conf(dead), "headless-udp", &[RecordType::A]);
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    let error = dns::lookup(&conf, "headless-udp", &[RecordType::A]);
+    assert!(started.elapsed() < Duration::from_secs(4));
     let LookupError::Unreachable(detail) = error.unwrap_err() else {
         panic!("not an unreachable error");
     };
@@ -430,8 +440,9 @@ fn a_silent_server_times_out_within_the_timeout() {
     let started = Instant::now();
     let error = dns::lookup(&conf, "headless-udp", &[RecordType::A]).unwrap_err();
     let took = started.elapsed();
+    // Waits the 1 s timeout, and no longer than a loaded machine might add.
     assert!(took >= Duration::from_millis(900), "{took:?}");
-    assert!(took < Duration::from_millis(1800), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
     let message = format!("service 'headless-udp' {error}");
     assert_eq!(
         message,
@@ -554,13 +565,20 @@ fn policy_checks_a_long_list_with_dns_and_sends_to_the_union() {
 
 #[test]
 fn policy_trusts_a_short_list_without_asking() {
-    let conf = impatient_conf(nothing_listening());
+    // A server that records whether it was asked anything.
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    server.set_nonblocking(true).unwrap();
+    let conf = impatient_conf(server.local_addr().unwrap());
     let system = socket_addrs(&["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()]);
-    let started = Instant::now();
     let pods = discover::decide("x", 9, Family::Auto, Ok(system.clone()), Ok(&conf)).unwrap();
     assert_eq!(pods.addrs, system);
     assert_eq!(pods.incomplete, None);
-    assert!(started.elapsed() < Duration::from_millis(100));
+    let asked = server.recv(&mut [0; 512]);
+    assert_eq!(
+        asked.unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "DNS was asked"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use common::*;
 use std::fs;
 use std::io::Write;
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -89,6 +89,7 @@ fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
 #[test]
 fn repeat_broadcasts_every_interval() {
     let (sock, port) = pod("127.0.0.1");
+    let started = std::time::Instant::now();
     let out = bin("sender")
         .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "tick"])
         .args(["--repeat", "3", "--interval", "20ms"])
@@ -97,6 +98,8 @@ fn repeat_broadcasts_every_interval() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sent_to(&out).len(), 3);
     assert_eq!(received(&sock), vec![b"tick".to_vec(); 3]);
+    // Two pauses between three rounds (a lower bound only: machines vary).
+    assert!(started.elapsed() >= Duration::from_millis(40));
 }
 
 #[test]
@@ -178,6 +181,12 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
         (&["-s", "a", "-r", "2"], &[], "--repeat needs a message"),
         (
             &["-s", "a"],
+            &[("UDP_HEADLESS_REPEAT", "2")],
+            "$UDP_HEADLESS_REPEAT needs a message",
+        ),
+        (&["-s", "a", "--idle"], &[], "--idle takes no other options"),
+        (
+            &["-s", "a"],
             &[("UDP_HEADLESS_PORT", "x")],
             "$UDP_HEADLESS_PORT: 'x' is not a port",
         ),
@@ -205,7 +214,7 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
 #[test]
 fn idle_waits_for_sigterm() {
     let mut child = bin("sender").arg("--idle").spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for_handler(&child, 15);
     assert!(child.try_wait().unwrap().is_none(), "--idle returned early");
     signal(&child, "TERM");
     wait_until("sender --idle to stop", Duration::from_secs(5), || {
@@ -289,8 +298,8 @@ fn receiver_log(dir: &Path) -> Vec<String> {
     info_messages(&fs::read_to_string(dir.join("receiver.log")).unwrap())
 }
 
-fn netns_dir(test: &str) -> PathBuf {
-    temp_dir(&format!("netns-{test}"))
+fn netns_dir(test: &str) -> TempDir {
+    TempDir::new(&format!("netns-{test}"))
 }
 
 #[test]
@@ -447,4 +456,86 @@ fn repeat_forever_stops_on_sigterm_between_rounds() {
         child.try_wait().unwrap().is_some()
     });
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_stdin_line_too_long_for_a_datagram_is_skipped_and_the_rest_sent() {
+    let (sock, port) = pod("::1");
+    let mut child = bin("sender")
+        .args(["-s", "::1", "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = b"before\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 1_000_000));
+    input.extend(b"\nafter\n");
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "the message is 1000000 bytes; a UDP datagram holds at most 65527: line skipped"
+        ),
+        "{err}"
+    );
+    assert_eq!(received(&sock), vec![b"before".to_vec(), b"after".to_vec()]);
+}
+
+#[test]
+fn sigterm_ends_a_sender_waiting_on_stdin_at_once() {
+    let mut child = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", "9"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_handler(&child, 15);
+    signal(&child, "TERM");
+    wait_until("the sender to end", Duration::from_secs(5), || {
+        child.try_wait().unwrap().is_some()
+    });
+    // As the default action would, but also as PID 1: 128 + SIGTERM.
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+}
+
+#[test]
+fn a_service_too_large_for_one_dns_answer_is_sent_to_and_reported() {
+    // A real dnsmasq in the namespace serves 4100 A records: more than one
+    // 64 KiB DNS answer holds. The addresses are local to the namespace.
+    let dir = netns_dir("toolarge");
+    let records: String = (0..4100)
+        .map(|i| {
+            format!(
+                "10.96.{}.{} headless-udp.default.svc.cluster.local\n",
+                i / 250,
+                i % 250 + 1
+            )
+        })
+        .collect();
+    fs::write(dir.join("service.hosts"), records).unwrap();
+    let resolv_conf = "nameserver 127.0.0.1\n\
+        search default.svc.cluster.local svc.cluster.local cluster.local\n\
+        options ndots:5 timeout:2 attempts:1\n";
+    let script = "ip route add local 10.96.0.0/16 dev lo; \
+        dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+            --local=/#/ --listen-address=127.0.0.1 --bind-interfaces --port=53 \
+            --addn-hosts=\"$DIR/service.hosts\" --pid-file= 2>/dev/null & dns=$!; \
+        trap 'kill $dns' EXIT; \
+        until \"$RECEIVER\" --check -p 53 2>/dev/null; do sleep 0.02; done; \
+        \"$SENDER\" -s headless-udp -m hi -p 9";
+    let out = in_private_netns(&dir, "", resolv_conf, script);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    let sent = sent_to(&out);
+    let unique: std::collections::HashSet<_> = sent.iter().collect();
+    assert_eq!(unique.len(), sent.len(), "each address once");
+    assert!(sent.len() >= 4092, "{} sent", sent.len());
+    let (level, message) = parse_log_line(err.lines().next().unwrap()).unwrap();
+    assert_eq!(level, "WARNING");
+    assert!(
+        message.contains("'headless-udp' is too large for one DNS answer"),
+        "{message}"
+    );
 }

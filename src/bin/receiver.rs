@@ -103,9 +103,6 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_port(&text, &from)?,
         None => 12000,
     };
-    if check {
-        return Ok(Mode::Check(port));
-    }
     let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND") {
         Some((text, from)) => Some(
             text.parse::<IpAddr>()
@@ -113,16 +110,18 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         ),
         None => None,
     };
-    let rcvbuf_given = rcvbuf.is_some() || std::env::var_os("UDP_HEADLESS_RCVBUF").is_some();
     let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF") {
-        Some((text, from)) => args::parse_count(&text, &from)? as usize,
-        None => DEFAULT_RCVBUF,
+        Some((text, from)) => Some(args::parse_count(&text, &from)? as usize),
+        None => None,
     };
+    if check {
+        return Ok(Mode::Check(port));
+    }
     Ok(Mode::Receive(Options {
         bind: SocketAddr::new(bind.unwrap_or(IpAddr::from([0u16; 8])), port),
         all_addresses: bind.is_none(),
-        rcvbuf,
-        rcvbuf_given,
+        rcvbuf: rcvbuf.unwrap_or(DEFAULT_RCVBUF),
+        rcvbuf_given: rcvbuf.is_some(),
     }))
 }
 
@@ -141,6 +140,8 @@ fn check(port: u16) -> i32 {
 }
 
 fn receive(options: &Options) -> i32 {
+    // Before the bind: once bound, `--check` says ready, and a stop may come.
+    signals::stop_on_term_and_int();
     let bound = if options.all_addresses {
         socket::bind_all_addresses(options.bind.port())
     } else {
@@ -154,25 +155,25 @@ fn receive(options: &Options) -> i32 {
         }
     };
     match socket::set_receive_buffer(&sock, options.rcvbuf) {
-        Ok(granted) if granted < options.rcvbuf && options.rcvbuf_given => warn(&format!(
-            "receive buffer is {granted} bytes, not the {} asked: raise net.core.rmem_max",
-            options.rcvbuf
-        )),
+        Ok(granted) if granted < options.rcvbuf && options.rcvbuf_given => log_line::to_stderr(
+            log_line::WARNING,
+            &format!(
+                "receive buffer is {granted} bytes, not the {} asked: raise net.core.rmem_max",
+                options.rcvbuf
+            ),
+        ),
         Ok(_) => {}
-        Err(e) => warn(&format!("cannot set the receive buffer: {e}")),
+        Err(e) => log_line::to_stderr(
+            log_line::WARNING,
+            &format!("cannot set the receive buffer: {e}"),
+        ),
     }
     let local = sock.local_addr().map_or(options.bind, |a| a);
-    warn_level(log_line::INFO, &format!("listening on UDP {local}"));
-    signals::stop_on_term_and_int();
-    // Bounds how long a blocked recv can miss a stop request.
-    if let Err(e) = sock.set_read_timeout(Some(Duration::from_millis(500))) {
-        eprintln!("receiver: cannot set a read timeout: {e}");
-        return exit::FAILURE;
-    }
+    log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
     match log_datagrams(&sock) {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("receiver: cannot write the log to standard output: {e}");
+            eprintln!("receiver: {e}");
             exit::FAILURE
         }
     }
@@ -181,23 +182,22 @@ fn receive(options: &Options) -> i32 {
 /// The main loop. Lines are buffered while more datagrams are waiting and
 /// written as soon as the socket is empty: prompt for `kubectl logs`, and
 /// no write syscall per line under load.
-fn log_datagrams(sock: &UdpSocket) -> io::Result<()> {
-    // Not io::stdout(): its LineWriter would write every line on its own.
-    // SAFETY: fd 1 stays open for the life of the process; never closed here.
-    let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-    let mut out = Vec::with_capacity(2 * FLUSH_AT);
+fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
+    let socket_error = |e: io::Error| format!("the socket failed: {e}");
+    // Bounds how long a blocked recv can miss a stop request.
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(socket_error)?;
+    let mut log = Log::new();
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;
+    let mut failures_in_a_row = 0;
     while !signals::stop_requested() {
         match sock.recv_from(&mut datagram) {
             Ok((len, from)) => {
-                write_line(&mut out, &datagram[..len], from);
-                if out.len() >= FLUSH_AT {
-                    stdout.write_all(&out)?;
-                    out.clear();
-                }
+                failures_in_a_row = 0;
+                log.line(&datagram[..len], from)?;
                 if !draining {
-                    sock.set_nonblocking(true)?;
+                    sock.set_nonblocking(true).map_err(socket_error)?;
                     draining = true;
                 }
             }
@@ -207,31 +207,73 @@ fn log_datagrams(sock: &UdpSocket) -> io::Result<()> {
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
-                stdout.write_all(&out)?;
-                out.clear();
+                log.flush()?;
                 if draining {
-                    sock.set_nonblocking(false)?;
+                    sock.set_nonblocking(false).map_err(socket_error)?;
                     draining = false;
                 }
             }
+            // No datagram can cause this; a socket that keeps failing is
+            // broken, and a restart is the way out.
             Err(e) => {
-                // Nothing a peer sends may stop the receiver: report, go on.
-                warn(&format!("receive failed: {e}"));
+                failures_in_a_row += 1;
+                if failures_in_a_row == 100 {
+                    return Err(format!("receiving failed 100 times in a row: {e}"));
+                }
+                log_line::to_stderr(log_line::WARNING, &format!("receive failed: {e}"));
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
     // Log what had already arrived when the stop came, within a bound so a
     // flood cannot hold the stop up.
-    sock.set_nonblocking(true)?;
+    sock.set_nonblocking(true).map_err(socket_error)?;
     let until = Instant::now() + Duration::from_millis(200);
     while Instant::now() < until {
         let Ok((len, from)) = sock.recv_from(&mut datagram) else {
             break;
         };
-        write_line(&mut out, &datagram[..len], from);
+        log.line(&datagram[..len], from)?;
     }
-    stdout.write_all(&out)
+    log.flush()
+}
+
+/// The log on stdout, buffered. Not io::stdout(): its LineWriter would
+/// write every line on its own.
+struct Log {
+    stdout: ManuallyDrop<File>,
+    buffer: Vec<u8>,
+}
+
+impl Log {
+    fn new() -> Log {
+        // SAFETY: fd 1 stays open for the life of the process; the
+        // ManuallyDrop keeps this File from closing it.
+        let stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+        Log {
+            stdout,
+            buffer: Vec::with_capacity(2 * FLUSH_AT),
+        }
+    }
+
+    /// Adds the line for one datagram; writes when the buffer is full.
+    fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
+        write_line(&mut self.buffer, payload, from);
+        if self.buffer.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if !self.buffer.is_empty() {
+            self.stdout
+                .write_all(&self.buffer)
+                .map_err(|e| format!("cannot write the log to standard output: {e}"))?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
 }
 
 fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
@@ -241,14 +283,4 @@ fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
     out.extend_from_slice(b" Client IP Address:");
     pyrepr::write_addr(out, from);
     out.push(b'\n');
-}
-
-fn warn(message: &str) {
-    warn_level(log_line::WARNING, message);
-}
-
-/// Diagnostics go to stderr, in the log format, so stdout holds only the
-/// original's lines.
-fn warn_level(level: &str, message: &str) {
-    let _ = io::stderr().write_all(log_line::line(level, message).as_bytes());
 }

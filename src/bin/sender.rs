@@ -89,6 +89,14 @@ fn run() -> i32 {
             return exit::USAGE;
         }
     };
+    // Repeated broadcasts stop cleanly between rounds; one-shot work (one
+    // broadcast, stdin lines) ends at once, even in a slow DNS lookup.
+    // Either way SIGTERM works when the sender is PID 1 in a container.
+    if options.message.is_some() && options.repeat != 1 {
+        signals::stop_on_term_and_int();
+    } else {
+        signals::exit_on_term_and_int();
+    }
     let mut sockets = Sockets::default();
     let mut status = exit::OK;
     let mut note = |code: i32| {
@@ -98,12 +106,6 @@ fn run() -> i32 {
     };
     match &options.message {
         Some(message) => {
-            // Periodic broadcasts may run as PID 1: let SIGTERM end them
-            // between rounds. One broadcast keeps the default, so Ctrl-C
-            // ends even a slow DNS lookup at once.
-            if options.repeat != 1 {
-                signals::stop_on_term_and_int();
-            }
             let mut round = 0;
             while options.repeat == 0 || round < options.repeat {
                 if round > 0 && !signals::sleep_unless_stopped(options.interval) {
@@ -117,14 +119,13 @@ fn run() -> i32 {
             let mut stdin = io::stdin().lock();
             let mut line = Vec::new();
             loop {
-                line.clear();
-                match stdin.read_until(b'\n', &mut line) {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        if line.last() == Some(&b'\n') {
-                            line.pop();
-                        }
-                        note(broadcast(&options, &line, &mut sockets));
+                match read_line(&mut stdin, &mut line, MAX_IPV6_PAYLOAD) {
+                    Ok(Line::End) => break,
+                    Ok(Line::Read) => note(broadcast(&options, &line, &mut sockets)),
+                    Ok(Line::TooLong(len)) => {
+                        let too_large = check_size(len, MAX_IPV6_PAYLOAD, "a").unwrap_err();
+                        log_line::to_stderr(log_line::ERROR, &format!("{too_large}: line skipped"));
+                        note(exit::USAGE);
                     }
                     Err(e) => {
                         log_error(&format!("cannot read standard input: {e}"));
@@ -138,6 +139,49 @@ fn run() -> i32 {
     status
 }
 
+enum Line {
+    Read,
+    /// Longer than the limit: skipped up to its newline; its length.
+    TooLong(usize),
+    End,
+}
+
+/// Reads one line without its `\n` into `line`, keeping at most `max`
+/// bytes in memory: input without newlines cannot grow it without bound.
+fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+    line.clear();
+    let mut len = 0;
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match len {
+                0 => Line::End,
+                _ if len > max => Line::TooLong(len),
+                _ => Line::Read,
+            });
+        }
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let part = &chunk[..newline.unwrap_or(chunk.len())];
+        if len + part.len() <= max {
+            line.extend_from_slice(part);
+        }
+        len += part.len();
+        let used = part.len() + usize::from(newline.is_some());
+        input.consume(used);
+        if newline.is_some() {
+            return Ok(if len > max {
+                Line::TooLong(len)
+            } else {
+                Line::Read
+            });
+        }
+    }
+}
+
 fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut service = None;
     let mut message = None;
@@ -145,7 +189,10 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut family = None;
     let mut repeat = None;
     let mut interval = None;
+    let mut idle = false;
+    let mut others = 0;
     while let Some(arg) = parser.next()? {
+        others += 1;
         match arg.name(SHORT_OPTIONS) {
             Some("service") => service = Some(parser.text()?),
             Some("message") => message = Some(parser.value()?),
@@ -155,7 +202,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("interval") => interval = Some(parser.text()?),
             Some("idle") => {
                 parser.flag()?;
-                return Ok(Mode::Idle);
+                idle = true;
+                others -= 1;
             }
             Some(option @ ("help" | "version")) => {
                 args::print_help_or_version(&mut parser, option, "sender", HELP)?;
@@ -163,6 +211,14 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             }
             _ => return Err(arg.unexpected()),
         }
+    }
+    if idle {
+        // Environment variables are fine (a pod sets them for exec'd
+        // senders); options would be silently ignored.
+        if others > 0 {
+            return Err(UsageError("--idle takes no other options".into()));
+        }
+        return Ok(Mode::Idle);
     }
     use std::os::unix::ffi::OsStringExt;
     let message = message
@@ -186,8 +242,12 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => Family::parse(&text, &from)?,
         None => Family::Auto,
     };
-    let repeat_given = repeat.is_some();
     let repeat = match args::option_or_env(repeat, "--repeat", "UDP_HEADLESS_REPEAT") {
+        Some((_, from)) if message.is_none() => {
+            return Err(UsageError(format!(
+                "{from} needs a message (-m): stdin lines are each sent once"
+            )))
+        }
         Some((text, from)) => args::parse_count(&text, &from)?,
         None => 1,
     };
@@ -195,13 +255,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_duration(&text, &from)?,
         None => Duration::from_secs(1),
     };
-    if message.is_none() && repeat_given {
-        return Err(UsageError(
-            "--repeat needs a message (-m): stdin lines are each sent once".into(),
-        ));
-    }
     if let Some(m) = &message {
-        check_size(m.len(), MAX_IPV6_PAYLOAD).map_err(UsageError)?;
+        check_size(m.len(), MAX_IPV6_PAYLOAD, "a").map_err(UsageError)?;
     }
     Ok(Mode::Send(Options {
         service,
@@ -213,15 +268,11 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     }))
 }
 
-fn check_size(len: usize, max: usize) -> Result<(), String> {
+/// `datagram` names the kind of datagram `max` is for ("an IPv4").
+fn check_size(len: usize, max: usize, datagram: &str) -> Result<(), String> {
     if len > max {
-        let family = if max == MAX_IPV4_PAYLOAD {
-            "an IPv4"
-        } else {
-            "a"
-        };
         return Err(format!(
-            "the message is {len} bytes; {family} UDP datagram holds at most {max}"
+            "the message is {len} bytes; {datagram} UDP datagram holds at most {max}"
         ));
     }
     Ok(())
@@ -230,7 +281,7 @@ fn check_size(len: usize, max: usize) -> Result<(), String> {
 /// Resolves the service and sends `message` to every pod; returns the exit
 /// code this broadcast alone would have.
 fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
-    if let Err(e) = check_size(message.len(), MAX_IPV6_PAYLOAD) {
+    if let Err(e) = check_size(message.len(), MAX_IPV6_PAYLOAD, "a") {
         log_error(&e);
         return exit::USAGE;
     }
@@ -241,15 +292,21 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
             return exit::NOT_RESOLVED;
         }
     };
-    if pods.addrs.iter().any(SocketAddr::is_ipv4) {
-        if let Err(e) = check_size(message.len(), MAX_IPV4_PAYLOAD) {
+    let has_ipv4 = pods.addrs.iter().any(SocketAddr::is_ipv4);
+    if has_ipv4 {
+        if let Err(e) = check_size(message.len(), MAX_IPV4_PAYLOAD, "an IPv4") {
             log_error(&e);
             return exit::USAGE;
         }
     }
+    let has_ipv6 = pods.addrs.iter().any(SocketAddr::is_ipv6);
+    if let Err(e) = sockets.open(has_ipv4, has_ipv6) {
+        log_error(&e);
+        return exit::FAILURE;
+    }
     let mut status = exit::OK;
     if let Some(why) = &pods.incomplete {
-        log_line_to(&mut io::stderr(), log_line::WARNING, why);
+        log_line::to_stderr(log_line::WARNING, why);
         status = exit::PARTIAL;
     }
     // One write for the whole round, not one per pod.
@@ -257,7 +314,10 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
     for addr in pods.addrs {
         let ip = pyrepr::ip_text(addr.ip());
         match sockets.send(message, addr) {
-            Ok(_) => log_line_to(&mut out, log_line::INFO, &format!("sent message to :{ip}")),
+            Ok(_) => {
+                let line = log_line::line(log_line::INFO, &format!("sent message to :{ip}"));
+                let _ = out.write_all(line.as_bytes());
+            }
             Err(e) => {
                 let _ = out.flush();
                 log_error(&format!("failed to send message to :{ip}: {e}"));
@@ -272,12 +332,8 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
     status
 }
 
-fn log_line_to(out: &mut impl Write, level: &str, message: &str) {
-    let _ = out.write_all(log_line::line(level, message).as_bytes());
-}
-
 fn log_error(message: &str) {
-    log_line_to(&mut io::stderr(), log_line::ERROR, message);
+    log_line::to_stderr(log_line::ERROR, message);
 }
 
 /// One unconnected socket per address family, opened when first needed.
@@ -288,16 +344,28 @@ struct Sockets {
 }
 
 impl Sockets {
-    fn send(&mut self, message: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let (slot, local) = if to.is_ipv4() {
-            (&mut self.v4, "0.0.0.0:0")
-        } else {
-            (&mut self.v6, "[::]:0")
-        };
-        let socket = match slot {
-            Some(socket) => socket,
-            None => slot.insert(UdpSocket::bind(local)?),
-        };
-        socket.send_to(message, to)
+    /// Opens the sockets a round needs, before anything is sent: a socket
+    /// that cannot be opened means the sender cannot run here at all.
+    fn open(&mut self, ipv4: bool, ipv6: bool) -> Result<(), String> {
+        let wanted = [
+            (ipv4, &mut self.v4, "0.0.0.0:0"),
+            (ipv6, &mut self.v6, "[::]:0"),
+        ];
+        for (wanted, slot, local) in wanted {
+            if wanted && slot.is_none() {
+                let socket = UdpSocket::bind(local)
+                    .map_err(|e| format!("cannot open a UDP socket on {local}: {e}"))?;
+                *slot = Some(socket);
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, message: &[u8], to: SocketAddr) -> io::Result<usize> {
+        let socket = if to.is_ipv4() { &self.v4 } else { &self.v6 };
+        socket
+            .as_ref()
+            .expect("opened by Sockets::open")
+            .send_to(message, to)
     }
 }

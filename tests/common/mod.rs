@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::net::UdpSocket;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -19,12 +19,42 @@ pub fn free_port() -> u16 {
     sock.local_addr().unwrap().port()
 }
 
-/// A fresh directory for one test's files.
-pub fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("udp-headless-{test}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test's files, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("udp-headless-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits until `child` has a handler for signal number `signal` (the
+/// SigCgt mask of /proc/PID/status), so the signal cannot come too early.
+pub fn wait_for_handler(child: &Child, signal: u32) {
+    wait_until("a signal handler", Duration::from_secs(5), || {
+        let status = fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .unwrap();
+        u64::from_str_radix(mask.trim(), 16).unwrap() & (1 << (signal - 1)) != 0
+    });
 }
 
 /// Splits a log line into (level, message) if it has exactly the original's
@@ -93,6 +123,7 @@ pub struct Receiver {
     pub port: u16,
     pub log: PathBuf,
     pub stderr: PathBuf,
+    _dir: TempDir,
 }
 
 impl Receiver {
@@ -102,7 +133,7 @@ impl Receiver {
     }
 
     pub fn start_on(test: &str, port: u16, args: &[&str]) -> Receiver {
-        let dir = temp_dir(test);
+        let dir = TempDir::new(test);
         let log = dir.join("receiver.log");
         let stderr = dir.join("receiver.err");
         let child = bin("receiver")
@@ -117,6 +148,7 @@ impl Receiver {
             port,
             log,
             stderr,
+            _dir: dir,
         };
         wait_until("receiver --check", Duration::from_secs(5), || {
             check(port).status.success()

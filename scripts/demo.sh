@@ -12,12 +12,9 @@ set -euo pipefail
 
 SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$SCRIPTS")
-# shellcheck source=lib/dns.sh
-source "$SCRIPTS/lib/dns.sh"
+# The simulated cluster, with the DNS client and the log checks.
 # shellcheck source=lib/cluster.sh
 source "$SCRIPTS/lib/cluster.sh"
-# shellcheck source=lib/verify.sh
-source "$SCRIPTS/lib/verify.sh"
 # shellcheck source=lib/k8s.sh
 source "$SCRIPTS/lib/k8s.sh"
 

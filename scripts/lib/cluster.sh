@@ -26,6 +26,13 @@
 # cluster_add_pod / cluster_start_receiver / cluster_wait_ready /
 # cluster_publish / cluster_wait_dns / cluster_exec.
 
+# What the simulated cluster uses, and what every user of it checks with.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=dns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/dns.sh"
+# shellcheck source=verify.sh
+source "$(dirname "${BASH_SOURCE[0]}")/verify.sh"
+
 # Settings of the simulated cluster; the scripts read some of them.
 # shellcheck disable=SC2034
 {

@@ -691,7 +691,10 @@ pub fn parse_reply(
         )));
     }
     let mut pos = pos + 4;
-    let mut records = Vec::new();
+    // Sized up front (a record takes at least 11 bytes): growing a vector
+    // of thousands of records, and each name byte by byte, costs musl's
+    // allocator more than the parse itself.
+    let mut records = Vec::with_capacity(usize::from(answers).min(msg.len() / 11));
     for _ in 0..answers {
         match read_record(msg, pos) {
             Ok((record, next)) => {
@@ -757,7 +760,7 @@ fn read_record(msg: &[u8], pos: usize) -> Result<(Option<Record>, usize), ReplyE
 /// A possibly compressed name at `pos`: the name in wire form (lowercased)
 /// and where the bytes after it start.
 fn read_name(msg: &[u8], start: usize) -> Result<(Vec<u8>, usize), ReplyError> {
-    let mut name = Vec::new();
+    let mut name = Vec::with_capacity(64);
     let mut pos = start;
     let mut after = None;
     // Each pointer must point before the one followed last: a message can

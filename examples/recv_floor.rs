@@ -1,0 +1,76 @@
+//! The floor for the receiver benchmark: a bare `recv` loop that counts
+//! datagrams and logs nothing, so `scripts/bench.sh` can show how far the
+//! receiver (which also formats and writes a line per datagram) is from
+//! what the kernel allows. Binds 0.0.0.0:PORT with a receive buffer of
+//! RCVBUF bytes (capped by net.core.rmem_max), like `receiver --rcvbuf`,
+//! and stops after COUNT datagrams or 1 s without any; then prints
+//! `received=N seconds=S rate=R` (from the first datagram to the last).
+//!
+//!     recv_floor PORT COUNT [RCVBUF]
+
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const SOL_SOCKET: i32 = 1;
+const SO_RCVBUF: i32 = 8;
+
+extern "C" {
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let numbers: Result<Vec<u64>, _> = args.iter().map(|a| a.parse::<u64>()).collect();
+    let (port, count, rcvbuf) = match numbers.as_deref() {
+        Ok([port, count]) => (*port, *count, 4 << 20),
+        Ok([port, count, rcvbuf]) => (*port, *count, *rcvbuf),
+        _ => {
+            eprintln!("usage: recv_floor PORT COUNT [RCVBUF]");
+            return ExitCode::from(2);
+        }
+    };
+    match receive(port as u16, count, rcvbuf) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("recv_floor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn receive(port: u16, count: u64, rcvbuf: u64) -> std::io::Result<()> {
+    let socket = UdpSocket::bind(("0.0.0.0", port))?;
+    let asked = i32::try_from(rcvbuf).unwrap_or(i32::MAX);
+    // SAFETY: a valid descriptor and a pointer to an i32 of the given length.
+    if unsafe { setsockopt(socket.as_raw_fd(), SOL_SOCKET, SO_RCVBUF, &asked, 4) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; 65_536];
+    // The first datagram may take long to come; after it, 1 s of silence ends.
+    let mut received = 0u64;
+    socket.recv(&mut buf)?;
+    let first = Instant::now();
+    let mut last = first;
+    received += 1;
+    socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+    while received < count {
+        match socket.recv(&mut buf) {
+            Ok(_) => {
+                received += 1;
+                last = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let seconds = last.duration_since(first).as_secs_f64();
+    let rate = if seconds > 0.0 {
+        received as f64 / seconds
+    } else {
+        0.0
+    };
+    println!("received={received} seconds={seconds:.6} rate={rate:.0}");
+    Ok(())
+}

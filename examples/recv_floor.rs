@@ -48,8 +48,11 @@ fn receive(port: u16, count: u64, rcvbuf: u64) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     let mut buf = vec![0u8; 65_536];
-    // The first datagram may take long to come; after it, 1 s of silence ends.
+    // The first datagram may take a while (10 s at most, so a load generator
+    // that never starts cannot hang the benchmark); after it, 1 s of
+    // silence ends the trial.
     let mut received = 0u64;
+    socket.set_read_timeout(Some(Duration::from_secs(10)))?;
     socket.recv(&mut buf)?;
     let first = Instant::now();
     let mut last = first;

@@ -209,6 +209,11 @@ start_dns() {
         --addn-hosts="$tmp/hosts.$count" --pid-file="$tmp/dnsmasq.pid" \
         --log-facility="$tmp/dnsmasq.log" >>"$tmp/dnsmasq.out" 2>&1 &
     dnsmasq_pid=$!
+    # Until it listens, each probe would wait out musl's 5 s DNS timeout.
+    for ((i = 0; i < 100; i++)); do
+        in_ns "$musl_dir/receiver" --check -p 53 2>/dev/null && break
+        sleep 0.05
+    done
     for ((i = 0; i < 50; i++)); do
         [ "$(pods_reached "$musl_dir/sender" -s "$service" -m probe)" = "$count" ] && return 0
         sleep 0.1

@@ -141,19 +141,20 @@ local_have_tools() {
 }
 
 # Prints the directory holding sender and receiver; builds the static musl
-# binaries (the shipped ones) if the default directory lacks them.
+# binaries (the shipped ones) into the default directory when cargo is
+# there (incremental: quick when they are up to date, never stale).
 local_binaries() {
     local dir=$1 default=$REPO/target/x86_64-unknown-linux-musl/release
     if [ -z "$dir" ]; then
         dir=$default
-        if [ ! -x "$dir/sender" ] || [ ! -x "$dir/receiver" ]; then
+        if command -v cargo >/dev/null || [ ! -x "$dir/sender" ] || [ ! -x "$dir/receiver" ]; then
             if ! command -v cargo >/dev/null; then
                 echo "demo: no binaries in $dir and no cargo on root's PATH to build them." >&2
                 echo "      Build them first as yourself: rustup target add x86_64-unknown-linux-musl &&" >&2
                 echo "      cargo build --release --target x86_64-unknown-linux-musl; then run this again." >&2
                 exit 3
             fi
-            echo "demo: building the static binaries (cargo build --release --target x86_64-unknown-linux-musl --bins)" >&2
+            echo "demo: cargo build --release --target x86_64-unknown-linux-musl --bins" >&2
             rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
                 rustup target add x86_64-unknown-linux-musl >&2
             (cd "$REPO" && cargo build --release --target x86_64-unknown-linux-musl --bins) >&2

@@ -35,7 +35,7 @@ stage() {
 
 stage "format" cargo fmt --check
 stage "clippy" cargo clippy --all-targets -- -D warnings
-stage "unit and integration tests" cargo test
+stage "unit and integration tests" cargo test --all-targets
 stage "shellcheck" shellcheck .ci/run scripts/*.sh scripts/lib/*.sh
 stage "hadolint" "$tools/bin/hadolint" Dockerfile
 stage "checkov (Dockerfile)" "$tools/bin/checkov" --file Dockerfile --framework dockerfile \

@@ -2,8 +2,9 @@
 
 /// Everything was sent (sender) or the receiver stopped on SIGTERM/SIGINT.
 pub const OK: i32 = 0;
-/// Could not run at all: a socket could not be opened or bound, stdin or
-/// stdout failed, `receiver --check` found no receiver.
+/// Could not run: a socket could not be opened or bound (or, for the
+/// receiver, kept failing), stdin or stdout failed, `receiver --check`
+/// found no receiver.
 pub const FAILURE: i32 = 1;
 /// Bad command line or environment variable, or a message too large for
 /// one datagram.

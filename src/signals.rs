@@ -8,9 +8,11 @@
 //!   Blocking calls notice it because every socket that blocks has a read
 //!   timeout: with SO_RCVTIMEO set, a signal makes `recv` return EINTR even
 //!   under SA_RESTART (signal(7)), and the timeout bounds the rest.
-//! - `exit_on_term_and_int`: end at once, as the default action would
-//!   (exit 128 + signal), for one-shot work that may block in a read or a
-//!   DNS lookup (one broadcast, stdin lines).
+//! - `exit_on_term_and_int`: end at once, for one-shot work that may block
+//!   in a read or a DNS lookup (one broadcast, stdin lines). Outside PID 1
+//!   the signal is raised again with its default action, so the parent
+//!   (a shell loop, say) sees death by signal; as PID 1, where the default
+//!   action does nothing, the process exits with 128 + the signal.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,8 +22,12 @@ static STOP: AtomicBool = AtomicBool::new(false);
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
 
+const SIG_DFL: usize = 0;
+
 extern "C" {
-    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn getpid() -> i32;
+    fn kill(pid: i32, signum: i32) -> i32;
     fn _exit(status: i32) -> !;
 }
 
@@ -29,16 +35,24 @@ extern "C" fn set_stop_flag(_signal: i32) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-extern "C" fn exit_now(signal: i32) {
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { _exit(128 + signal) }
+extern "C" fn exit_now(signum: i32) {
+    // SAFETY: getpid, signal, kill and _exit are async-signal-safe. The
+    // signal is blocked while its handler runs: raised again, it arrives
+    // with the default action as soon as the handler returns.
+    unsafe {
+        if getpid() == 1 {
+            _exit(128 + signum);
+        }
+        signal(signum, SIG_DFL);
+        kill(getpid(), signum);
+    }
 }
 
 fn handle_term_and_int(handler: extern "C" fn(i32)) {
     // SAFETY: both handlers only do async-signal-safe things.
     unsafe {
-        signal(SIGINT, handler);
-        signal(SIGTERM, handler);
+        signal(SIGINT, handler as usize);
+        signal(SIGTERM, handler as usize);
     }
 }
 

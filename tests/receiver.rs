@@ -163,14 +163,14 @@ fn buffers_under_load_but_never_holds_a_line_back_when_idle() {
         let line = io.lines().find(|l| l.starts_with("syscw:")).unwrap();
         line[6..].trim().parse().unwrap()
     };
-    signal(&ours.child, "STOP");
+    signal(ours.child.id(), "STOP");
     for i in 0..200 {
         client
             .send_to(format!("burst {i}").as_bytes(), ("127.0.0.1", ours.port))
             .unwrap();
     }
     let before = writes();
-    signal(&ours.child, "CONT");
+    signal(ours.child.id(), "CONT");
     let lines = ours.wait_lines(201);
     let used = writes() - before;
     assert_eq!(lines.len(), 201);
@@ -183,12 +183,12 @@ fn sigterm_and_sigint_stop_it_cleanly_logging_what_had_arrived() {
         let mut ours = Receiver::start(&format!("signal-{name}"), &[]);
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         // Arrives while the receiver is stopped: still logged on the way out.
-        signal(&ours.child, "STOP");
+        signal(ours.child.id(), "STOP");
         client
             .send_to(b"last words", ("127.0.0.1", ours.port))
             .unwrap();
-        signal(&ours.child, name);
-        signal(&ours.child, "CONT");
+        signal(ours.child.id(), name);
+        signal(ours.child.id(), "CONT");
         let started = Instant::now();
         let status = loop {
             if let Some(status) = ours.child.try_wait().unwrap() {
@@ -246,7 +246,7 @@ fn port_and_bind_address_come_from_options_or_environment() {
         .unwrap()
         .send_to(b"env", ("127.0.0.1", port))
         .unwrap();
-    signal(&child, "TERM");
+    signal(child.id(), "TERM");
     let status = child.wait().unwrap();
     let mut log = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut log).unwrap();

@@ -214,9 +214,9 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
 #[test]
 fn idle_waits_for_sigterm() {
     let mut child = bin("sender").arg("--idle").spawn().unwrap();
-    wait_for_handler(&child, 15);
+    wait_for_handler(child.id(), 15);
     assert!(child.try_wait().unwrap().is_none(), "--idle returned early");
-    signal(&child, "TERM");
+    signal(child.id(), "TERM");
     wait_until("sender --idle to stop", Duration::from_secs(5), || {
         child.try_wait().unwrap().is_some()
     });
@@ -451,7 +451,7 @@ fn repeat_forever_stops_on_sigterm_between_rounds() {
     for _ in 0..3 {
         assert_eq!(sock.recv(&mut buf).unwrap(), 4);
     }
-    signal(&child, "TERM");
+    signal(child.id(), "TERM");
     wait_until("sender --repeat 0 to stop", Duration::from_secs(5), || {
         child.try_wait().unwrap().is_some()
     });
@@ -485,19 +485,47 @@ fn a_stdin_line_too_long_for_a_datagram_is_skipped_and_the_rest_sent() {
 }
 
 #[test]
-fn sigterm_ends_a_sender_waiting_on_stdin_at_once() {
+fn sigterm_ends_a_sender_waiting_on_stdin_at_once_also_as_pid_1() {
     let mut child = bin("sender")
         .args(["-s", "127.0.0.1", "-p", "9"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_handler(&child, 15);
-    signal(&child, "TERM");
+    wait_for_handler(child.id(), 15);
+    signal(child.id(), "TERM");
     wait_until("the sender to end", Duration::from_secs(5), || {
         child.try_wait().unwrap().is_some()
     });
-    // As the default action would, but also as PID 1: 128 + SIGTERM.
-    assert_eq!(child.wait().unwrap().code(), Some(143));
+    // Killed by the signal, as with no handler: a shell loop around the
+    // sender stops on Ctrl-C.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(15));
+
+    // As PID 1 (a container's main process) the default action would do
+    // nothing: it exits with 128 + SIGTERM instead.
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(assert_cmd::cargo::cargo_bin("sender"))
+        .args(["-s", "127.0.0.1", "-p", "9"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("unshare runs (this test needs root)");
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    let mut pid1 = 0;
+    wait_until("the sender as PID 1", Duration::from_secs(5), || {
+        pid1 = fs::read_to_string(&children)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        pid1 != 0
+    });
+    wait_for_handler(pid1, 15);
+    signal(pid1, "TERM");
+    wait_until("the PID 1 sender to end", Duration::from_secs(5), || {
+        unshare.try_wait().unwrap().is_some()
+    });
+    assert_eq!(unshare.wait().unwrap().code(), Some(143));
 }
 
 #[test]
@@ -519,7 +547,7 @@ fn a_service_too_large_for_one_dns_answer_is_sent_to_and_reported() {
         search default.svc.cluster.local svc.cluster.local cluster.local\n\
         options ndots:5 timeout:2 attempts:1\n";
     let script = "ip route add local 10.96.0.0/16 dev lo; \
-        dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+        /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
             --local=/#/ --listen-address=127.0.0.1 --bind-interfaces --port=53 \
             --addn-hosts=\"$DIR/service.hosts\" --pid-file= 2>/dev/null & dns=$!; \
         trap 'kill $dns' EXIT; \

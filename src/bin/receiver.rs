@@ -207,6 +207,7 @@ fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
+                failures_in_a_row = 0;
                 log.flush()?;
                 if draining {
                     sock.set_nonblocking(false).map_err(socket_error)?;
@@ -216,6 +217,8 @@ fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
             // No datagram can cause this; a socket that keeps failing is
             // broken, and a restart is the way out.
             Err(e) => {
+                // What was logged so far goes out first, in order.
+                log.flush()?;
                 failures_in_a_row += 1;
                 if failures_in_a_row == 100 {
                     return Err(format!("receiving failed 100 times in a row: {e}"));

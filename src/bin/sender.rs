@@ -369,3 +369,44 @@ impl Sockets {
             .send_to(message, to)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line read, or the length of a line skipped as too long.
+    type Got = Result<Vec<u8>, usize>;
+
+    /// The lines `read_line` gives for `input` with a limit of 4 bytes.
+    fn lines(input: &[u8]) -> Vec<Got> {
+        // A tiny buffer, so lines also span several reads.
+        let mut reader = io::BufReader::with_capacity(3, input);
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match read_line(&mut reader, &mut line, 4).unwrap() {
+                Line::End => return out,
+                Line::Read => out.push(Ok(line.clone())),
+                Line::TooLong(len) => out.push(Err(len)),
+            }
+        }
+    }
+
+    #[test]
+    fn read_line_keeps_lines_up_to_the_limit() {
+        let ok = |s: &[u8]| Ok(s.to_vec());
+        let cases: &[(&[u8], Vec<Got>)] = &[
+            (b"", vec![]),
+            (b"\n", vec![ok(b"")]),
+            (b"abcd\n", vec![ok(b"abcd")]),
+            (b"abcd", vec![ok(b"abcd")]),
+            (b"abcde\nx\n", vec![Err(5), ok(b"x")]),
+            (b"abcde", vec![Err(5)]),
+            (b"a\r\n\nb", vec![ok(b"a\r"), ok(b""), ok(b"b")]),
+            (b"abcdefghij\nabcd", vec![Err(10), ok(b"abcd")]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&lines(input), want, "{input:?}");
+        }
+    }
+}

@@ -44,11 +44,11 @@ impl Drop for TempDir {
     }
 }
 
-/// Waits until `child` has a handler for signal number `signal` (the
+/// Waits until process `pid` has a handler for signal number `signal` (the
 /// SigCgt mask of /proc/PID/status), so the signal cannot come too early.
-pub fn wait_for_handler(child: &Child, signal: u32) {
+pub fn wait_for_handler(pid: u32, signal: u32) {
     wait_until("a signal handler", Duration::from_secs(5), || {
-        let status = fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let mask = status
             .lines()
             .find_map(|l| l.strip_prefix("SigCgt:"))
@@ -109,7 +109,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-pub fn signal(child: &Child, name: &str) {
+pub fn signal(pid: u32, name: &str) {
     extern "C" {
         fn kill(pid: i32, signal: i32) -> i32;
     }
@@ -120,8 +120,8 @@ pub fn signal(child: &Child, name: &str) {
         "STOP" => 19,
         _ => panic!("no number for SIG{name}"),
     };
-    // SAFETY: a plain syscall on our own child's pid.
-    let sent = unsafe { kill(child.id() as i32, number) };
+    // SAFETY: a plain syscall on a pid of our own test's.
+    let sent = unsafe { kill(pid as i32, number) };
     assert_eq!(sent, 0, "kill SIG{name}");
 }
 

@@ -217,10 +217,10 @@ fn idle_waits_for_sigterm() {
     wait_for_handler(child.id(), 15);
     assert!(child.try_wait().unwrap().is_none(), "--idle returned early");
     signal(child.id(), "TERM");
-    wait_until("sender --idle to stop", Duration::from_secs(5), || {
-        child.try_wait().unwrap().is_some()
-    });
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        wait_for_exit(&mut child, "sender --idle to stop").code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -452,10 +452,10 @@ fn repeat_forever_stops_on_sigterm_between_rounds() {
         assert_eq!(sock.recv(&mut buf).unwrap(), 4);
     }
     signal(child.id(), "TERM");
-    wait_until("sender --repeat 0 to stop", Duration::from_secs(5), || {
-        child.try_wait().unwrap().is_some()
-    });
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(
+        wait_for_exit(&mut child, "sender --repeat 0 to stop").code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -493,13 +493,13 @@ fn sigterm_ends_a_sender_waiting_on_stdin_at_once_also_as_pid_1() {
         .unwrap();
     wait_for_handler(child.id(), 15);
     signal(child.id(), "TERM");
-    wait_until("the sender to end", Duration::from_secs(5), || {
-        child.try_wait().unwrap().is_some()
-    });
     // Killed by the signal, as with no handler: a shell loop around the
     // sender stops on Ctrl-C.
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(child.wait().unwrap().signal(), Some(15));
+    assert_eq!(
+        wait_for_exit(&mut child, "the sender to end").signal(),
+        Some(15)
+    );
 
     // As PID 1 (a container's main process) the default action would do
     // nothing: it exits with 128 + SIGTERM instead.
@@ -522,10 +522,10 @@ fn sigterm_ends_a_sender_waiting_on_stdin_at_once_also_as_pid_1() {
     });
     wait_for_handler(pid1, 15);
     signal(pid1, "TERM");
-    wait_until("the PID 1 sender to end", Duration::from_secs(5), || {
-        unshare.try_wait().unwrap().is_some()
-    });
-    assert_eq!(unshare.wait().unwrap().code(), Some(143));
+    assert_eq!(
+        wait_for_exit(&mut unshare, "the PID 1 sender to end").code(),
+        Some(143)
+    );
 }
 
 #[test]

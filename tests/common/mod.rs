@@ -5,7 +5,7 @@
 use std::fs;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -123,6 +123,14 @@ pub fn signal(pid: u32, name: &str) {
     // SAFETY: a plain syscall on a pid of our own test's.
     let sent = unsafe { kill(pid as i32, number) };
     assert_eq!(sent, 0, "kill SIG{name}");
+}
+
+/// Waits (a bounded time) for `child` to end; its exit status.
+pub fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
+    wait_until(what, Duration::from_secs(5), || {
+        child.try_wait().unwrap().is_some()
+    });
+    child.wait().unwrap()
 }
 
 /// A real `receiver` process whose stdout goes to a file, like a pod log.

@@ -124,7 +124,7 @@ fn run() -> i32 {
                     Ok(Line::Read) => note(broadcast(&options, &line, &mut sockets)),
                     Ok(Line::TooLong(len)) => {
                         let too_large = check_size(len, MAX_IPV6_PAYLOAD, "a").unwrap_err();
-                        log_line::to_stderr(log_line::ERROR, &format!("{too_large}: line skipped"));
+                        log_error(&format!("{too_large}: line skipped"));
                         note(exit::USAGE);
                     }
                     Err(e) => {
@@ -280,11 +280,9 @@ fn check_size(len: usize, max: usize, datagram: &str) -> Result<(), String> {
 
 /// Resolves the service and sends `message` to every pod; returns the exit
 /// code this broadcast alone would have.
+///
+/// `message` fits an IPv6 datagram: `parse` and `read_line` see to that.
 fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
-    if let Err(e) = check_size(message.len(), MAX_IPV6_PAYLOAD, "a") {
-        log_error(&e);
-        return exit::USAGE;
-    }
     let pods = match discover::discover(&options.service, options.port, options.family) {
         Ok(pods) => pods,
         Err(e) => {

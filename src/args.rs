@@ -5,13 +5,56 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-/// A usage error: printed as one line, exit code [`crate::exit::USAGE`].
+/// What is wrong with the command line or the environment. Printed as one
+/// line by `Display`; the exit code is in `crate::exit`.
 #[derive(Debug, PartialEq)]
-pub struct UsageError(pub String);
+pub enum UsageError {
+    /// As the user wrote it: `-x`, `--bogus`.
+    UnknownOption(String),
+    /// A positional argument, or anything after `--help`/`--version`.
+    UnexpectedArgument(String),
+    /// `--help=x`: the option as written.
+    TakesNoValue(String),
+    NeedsValue(String),
+    /// An option (`-s`) or variable (`$UDP_HEADLESS_SERVICE`) whose value
+    /// is not UTF-8.
+    NotUtf8(String),
+    /// `from` (`--port`, `$UDP_HEADLESS_PORT`) has value `text`, which is
+    /// not `expected` ("a port (1-65535)").
+    BadValue {
+        from: String,
+        text: String,
+        expected: &'static str,
+    },
+    /// Anything else, as a whole sentence.
+    Invalid(String),
+}
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            UsageError::UnknownOption(option) => write!(f, "unknown option '{option}'"),
+            UsageError::UnexpectedArgument(arg) => write!(f, "unexpected argument '{arg}'"),
+            UsageError::TakesNoValue(option) => write!(f, "option '{option}' takes no value"),
+            UsageError::NeedsValue(option) => write!(f, "option '{option}' needs a value"),
+            UsageError::NotUtf8(from) => write!(f, "{from}: the value is not UTF-8"),
+            UsageError::BadValue {
+                from,
+                text,
+                expected,
+            } => write!(f, "{from}: '{text}' is not {expected}"),
+            UsageError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl UsageError {
+    pub fn bad_value(from: &str, text: &str, expected: &'static str) -> UsageError {
+        UsageError::BadValue {
+            from: from.to_string(),
+            text: text.to_string(),
+            expected,
+        }
     }
 }
 
@@ -35,11 +78,11 @@ impl Arg {
 
     /// How the user wrote the option, for error messages.
     pub fn unexpected(&self) -> UsageError {
-        UsageError(match self {
-            Arg::Short(c) => format!("unknown option '-{c}'"),
-            Arg::Long(name) => format!("unknown option '--{name}'"),
-            Arg::Value(v) => format!("unexpected argument '{}'", v.to_string_lossy()),
-        })
+        match self {
+            Arg::Short(c) => UsageError::UnknownOption(format!("-{c}")),
+            Arg::Long(name) => UsageError::UnknownOption(format!("--{name}")),
+            Arg::Value(v) => UsageError::UnexpectedArgument(v.to_string_lossy().into_owned()),
+        }
     }
 }
 
@@ -105,10 +148,7 @@ impl Parser {
     /// Checks that the option just returned takes no value (`--help=x`).
     pub fn flag(&mut self) -> Result<(), UsageError> {
         match self.attached.take() {
-            Some(_) => Err(UsageError(format!(
-                "option '{}' takes no value",
-                self.last_option
-            ))),
+            Some(_) => Err(UsageError::TakesNoValue(self.last_option.clone())),
             None => Ok(()),
         }
     }
@@ -120,16 +160,14 @@ impl Parser {
         }
         self.args
             .next()
-            .ok_or_else(|| UsageError(format!("option '{}' needs a value", self.last_option)))
+            .ok_or_else(|| UsageError::NeedsValue(self.last_option.clone()))
     }
 
     /// The value, as UTF-8 text.
     pub fn text(&mut self) -> Result<String, UsageError> {
         let option = self.last_option.clone();
         let value = self.value()?;
-        value
-            .into_string()
-            .map_err(|_| UsageError(format!("option '{option}': value is not UTF-8")))
+        value.into_string().map_err(|_| UsageError::NotUtf8(option))
     }
 }
 
@@ -168,19 +206,13 @@ pub fn option_or_env(given: Option<String>, option: &str, var: &str) -> Option<(
 pub fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
-        _ => Err(UsageError(format!(
-            "{what}: '{text}' is not a port (1-65535)"
-        ))),
+        _ => Err(UsageError::bad_value(what, text, "a port (1-65535)")),
     }
 }
 
 /// `500ms`, `2s`, `1.5s`, `3m`, `1h`; a bare number is seconds.
 pub fn parse_duration(text: &str, what: &str) -> Result<Duration, UsageError> {
-    let bad = || {
-        UsageError(format!(
-            "{what}: '{text}' is not a duration (like 500ms, 2s, 1.5s, 3m)"
-        ))
-    };
+    let bad = || UsageError::bad_value(what, text, "a duration (like 500ms, 2s, 1.5s, 3m)");
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
@@ -198,7 +230,7 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration, UsageError> {
 
 pub fn parse_count(text: &str, what: &str) -> Result<u64, UsageError> {
     text.parse::<u64>()
-        .map_err(|_| UsageError(format!("{what}: '{text}' is not a whole number")))
+        .map_err(|_| UsageError::bad_value(what, text, "a whole number"))
 }
 
 #[cfg(test)]
@@ -247,12 +279,13 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(
-            parse_all(&["--help=x"]).unwrap_err().0,
-            "option '--help' takes no value"
+            parse_all(&["--help=x"]),
+            Err(UsageError::TakesNoValue("--help".into()))
         );
+        assert_eq!(parse_all(&["-m"]), Err(UsageError::NeedsValue("-m".into())));
         assert_eq!(
-            parse_all(&["-m"]).unwrap_err().0,
-            "option '-m' needs a value"
+            Arg::Short('x').unexpected().to_string(),
+            "unknown option '-x'"
         );
     }
 

@@ -13,9 +13,11 @@
 use crate::args::UsageError;
 use crate::dns::{self, LookupError, RecordType};
 use crate::resolv_conf::{self, ResolvConf};
+use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::time::Duration;
 
 /// From this many addresses on, the system resolver's list may have been
 /// cut: musl's getaddrinfo returns 48 at most (its MAXADDRS), and glibc's
@@ -38,9 +40,7 @@ impl Family {
             "auto" => Ok(Family::Auto),
             "ipv4" | "4" => Ok(Family::Ipv4),
             "ipv6" | "6" => Ok(Family::Ipv6),
-            _ => Err(UsageError(format!(
-                "{what}: '{text}' is not one of auto, ipv4, ipv6"
-            ))),
+            _ => Err(UsageError::bad_value(what, text, "one of auto, ipv4, ipv6")),
         }
     }
 }
@@ -52,16 +52,50 @@ pub struct Pods {
     pub addrs: Vec<SocketAddr>,
     /// Set when the list is known to be incomplete: why, for the user.
     pub incomplete: Option<String>,
+    /// How long the list may be kept: the smallest TTL of the DNS records
+    /// used. None when only the system resolver answered (it does not say).
+    pub ttl: Option<Duration>,
 }
 
-/// Why a service did not resolve to any pod: one line, naming the service.
-#[derive(Debug)]
-pub struct NotResolved(pub String);
+/// Why a service did not resolve to any pod. `Display` makes it one line
+/// naming the service; the exit code is in `crate::exit`.
+#[derive(Debug, PartialEq)]
+pub enum DiscoverError {
+    /// The system resolver failed (`system`: its error), and DNS could not
+    /// be asked to say why.
+    NoDns {
+        service: String,
+        system: String,
+        why: String,
+    },
+    /// The system resolver failed, and DNS says why.
+    Lookup { service: String, error: LookupError },
+    /// Addresses, but none of the family wanted.
+    NoAddresses { service: String, family: Family },
+}
+
+impl fmt::Display for DiscoverError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            DiscoverError::NoDns {
+                service,
+                system,
+                why,
+            } => write!(f, "cannot resolve service '{service}': {system} ({why})"),
+            DiscoverError::Lookup { service, error } => write!(f, "service '{service}' {error}"),
+            DiscoverError::NoAddresses { service, family } => write!(
+                f,
+                "service '{service}' has no {} addresses",
+                family_name(*family)
+            ),
+        }
+    }
+}
 
 /// Asks the system resolver, then applies `decide`. /etc/resolv.conf is
 /// read only when `decide` will use it: to check a long answer or explain
 /// a failure (a short answer, the usual case, needs neither).
-pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, NotResolved> {
+pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, DiscoverError> {
     let system = system_resolver(service, port);
     let conf = match &system {
         Ok(addrs) if addrs.len() < MAYBE_CUT => Ok(ResolvConf::default()),
@@ -83,7 +117,7 @@ pub fn discover_with(
     port: u16,
     family: Family,
     conf: &ResolvConf,
-) -> Result<Pods, NotResolved> {
+) -> Result<Pods, DiscoverError> {
     decide(
         service,
         port,
@@ -106,7 +140,7 @@ pub fn decide(
     family: Family,
     system: io::Result<Vec<SocketAddr>>,
     conf: Result<&ResolvConf, &str>,
-) -> Result<Pods, NotResolved> {
+) -> Result<Pods, DiscoverError> {
     match system {
         Ok(addrs) if addrs.len() < MAYBE_CUT => pods(service, family, addrs),
         Ok(addrs) => complete(service, port, family, addrs, conf),
@@ -121,7 +155,7 @@ fn complete(
     family: Family,
     addrs: Vec<SocketAddr>,
     conf: Result<&ResolvConf, &str>,
-) -> Result<Pods, NotResolved> {
+) -> Result<Pods, DiscoverError> {
     let why_unchecked = match conf {
         Err(why) => why.to_string(),
         Ok(conf) if conf.nameservers.is_empty() => "resolv.conf lists no nameserver".into(),
@@ -129,7 +163,7 @@ fn complete(
             Ok(found) => {
                 let from_dns = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
                 let all = unique(addrs.into_iter().chain(from_dns));
-                return with_dns_cut(service, family, all, found.truncated);
+                return with_dns_cut(service, family, all, &found);
             }
             // Not in DNS: the system's answer came from elsewhere
             // (/etc/hosts) and is all there is.
@@ -156,18 +190,22 @@ fn explain(
     family: Family,
     error: io::Error,
     conf: Result<&ResolvConf, &str>,
-) -> Result<Pods, NotResolved> {
+) -> Result<Pods, DiscoverError> {
     let conf = match conf {
         Ok(conf) if !conf.nameservers.is_empty() => conf,
         Ok(_) => {
-            return Err(NotResolved(format!(
-                "cannot resolve service '{service}': {error} (resolv.conf lists no nameserver)"
-            )))
+            return Err(DiscoverError::NoDns {
+                service: service.to_string(),
+                system: error.to_string(),
+                why: "resolv.conf lists no nameserver".into(),
+            })
         }
         Err(why) => {
-            return Err(NotResolved(format!(
-                "cannot resolve service '{service}': {error} ({why})"
-            )))
+            return Err(DiscoverError::NoDns {
+                service: service.to_string(),
+                system: error.to_string(),
+                why: why.to_string(),
+            })
         }
     };
     // The system resolver has already waited out its timeouts and retries:
@@ -179,9 +217,12 @@ fn explain(
     match ask_dns(&once, service, family) {
         Ok(found) => {
             let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
-            with_dns_cut(service, family, addrs.collect(), found.truncated)
+            with_dns_cut(service, family, addrs.collect(), &found)
         }
-        Err(e) => Err(NotResolved(format!("service '{service}' {e}"))),
+        Err(error) => Err(DiscoverError::Lookup {
+            service: service.to_string(),
+            error,
+        }),
     }
 }
 
@@ -193,18 +234,19 @@ fn ask_dns(conf: &ResolvConf, service: &str, family: Family) -> Result<dns::Foun
         Family::Ipv4 => &[RecordType::A],
         Family::Ipv6 => &[RecordType::Aaaa],
     };
-    dns::lookup(conf, service, types)
+    dns::lookup(&dns::Query::new(conf, service, types))
 }
 
-/// `pods`, with a warning when the DNS answer itself was cut.
+/// `pods`, with DNS's TTL, and a warning when its answer itself was cut.
 fn with_dns_cut(
     service: &str,
     family: Family,
     addrs: Vec<SocketAddr>,
-    truncated: bool,
-) -> Result<Pods, NotResolved> {
+    found: &dns::Found,
+) -> Result<Pods, DiscoverError> {
     let mut pods = pods(service, family, addrs)?;
-    if truncated {
+    pods.ttl = Some(found.ttl);
+    if found.truncated {
         pods.incomplete = Some(format!(
             "service '{service}' is too large for one DNS answer (64 KiB): \
              found {} addresses, the other pods get nothing",
@@ -215,17 +257,18 @@ fn with_dns_cut(
 }
 
 /// The addresses of the family wanted; an error if there are none.
-fn pods(service: &str, family: Family, addrs: Vec<SocketAddr>) -> Result<Pods, NotResolved> {
+fn pods(service: &str, family: Family, addrs: Vec<SocketAddr>) -> Result<Pods, DiscoverError> {
     let addrs = pick_family(addrs, family);
     if addrs.is_empty() {
-        return Err(NotResolved(format!(
-            "service '{service}' has no {} addresses",
-            family_name(family)
-        )));
+        return Err(DiscoverError::NoAddresses {
+            service: service.to_string(),
+            family,
+        });
     }
     Ok(Pods {
         addrs,
         incomplete: None,
+        ttl: None,
     })
 }
 
@@ -287,6 +330,13 @@ mod tests {
         assert_eq!(pods.addrs, addrs(&["127.0.0.1:9"]));
         let pods = discover("::1", 9, Family::Auto).unwrap();
         assert_eq!(pods.addrs, addrs(&["[::1]:9"]));
-        assert!(discover("::1", 9, Family::Ipv4).is_err());
+        assert_eq!(pods.ttl, None);
+        assert_eq!(
+            discover("::1", 9, Family::Ipv4).unwrap_err(),
+            DiscoverError::NoAddresses {
+                service: "::1".into(),
+                family: Family::Ipv4
+            }
+        );
     }
 }

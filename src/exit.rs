@@ -1,4 +1,8 @@
-//! Exit codes, shared by both programs and listed in README.
+//! Exit codes, shared by both programs and listed in README, and which
+//! error gets which: the one place that maps them.
+
+use crate::args::UsageError;
+use crate::discover::DiscoverError;
 
 /// Everything was sent (sender) or the receiver stopped on SIGTERM/SIGINT.
 pub const OK: i32 = 0;
@@ -15,3 +19,15 @@ pub const NOT_RESOLVED: i32 = 3;
 /// Some sends failed, or the DNS answer was too large to hold every pod:
 /// the others were still sent.
 pub const PARTIAL: i32 = 4;
+
+impl UsageError {
+    pub fn exit_code(&self) -> i32 {
+        USAGE
+    }
+}
+
+impl DiscoverError {
+    pub fn exit_code(&self) -> i32 {
+        NOT_RESOLVED
+    }
+}

@@ -3,6 +3,9 @@
 //! Python demo did. The binaries in `src/bin` are thin; what they share
 //! lives here, one module per job. See README's Architecture section.
 
+#[cfg(not(target_os = "linux"))]
+compile_error!("udp-headless runs on Linux only: see src/sys.rs");
+
 pub mod args;
 pub mod discover;
 pub mod dns;
@@ -13,3 +16,5 @@ pub mod readiness;
 pub mod resolv_conf;
 pub mod signals;
 pub mod socket;
+#[cfg(target_os = "linux")]
+pub mod sys;

@@ -76,23 +76,11 @@ fn scope_suffix(ip: &Ipv6Addr, scope_id: u32) -> String {
     let link_local = ip.segments()[0] & 0xffc0 == 0xfe80
         || (ip.is_multicast() && ip.segments()[0] & 0x000f == 0x2);
     if link_local {
-        if let Some(name) = interface_name(scope_id) {
+        if let Some(name) = crate::sys::interface_name(scope_id) {
             return format!("%{name}");
         }
     }
     format!("%{scope_id}")
-}
-
-fn interface_name(index: u32) -> Option<String> {
-    extern "C" {
-        fn if_indextoname(index: u32, name: *mut u8) -> *mut u8;
-    }
-    const IF_NAMESIZE: usize = 16;
-    let mut buf = [0u8; IF_NAMESIZE];
-    // SAFETY: buf is IF_NAMESIZE bytes, as if_indextoname requires.
-    let found = unsafe { !if_indextoname(index, buf.as_mut_ptr()).is_null() };
-    let len = buf.iter().position(|&b| b == 0)?;
-    found.then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
 /// The IP as the sender logs it (`sent message to :10.0.0.1`).

@@ -14,54 +14,34 @@
 //!   (a shell loop, say) sees death by signal; as PID 1, where the default
 //!   action does nothing, the process exits with 128 + the signal.
 
+use crate::sys;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 static STOP: AtomicBool = AtomicBool::new(false);
-
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
-
-const SIG_DFL: usize = 0;
-
-extern "C" {
-    fn signal(signum: i32, handler: usize) -> usize;
-    fn getpid() -> i32;
-    fn kill(pid: i32, signum: i32) -> i32;
-    fn _exit(status: i32) -> !;
-}
 
 extern "C" fn set_stop_flag(_signal: i32) {
     STOP.store(true, Ordering::SeqCst);
 }
 
 extern "C" fn exit_now(signum: i32) {
-    // SAFETY: getpid, signal, kill and _exit are async-signal-safe. The
-    // signal is blocked while its handler runs: raised again, it arrives
-    // with the default action as soon as the handler returns.
-    unsafe {
-        if getpid() == 1 {
-            _exit(128 + signum);
-        }
-        signal(signum, SIG_DFL);
-        kill(getpid(), signum);
-    }
+    sys::reraise_with_default_action(signum);
 }
 
-fn handle_term_and_int(handler: extern "C" fn(i32)) {
-    // SAFETY: both handlers only do async-signal-safe things.
-    unsafe {
-        signal(SIGINT, handler as usize);
-        signal(SIGTERM, handler as usize);
-    }
+fn handle_term_and_int(handler: extern "C" fn(i32)) -> io::Result<()> {
+    sys::set_signal_handler(sys::SIGINT, handler)?;
+    sys::set_signal_handler(sys::SIGTERM, handler)
 }
 
-pub fn stop_on_term_and_int() {
-    handle_term_and_int(set_stop_flag);
+/// Fails only if the C library refuses the handler, which it does not for
+/// these signals: callers may treat that as a bug.
+pub fn stop_on_term_and_int() -> io::Result<()> {
+    handle_term_and_int(set_stop_flag)
 }
 
-pub fn exit_on_term_and_int() {
-    handle_term_and_int(exit_now);
+pub fn exit_on_term_and_int() -> io::Result<()> {
+    handle_term_and_int(exit_now)
 }
 
 pub fn stop_requested() -> bool {

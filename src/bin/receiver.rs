@@ -2,11 +2,8 @@
 //! the original demo's format:
 //! `2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)`
 
-use std::fs::File;
-use std::io::{self, ErrorKind, Write};
-use std::mem::ManuallyDrop;
+use std::io::{self, BufWriter, ErrorKind, StdoutLock, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::{exit, log_line, pyrepr, readiness, signals, socket};
@@ -73,7 +70,7 @@ fn run() -> i32 {
         Ok(Mode::Done) => exit::OK,
         Err(e) => {
             eprintln!("receiver: {e} (see receiver --help)");
-            exit::USAGE
+            e.exit_code()
         }
     }
 }
@@ -106,7 +103,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND") {
         Some((text, from)) => Some(
             text.parse::<IpAddr>()
-                .map_err(|_| UsageError(format!("{from}: '{text}' is not an IP address")))?,
+                .map_err(|_| UsageError::bad_value(&from, &text, "an IP address"))?,
         ),
         None => None,
     };
@@ -141,7 +138,10 @@ fn check(port: u16) -> i32 {
 
 fn receive(options: &Options) -> i32 {
     // Before the bind: once bound, `--check` says ready, and a stop may come.
-    signals::stop_on_term_and_int();
+    if let Err(e) = signals::stop_on_term_and_int() {
+        eprintln!("receiver: cannot handle SIGTERM/SIGINT: {e}");
+        return exit::FAILURE;
+    }
     let bound = if options.all_addresses {
         socket::bind_all_addresses(options.bind.port())
     } else {
@@ -241,42 +241,40 @@ fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
     log.flush()
 }
 
-/// The log on stdout, buffered. Not io::stdout(): its LineWriter would
-/// write every line on its own.
+/// The log on stdout, buffered here and written in one piece when full or
+/// when the socket is empty. The buffer ends each flush on a newline, so
+/// stdout's own LineWriter passes it on in one write, not one per line.
 struct Log {
-    stdout: ManuallyDrop<File>,
-    buffer: Vec<u8>,
+    out: BufWriter<StdoutLock<'static>>,
+    line: Vec<u8>,
 }
 
 impl Log {
     fn new() -> Log {
-        // SAFETY: fd 1 stays open for the life of the process; the
-        // ManuallyDrop keeps this File from closing it.
-        let stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
         Log {
-            stdout,
-            buffer: Vec::with_capacity(2 * FLUSH_AT),
+            out: BufWriter::with_capacity(2 * FLUSH_AT, io::stdout().lock()),
+            line: Vec::with_capacity(256),
         }
     }
 
     /// Adds the line for one datagram; writes when the buffer is full.
     fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
-        write_line(&mut self.buffer, payload, from);
-        if self.buffer.len() >= FLUSH_AT {
+        self.line.clear();
+        write_line(&mut self.line, payload, from);
+        self.out.write_all(&self.line).map_err(log_failed)?;
+        if self.out.buffer().len() >= FLUSH_AT {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        if !self.buffer.is_empty() {
-            self.stdout
-                .write_all(&self.buffer)
-                .map_err(|e| format!("cannot write the log to standard output: {e}"))?;
-            self.buffer.clear();
-        }
-        Ok(())
+        self.out.flush().map_err(log_failed)
     }
+}
+
+fn log_failed(e: io::Error) -> String {
+    format!("cannot write the log to standard output: {e}")
 }
 
 fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {

@@ -79,23 +79,30 @@ fn run() -> i32 {
     let options = match parse(Parser::from_env()) {
         Ok(Mode::Send(options)) => options,
         Ok(Mode::Idle) => {
-            signals::stop_on_term_and_int();
+            if let Err(e) = signals::stop_on_term_and_int() {
+                log_error(&format!("cannot handle SIGTERM/SIGINT: {e}"));
+                return exit::FAILURE;
+            }
             while signals::sleep_unless_stopped(Duration::from_secs(3600)) {}
             return exit::OK;
         }
         Ok(Mode::Done) => return exit::OK,
         Err(e) => {
             eprintln!("sender: {e} (see sender --help)");
-            return exit::USAGE;
+            return e.exit_code();
         }
     };
     // Repeated broadcasts stop cleanly between rounds; one-shot work (one
     // broadcast, stdin lines) ends at once, even in a slow DNS lookup.
     // Either way SIGTERM works when the sender is PID 1 in a container.
-    if options.message.is_some() && options.repeat != 1 {
-        signals::stop_on_term_and_int();
+    let handled = if options.message.is_some() && options.repeat != 1 {
+        signals::stop_on_term_and_int()
     } else {
-        signals::exit_on_term_and_int();
+        signals::exit_on_term_and_int()
+    };
+    if let Err(e) = handled {
+        log_error(&format!("cannot handle SIGTERM/SIGINT: {e}"));
+        return exit::FAILURE;
     }
     let mut sockets = Sockets::default();
     let mut status = exit::OK;
@@ -216,7 +223,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         // Environment variables are fine (a pod sets them for exec'd
         // senders); options would be silently ignored.
         if others > 0 {
-            return Err(UsageError("--idle takes no other options".into()));
+            return Err(UsageError::Invalid("--idle takes no other options".into()));
         }
         return Ok(Mode::Idle);
     }
@@ -227,12 +234,12 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         .filter(|m| m != b"-");
     let Some((service, _)) = args::option_or_env(service, "--service", "UDP_HEADLESS_SERVICE")
     else {
-        return Err(UsageError(
+        return Err(UsageError::Invalid(
             "no service: give -s NAME (or set UDP_HEADLESS_SERVICE)".into(),
         ));
     };
     if service.is_empty() {
-        return Err(UsageError("the service name is empty".into()));
+        return Err(UsageError::Invalid("the service name is empty".into()));
     }
     let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT") {
         Some((text, from)) => args::parse_port(&text, &from)?,
@@ -244,7 +251,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     };
     let repeat = match args::option_or_env(repeat, "--repeat", "UDP_HEADLESS_REPEAT") {
         Some((_, from)) if message.is_none() => {
-            return Err(UsageError(format!(
+            return Err(UsageError::Invalid(format!(
                 "{from} needs a message (-m): stdin lines are each sent once"
             )))
         }
@@ -256,7 +263,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         None => Duration::from_secs(1),
     };
     if let Some(m) = &message {
-        check_size(m.len(), MAX_IPV6_PAYLOAD, "a").map_err(UsageError)?;
+        check_size(m.len(), MAX_IPV6_PAYLOAD, "a").map_err(UsageError::Invalid)?;
     }
     Ok(Mode::Send(Options {
         service,
@@ -286,8 +293,8 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
     let pods = match discover::discover(&options.service, options.port, options.family) {
         Ok(pods) => pods,
         Err(e) => {
-            log_error(&e.0);
-            return exit::NOT_RESOLVED;
+            log_error(&e.to_string());
+            return e.exit_code();
         }
     };
     let has_ipv4 = pods.addrs.iter().any(SocketAddr::is_ipv4);

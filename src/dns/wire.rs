@@ -1,47 +1,14 @@
-//! A small blocking DNS client, just enough to list every pod of a headless
-//! Service when the system resolver cannot be trusted to.
-//!
-//! Why the sender asks DNS itself: musl's getaddrinfo (what `ToSocketAddrs`
-//! calls in a static musl binary) returns at most 48 addresses and says
-//! nothing about the rest; glibc returns everything that fits in one answer
-//! and says nothing when even that is cut.
-//!
-//! Why two queries: an answer over UDP without EDNS holds 512 bytes, about 28
-//! A records for a `cluster.local` name. Past that the server sets TC
-//! (truncated) and the client asks again over TCP, where one message holds
-//! 64 KiB: about 4090 A or 2340 AAAA records. No DNS answer can hold more,
-//! so past that we report how many we got instead of silently sending to
-//! some.
-//!
-//! Why the search list: a pod asks for `headless-udp`, and with Kubernetes'
-//! `ndots:5` a name with fewer than 5 dots tries each search domain before
-//! the name itself, exactly as glibc (see `search_names`).
-//!
-//! The parser reads what the network sends, so it never indexes blindly:
-//! every read is bounds-checked, a compression pointer must point before the
-//! previous one (so pointers cannot loop), names stay within 255 bytes and
-//! labels within 63, and record counts are believed only as far as the
-//! bytes go.
+//! The DNS wire format: a query out, an answer in. The answer is what the
+//! network sends, so every read is bounds-checked (see the module above).
 
-use crate::resolv_conf::ResolvConf;
-use std::collections::hash_map::RandomState;
-use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::IpAddr;
 
 const HEADER_LEN: usize = 12;
 /// Longest message over TCP: its length prefix is 16 bits.
-const MAX_MESSAGE: usize = 65_535;
+pub(crate) const MAX_MESSAGE: usize = 65_535;
 /// Longest name in wire form, length bytes and final zero included.
 const MAX_NAME: usize = 255;
 const MAX_LABEL: usize = 63;
-/// A CNAME whose target's addresses are not in the answer is asked for
-/// again; this many times at most, against CNAME loops across answers.
-const MAX_REQUERIES: usize = 8;
-/// Longest CNAME chain followed within one answer.
-const MAX_CHAIN: usize = 16;
 
 const FLAG_RESPONSE: u16 = 0x8000;
 const FLAG_TRUNCATED: u16 = 0x0200;
@@ -67,7 +34,7 @@ impl RecordType {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             RecordType::A => "A",
             RecordType::Aaaa => "AAAA",
@@ -76,463 +43,12 @@ impl RecordType {
 
     /// Bytes one more record of this type takes in an answer whose owner
     /// name is compressed: pointer, type, class, TTL, length, address.
-    fn record_len(self) -> usize {
+    pub(crate) fn record_len(self) -> usize {
         match self {
             RecordType::A => 2 + 10 + 4,
             RecordType::Aaaa => 2 + 10 + 16,
         }
     }
-}
-
-/// What a name resolved to.
-#[derive(Debug, PartialEq)]
-pub struct Found {
-    /// The name that has the addresses, after the search list and CNAMEs.
-    pub name: String,
-    /// In the answer's order; duplicates are the caller's business.
-    pub addrs: Vec<IpAddr>,
-    /// The answer could not hold every record: TC even over TCP, or a
-    /// 64 KiB message with no room for one more.
-    pub truncated: bool,
-}
-
-/// Why a name did not resolve. Each reads as the end of a sentence that
-/// starts with the name ("service 'x' ...") and is one line.
-#[derive(Debug, PartialEq)]
-pub enum LookupError {
-    /// Not a name DNS can carry (empty label, too long).
-    BadName(String),
-    /// NXDOMAIN for every name of the search path, listed here.
-    NotFound(Vec<String>),
-    /// The name exists, without records of the types asked: (name, types).
-    NoRecords(String, String),
-    /// Every server answered SERVFAIL for every name tried.
-    ServerFailure(String),
-    /// REFUSED, NOTIMP or another error code.
-    Refused(String),
-    /// No answer at all: timed out, or nothing listening.
-    Unreachable(String),
-    /// Answers that cannot be read, or that answer another question.
-    Malformed(String),
-}
-
-impl fmt::Display for LookupError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            LookupError::BadName(why) => write!(f, "is not a valid DNS name: {why}"),
-            LookupError::NotFound(names) => write!(
-                f,
-                "was not found: no such name in DNS (NXDOMAIN for {})",
-                names.join(", ")
-            ),
-            LookupError::NoRecords(name, types) => write!(
-                f,
-                "has no ready pods: DNS knows {name} but it has no {types} records"
-            ),
-            LookupError::ServerFailure(detail) => {
-                write!(f, "could not be resolved: DNS server failure: {detail}")
-            }
-            LookupError::Refused(detail) => {
-                write!(f, "could not be resolved: DNS refused the query: {detail}")
-            }
-            LookupError::Unreachable(detail) => {
-                write!(f, "could not be resolved: no answer from DNS: {detail}")
-            }
-            LookupError::Malformed(detail) => {
-                write!(f, "could not be resolved: malformed DNS answer: {detail}")
-            }
-        }
-    }
-}
-
-/// Resolves `name` as glibc would (search list, ndots, servers in turn) and
-/// returns every address of the first of `types` that has any, trying the
-/// next type only when a name has none of the previous one.
-pub fn lookup(conf: &ResolvConf, name: &str, types: &[RecordType]) -> Result<Found, LookupError> {
-    encode_name(name).map_err(LookupError::BadName)?;
-    let names = search_names(conf, name);
-    // When the name as is was asked first, its error is the one glibc
-    // reports; otherwise NODATA anywhere beats SERVFAIL beats NXDOMAIN.
-    let as_is_first = name.ends_with('.') || name.matches('.').count() >= conf.ndots;
-    let mut first = None;
-    let mut not_found = Vec::new();
-    let mut no_records = None;
-    let mut server_failure = None;
-    for (i, candidate) in names.iter().enumerate() {
-        // A search domain can make the name too long: skip that one.
-        let Ok(wire) = encode_name(candidate) else {
-            continue;
-        };
-        let error = match lookup_name(conf, &wire, types) {
-            Ok(found) => return Ok(found),
-            Err(e) => e,
-        };
-        match error {
-            LookupError::NotFound(_) => not_found.push(candidate.clone()),
-            LookupError::NoRecords(..) | LookupError::ServerFailure(_) => {}
-            // No answer, or none we can read: asking more names would only
-            // take longer to fail the same way.
-            _ => return Err(error),
-        }
-        if i == 0 && as_is_first {
-            first = Some(error);
-        } else if let LookupError::NoRecords(..) = error {
-            no_records = no_records.or(Some(error));
-        } else if let LookupError::ServerFailure(_) = error {
-            server_failure = Some(error);
-        }
-    }
-    let error = match first {
-        Some(LookupError::NotFound(_)) => None,
-        Some(error) => Some(error),
-        None => no_records.or(server_failure),
-    };
-    Err(error.unwrap_or(LookupError::NotFound(not_found)))
-}
-
-/// The names to ask for, in order, as glibc's res_search: a name ending in
-/// a dot is absolute; one with at least `ndots` dots is tried as is first,
-/// then with each search domain; one with fewer tries the search domains
-/// first and itself last.
-pub fn search_names(conf: &ResolvConf, name: &str) -> Vec<String> {
-    if let Some(absolute) = name.strip_suffix('.') {
-        return vec![absolute.to_string()];
-    }
-    let mut names = Vec::new();
-    if name.matches('.').count() >= conf.ndots {
-        names.push(name.to_string());
-    }
-    for domain in &conf.search {
-        // An empty domain is the root: the name as is.
-        names.push(if domain.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name}.{domain}")
-        });
-    }
-    names.push(name.to_string());
-    let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(n.to_ascii_lowercase()));
-    names
-}
-
-/// One name of the search path: each type in turn; CNAMEs followed.
-fn lookup_name(conf: &ResolvConf, wire: &[u8], types: &[RecordType]) -> Result<Found, LookupError> {
-    for &qtype in types {
-        match lookup_type(conf, wire, qtype)? {
-            Some(found) => return Ok(found),
-            None => continue,
-        }
-    }
-    let types: Vec<&str> = types.iter().map(|t| t.name()).collect();
-    Err(LookupError::NoRecords(name_text(wire), types.join(" or ")))
-}
-
-/// `Ok(None)`: the name exists without records of this type (NODATA).
-fn lookup_type(
-    conf: &ResolvConf,
-    wire: &[u8],
-    qtype: RecordType,
-) -> Result<Option<Found>, LookupError> {
-    let mut name = wire.to_vec();
-    for _ in 0..=MAX_REQUERIES {
-        let reply = query(conf, &name, qtype)?;
-        if reply.rcode == RCODE_NXDOMAIN {
-            return Err(LookupError::NotFound(vec![name_text(wire)]));
-        }
-        let (target, addrs) = follow(&reply, &name, qtype);
-        if !addrs.is_empty() {
-            return Ok(Some(Found {
-                name: name_text(&target),
-                addrs,
-                truncated: reply.truncated,
-            }));
-        }
-        if target == name || reply.truncated {
-            return Ok(None);
-        }
-        // The chain ends at a name whose addresses the server left out.
-        name = target;
-    }
-    Ok(None)
-}
-
-/// Follows the CNAME chain from `name` within the answer; returns where it
-/// ends and that name's addresses of type `qtype`. Records about other
-/// names are ignored: nobody asked for them.
-fn follow(reply: &Reply, name: &[u8], qtype: RecordType) -> (Vec<u8>, Vec<IpAddr>) {
-    let mut name = name.to_vec();
-    for _ in 0..MAX_CHAIN {
-        let next = reply.records.iter().find_map(|r| match &r.data {
-            RecordData::Alias(target) if r.owner == name => Some(target.clone()),
-            _ => None,
-        });
-        match next {
-            Some(target) => name = target,
-            None => break,
-        }
-    }
-    let addrs = reply
-        .records
-        .iter()
-        .filter(|r| r.owner == name)
-        .filter_map(|r| match r.data {
-            RecordData::Address(ip @ IpAddr::V4(_)) if qtype == RecordType::A => Some(ip),
-            RecordData::Address(ip @ IpAddr::V6(_)) if qtype == RecordType::Aaaa => Some(ip),
-            _ => None,
-        })
-        .collect();
-    (name, addrs)
-}
-
-/// Why one server gave no usable answer.
-#[derive(Debug)]
-enum Failure {
-    Timeout,
-    Unreachable(io::Error),
-    Malformed(String),
-    Rcode(u8),
-}
-
-/// Asks the servers in turn, `attempts` rounds, until one answers
-/// NOERROR or NXDOMAIN; over TCP too when the UDP answer is truncated.
-fn query(conf: &ResolvConf, name: &[u8], qtype: RecordType) -> Result<Reply, LookupError> {
-    if conf.nameservers.is_empty() {
-        return Err(LookupError::Unreachable("no nameserver configured".into()));
-    }
-    let id = random_id();
-    let message = build_query(id, name, qtype);
-    let mut failures: Vec<Option<Failure>> = conf.nameservers.iter().map(|_| None).collect();
-    for _ in 0..conf.attempts {
-        for (server, failure) in conf.nameservers.iter().zip(&mut failures) {
-            // A server that answered with an error code would say it again.
-            if let Some(Failure::Rcode(_)) = failure {
-                continue;
-            }
-            match exchange(*server, &message, id, name, qtype, conf.timeout) {
-                Ok(reply) => return Ok(reply),
-                Err(e) => *failure = Some(e),
-            }
-        }
-    }
-    Err(describe_failures(conf, name, qtype, failures))
-}
-
-/// One server: UDP, then TCP if the answer did not fit.
-fn exchange(
-    server: SocketAddr,
-    message: &[u8],
-    id: u16,
-    name: &[u8],
-    qtype: RecordType,
-    timeout: Duration,
-) -> Result<Reply, Failure> {
-    let mut reply = ask_udp(server, message, id, name, qtype, timeout)?;
-    check_rcode(&reply)?;
-    if reply.truncated {
-        reply = ask_tcp(server, message, id, name, qtype, timeout)?;
-        check_rcode(&reply)?;
-    }
-    Ok(reply)
-}
-
-fn check_rcode(reply: &Reply) -> Result<(), Failure> {
-    match reply.rcode {
-        RCODE_NOERROR | RCODE_NXDOMAIN => Ok(()),
-        rcode => Err(Failure::Rcode(rcode)),
-    }
-}
-
-/// Datagrams that are not an answer to this query (another id, another
-/// question: late, or forged) are skipped until the deadline, as glibc
-/// does; if only such came, that is the failure rather than a timeout.
-fn ask_udp(
-    server: SocketAddr,
-    message: &[u8],
-    id: u16,
-    name: &[u8],
-    qtype: RecordType,
-    timeout: Duration,
-) -> Result<Reply, Failure> {
-    let local: SocketAddr = if server.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let socket = UdpSocket::bind(local).map_err(Failure::Unreachable)?;
-    // Connected: only the server's datagrams arrive, and an ICMP "port
-    // unreachable" comes back as an error instead of a long wait.
-    socket.connect(server).map_err(Failure::Unreachable)?;
-    socket.send(message).map_err(io_failure)?;
-    let deadline = Instant::now() + timeout;
-    let mut buf = vec![0; MAX_MESSAGE];
-    let mut skipped = None;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(match skipped {
-                Some(why) => {
-                    Failure::Malformed(format!("only answers to another query (last: {why})"))
-                }
-                None => Failure::Timeout,
-            });
-        }
-        socket.set_read_timeout(Some(left)).map_err(io_failure)?;
-        match socket.recv(&mut buf) {
-            Ok(len) => match parse_reply(&buf[..len], id, name, qtype) {
-                Ok(reply) => return Ok(reply),
-                Err(ReplyError::NotOurs(why)) => skipped = Some(why),
-                Err(ReplyError::Malformed(why)) => return Err(Failure::Malformed(why)),
-            },
-            Err(e) if is_timeout(&e) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_failure(e)),
-        }
-    }
-}
-
-fn ask_tcp(
-    server: SocketAddr,
-    message: &[u8],
-    id: u16,
-    name: &[u8],
-    qtype: RecordType,
-    timeout: Duration,
-) -> Result<Reply, Failure> {
-    let deadline = Instant::now() + timeout;
-    let mut stream = TcpStream::connect_timeout(&server, timeout).map_err(io_failure)?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(io_failure)?;
-    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(message);
-    stream.write_all(&framed).map_err(io_failure)?;
-    let mut len = [0; 2];
-    read_full(&mut stream, &mut len, deadline)?;
-    let mut answer = vec![0; u16::from_be_bytes(len) as usize];
-    read_full(&mut stream, &mut answer, deadline)?;
-    let mut reply = parse_reply(&answer, id, name, qtype).map_err(|e| match e {
-        ReplyError::NotOurs(why) | ReplyError::Malformed(why) => {
-            Failure::Malformed(format!("over TCP: {why}"))
-        }
-    })?;
-    // A full message may have dropped records without saying so (glibc
-    // would not notice either): no room for one more means maybe more.
-    if answer.len() + qtype.record_len() > MAX_MESSAGE {
-        reply.truncated = true;
-    }
-    Ok(reply)
-}
-
-/// `read_exact` under one deadline for the whole buffer, so a server that
-/// trickles bytes cannot hold us much past the timeout.
-fn read_full(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<(), Failure> {
-    let mut got = 0;
-    while got < buf.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Failure::Timeout);
-        }
-        stream.set_read_timeout(Some(left)).map_err(io_failure)?;
-        match stream.read(&mut buf[got..]) {
-            Ok(0) => {
-                return Err(Failure::Malformed(format!(
-                    "over TCP: connection closed after {got} of {} bytes",
-                    buf.len()
-                )))
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_failure(e)),
-        }
-    }
-    Ok(())
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-fn io_failure(e: io::Error) -> Failure {
-    if is_timeout(&e) {
-        Failure::Timeout
-    } else {
-        Failure::Unreachable(e)
-    }
-}
-
-/// One line naming every server and what went wrong with it; the kind of
-/// error is the most telling one: an error code beats a malformed answer
-/// beats no answer.
-fn describe_failures(
-    conf: &ResolvConf,
-    name: &[u8],
-    qtype: RecordType,
-    failures: Vec<Option<Failure>>,
-) -> LookupError {
-    let mut parts = Vec::new();
-    let (mut servfail, mut rcode, mut malformed) = (false, false, false);
-    for (server, failure) in conf.nameservers.iter().zip(failures) {
-        let text = match failure.unwrap_or(Failure::Timeout) {
-            Failure::Timeout => format!(
-                "{server} did not answer ({} × {}s)",
-                conf.attempts,
-                conf.timeout.as_secs()
-            ),
-            Failure::Unreachable(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                format!("nothing listens on {server} (connection refused)")
-            }
-            Failure::Unreachable(e) => format!("{server} is unreachable ({e})"),
-            Failure::Malformed(why) => {
-                malformed = true;
-                format!("{server} sent {why}")
-            }
-            Failure::Rcode(code) => {
-                servfail |= code == RCODE_SERVFAIL;
-                rcode |= code != RCODE_SERVFAIL;
-                format!("{server} answered {}", rcode_name(code))
-            }
-        };
-        parts.push(text);
-    }
-    let detail = format!(
-        "{} for {} {}",
-        parts.join("; "),
-        name_text(name),
-        qtype.name()
-    );
-    if servfail {
-        LookupError::ServerFailure(detail)
-    } else if rcode {
-        LookupError::Refused(detail)
-    } else if malformed {
-        LookupError::Malformed(detail)
-    } else {
-        LookupError::Unreachable(detail)
-    }
-}
-
-fn rcode_name(rcode: u8) -> String {
-    match rcode {
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        _ => format!("error code {rcode}"),
-    }
-}
-
-/// Unpredictable enough that a late answer to an earlier query is not
-/// taken for this one; std's RandomState is seeded by the OS.
-fn random_id() -> u16 {
-    let mut hasher = RandomState::new().build_hasher();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH);
-    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or(0));
-    hasher.write_u32(std::process::id());
-    hasher.finish() as u16
 }
 
 /// `name` in wire form (length-prefixed labels, final zero), lowercased so
@@ -618,6 +134,8 @@ pub struct Reply {
 pub struct Record {
     /// Wire form, lowercased.
     pub owner: Vec<u8>,
+    /// Seconds the record may be cached.
+    pub ttl: u32,
     pub data: RecordData,
 }
 
@@ -718,6 +236,7 @@ fn read_record(msg: &[u8], pos: usize) -> Result<(Option<Record>, usize), ReplyE
     let (owner, pos) = read_name(msg, pos)?;
     let rtype = read_u16(msg, pos)?;
     let class = read_u16(msg, pos + 2)?;
+    let ttl = u32::from(read_u16(msg, pos + 4)?) << 16 | u32::from(read_u16(msg, pos + 6)?);
     let rdlength = read_u16(msg, pos + 8)? as usize;
     let start = pos + 10;
     let end = start + rdlength;
@@ -754,7 +273,7 @@ fn read_record(msg: &[u8], pos: usize) -> Result<(Option<Record>, usize), ReplyE
         }
         _ => return Ok((None, end)),
     };
-    Ok((Some(Record { owner, data }), end))
+    Ok((Some(Record { owner, ttl, data }), end))
 }
 
 /// A possibly compressed name at `pos`: the name in wire form (lowercased)
@@ -830,6 +349,7 @@ fn read_u16(msg: &[u8], pos: usize) -> Result<u16, ReplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::lookup::follow;
 
     const ID: u16 = 0xbeef;
 
@@ -876,17 +396,28 @@ mod tests {
 
     #[test]
     fn reads_cname_and_addresses() {
-        let reply = parse(&valid()).unwrap();
+        let mut msg = valid();
+        // The second address's TTL: 5 becomes 0x0100_0003.
+        msg[70] = 1;
+        msg[73] = 3;
+        let reply = parse(&msg).unwrap();
         assert_eq!((reply.rcode, reply.truncated), (0, false));
         assert_eq!(reply.records.len(), 3);
-        let (name, addrs) = follow(&reply, &wire("svc.example"), RecordType::A);
-        assert_eq!(name_text(&name), "pods.svc.example");
+        assert_eq!(reply.records[2].ttl, 0x0100_0003);
+        let chain = follow(&reply, &wire("svc.example"), RecordType::A);
+        assert_eq!(name_text(&chain.name), "pods.svc.example");
         assert_eq!(
-            addrs,
+            chain.addrs,
             ["10.0.0.1", "10.0.0.2"].map(|a| a.parse::<IpAddr>().unwrap())
         );
-        let (_, none) = follow(&reply, &wire("svc.example"), RecordType::Aaaa);
-        assert!(none.is_empty());
+        // The smallest TTL of the CNAME and the addresses.
+        assert_eq!(chain.ttl, Some(5));
+        msg[38] = 2;
+        let reply = parse(&msg).unwrap();
+        let chain = follow(&reply, &wire("svc.example"), RecordType::A);
+        assert_eq!(chain.ttl, Some(2));
+        let none = follow(&reply, &wire("svc.example"), RecordType::Aaaa);
+        assert!(none.addrs.is_empty());
     }
 
     #[test]
@@ -1054,8 +585,8 @@ mod tests {
         msg.extend([0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 5, 0, 3, 1, b'b', 0]); // b at 31
         msg.extend([0xc0, 31, 0, 5, 0, 1, 0, 0, 0, 5, 0, 2, 0xc0, 12]);
         let reply = parse_reply(&msg, ID, &wire("a"), RecordType::A).unwrap();
-        let (_, addrs) = follow(&reply, &wire("a"), RecordType::A);
-        assert!(addrs.is_empty());
+        let chain = follow(&reply, &wire("a"), RecordType::A);
+        assert!(chain.addrs.is_empty());
     }
 
     #[test]
@@ -1074,46 +605,6 @@ mod tests {
         assert_eq!(name_text(b"\x03a.\\\x01\x00"), "a\\046\\092.\\000");
         assert_eq!(name_text(b"\x00"), ".");
         assert_eq!(name_text(b"\x09cut"), "cut");
-    }
-
-    fn conf(search: &[&str], ndots: usize) -> ResolvConf {
-        ResolvConf {
-            search: search.iter().map(|s| s.to_string()).collect(),
-            ndots,
-            ..ResolvConf::default()
-        }
-    }
-
-    #[test]
-    fn search_order_is_glibcs() {
-        let k8s = conf(
-            &[
-                "default.svc.cluster.local",
-                "svc.cluster.local",
-                "cluster.local",
-            ],
-            5,
-        );
-        assert_eq!(
-            search_names(&k8s, "web"),
-            [
-                "web.default.svc.cluster.local",
-                "web.svc.cluster.local",
-                "web.cluster.local",
-                "web"
-            ]
-        );
-        // Five dots: as is first.
-        assert_eq!(search_names(&k8s, "a.b.c.d.e.f")[0], "a.b.c.d.e.f");
-        assert_eq!(search_names(&k8s, "a.b.c.d.e.f").len(), 4);
-        assert_eq!(search_names(&k8s, "a.b.c.d.e")[3], "a.b.c.d.e");
-        assert_eq!(search_names(&k8s, "web."), ["web"]);
-        let one = conf(&["example"], 1);
-        assert_eq!(search_names(&one, "a.b"), ["a.b", "a.b.example"]);
-        assert_eq!(search_names(&one, "a"), ["a.example", "a"]);
-        // The root on the list ("search ." parses as "") is the name as is.
-        assert_eq!(search_names(&conf(&["", "x"], 1), "a"), ["a", "a.x"]);
-        assert_eq!(search_names(&conf(&[], 1), "a"), ["a"]);
     }
 
     /// xorshift64*: a fixed seed, so a failure can be replayed.

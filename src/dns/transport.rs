@@ -1,0 +1,280 @@
+//! Exchanges one question with the resolv.conf servers: UDP first, TCP
+//! when the answer is truncated, servers in turn, `attempts` rounds.
+
+use super::wire::{
+    build_query, name_text, parse_reply, RecordType, Reply, ReplyError, MAX_MESSAGE, RCODE_NOERROR,
+    RCODE_NXDOMAIN, RCODE_SERVFAIL,
+};
+use super::LookupError;
+use crate::resolv_conf::ResolvConf;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One query: the name (wire form) and type, its id, and the message.
+pub(crate) struct Question<'a> {
+    id: u16,
+    name: &'a [u8],
+    qtype: RecordType,
+    message: Vec<u8>,
+}
+
+impl<'a> Question<'a> {
+    pub fn new(name: &'a [u8], qtype: RecordType) -> Question<'a> {
+        let id = random_id();
+        Question {
+            id,
+            name,
+            qtype,
+            message: build_query(id, name, qtype),
+        }
+    }
+
+    fn parse(&self, msg: &[u8]) -> Result<Reply, ReplyError> {
+        parse_reply(msg, self.id, self.name, self.qtype)
+    }
+}
+
+/// Why one server gave no usable answer.
+#[derive(Debug)]
+enum Failure {
+    Timeout,
+    Unreachable(io::Error),
+    Malformed(String),
+    Rcode(u8),
+}
+
+/// Asks the servers in turn, `attempts` rounds, until one answers
+/// NOERROR or NXDOMAIN; over TCP too when the UDP answer is truncated.
+/// Each exchange waits the conf's timeout at most, and none past
+/// `deadline`.
+pub(crate) fn query(
+    conf: &ResolvConf,
+    question: &Question,
+    deadline: Option<Instant>,
+) -> Result<Reply, LookupError> {
+    if conf.nameservers.is_empty() {
+        return Err(LookupError::Unreachable("no nameserver configured".into()));
+    }
+    let mut failures: Vec<Option<Failure>> = conf.nameservers.iter().map(|_| None).collect();
+    'rounds: for _ in 0..conf.attempts {
+        for (server, failure) in conf.nameservers.iter().zip(&mut failures) {
+            // A server that answered with an error code would say it again.
+            if let Some(Failure::Rcode(_)) = failure {
+                continue;
+            }
+            let timeout = match deadline {
+                Some(deadline) => deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(conf.timeout),
+                None => conf.timeout,
+            };
+            if timeout.is_zero() {
+                break 'rounds;
+            }
+            match exchange(*server, question, timeout) {
+                Ok(reply) => return Ok(reply),
+                Err(e) => *failure = Some(e),
+            }
+        }
+    }
+    Err(describe_failures(conf, question, failures))
+}
+
+/// One server: UDP, then TCP if the answer did not fit.
+fn exchange(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
+    let mut reply = ask_udp(server, question, timeout)?;
+    check_rcode(&reply)?;
+    if reply.truncated {
+        reply = ask_tcp(server, question, timeout)?;
+        check_rcode(&reply)?;
+    }
+    Ok(reply)
+}
+
+fn check_rcode(reply: &Reply) -> Result<(), Failure> {
+    match reply.rcode {
+        RCODE_NOERROR | RCODE_NXDOMAIN => Ok(()),
+        rcode => Err(Failure::Rcode(rcode)),
+    }
+}
+
+/// Datagrams that are not an answer to this query (another id, another
+/// question: late, or forged) are skipped until the deadline, as glibc
+/// does; if only such came, that is the failure rather than a timeout.
+fn ask_udp(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
+    let local: SocketAddr = if server.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).map_err(Failure::Unreachable)?;
+    // Connected: only the server's datagrams arrive, and an ICMP "port
+    // unreachable" comes back as an error instead of a long wait.
+    socket.connect(server).map_err(Failure::Unreachable)?;
+    socket.send(&question.message).map_err(io_failure)?;
+    let deadline = Instant::now() + timeout;
+    let mut buf = vec![0; MAX_MESSAGE];
+    let mut skipped = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(match skipped {
+                Some(why) => {
+                    Failure::Malformed(format!("only answers to another query (last: {why})"))
+                }
+                None => Failure::Timeout,
+            });
+        }
+        socket.set_read_timeout(Some(left)).map_err(io_failure)?;
+        match socket.recv(&mut buf) {
+            Ok(len) => match question.parse(&buf[..len]) {
+                Ok(reply) => return Ok(reply),
+                Err(ReplyError::NotOurs(why)) => skipped = Some(why),
+                Err(ReplyError::Malformed(why)) => return Err(Failure::Malformed(why)),
+            },
+            Err(e) if is_timeout(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_failure(e)),
+        }
+    }
+}
+
+fn ask_tcp(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
+    let message = &question.message;
+    let deadline = Instant::now() + timeout;
+    let mut stream = TcpStream::connect_timeout(&server, timeout).map_err(io_failure)?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(io_failure)?;
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).map_err(io_failure)?;
+    let mut len = [0; 2];
+    read_full(&mut stream, &mut len, deadline)?;
+    let mut answer = vec![0; u16::from_be_bytes(len) as usize];
+    read_full(&mut stream, &mut answer, deadline)?;
+    let mut reply = question.parse(&answer).map_err(|e| match e {
+        ReplyError::NotOurs(why) | ReplyError::Malformed(why) => {
+            Failure::Malformed(format!("over TCP: {why}"))
+        }
+    })?;
+    // A full message may have dropped records without saying so (glibc
+    // would not notice either): no room for one more means maybe more.
+    if answer.len() + question.qtype.record_len() > MAX_MESSAGE {
+        reply.truncated = true;
+    }
+    Ok(reply)
+}
+
+/// `read_exact` under one deadline for the whole buffer, so a server that
+/// trickles bytes cannot hold us much past the timeout.
+fn read_full(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<(), Failure> {
+    let mut got = 0;
+    while got < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Failure::Timeout);
+        }
+        stream.set_read_timeout(Some(left)).map_err(io_failure)?;
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => {
+                return Err(Failure::Malformed(format!(
+                    "over TCP: connection closed after {got} of {} bytes",
+                    buf.len()
+                )))
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_failure(e)),
+        }
+    }
+    Ok(())
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn io_failure(e: io::Error) -> Failure {
+    if is_timeout(&e) {
+        Failure::Timeout
+    } else {
+        Failure::Unreachable(e)
+    }
+}
+
+/// One line naming every server and what went wrong with it; the kind of
+/// error is the most telling one: an error code beats a malformed answer
+/// beats no answer.
+fn describe_failures(
+    conf: &ResolvConf,
+    question: &Question,
+    failures: Vec<Option<Failure>>,
+) -> LookupError {
+    let mut parts = Vec::new();
+    let (mut servfail, mut rcode, mut malformed) = (false, false, false);
+    for (server, failure) in conf.nameservers.iter().zip(failures) {
+        let text = match failure.unwrap_or(Failure::Timeout) {
+            Failure::Timeout => format!(
+                "{server} did not answer ({} × {}s)",
+                conf.attempts,
+                conf.timeout.as_secs()
+            ),
+            Failure::Unreachable(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                format!("nothing listens on {server} (connection refused)")
+            }
+            Failure::Unreachable(e) => format!("{server} is unreachable ({e})"),
+            Failure::Malformed(why) => {
+                malformed = true;
+                format!("{server} sent {why}")
+            }
+            Failure::Rcode(code) => {
+                servfail |= code == RCODE_SERVFAIL;
+                rcode |= code != RCODE_SERVFAIL;
+                format!("{server} answered {}", rcode_name(code))
+            }
+        };
+        parts.push(text);
+    }
+    let detail = format!(
+        "{} for {} {}",
+        parts.join("; "),
+        name_text(question.name),
+        question.qtype.name()
+    );
+    if servfail {
+        LookupError::ServerFailure(detail)
+    } else if rcode {
+        LookupError::Refused(detail)
+    } else if malformed {
+        LookupError::Malformed(detail)
+    } else {
+        LookupError::Unreachable(detail)
+    }
+}
+
+fn rcode_name(rcode: u8) -> String {
+    match rcode {
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        _ => format!("error code {rcode}"),
+    }
+}
+
+/// Unpredictable enough that a late answer to an earlier query is not
+/// taken for this one; std's RandomState is seeded by the OS.
+fn random_id() -> u16 {
+    let mut hasher = RandomState::new().build_hasher();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH);
+    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or(0));
+    hasher.write_u32(std::process::id());
+    hasher.finish() as u16
+}

@@ -1,0 +1,218 @@
+//! Every call into libc that std has no safe form for, in one place, with a
+//! safe wrapper each: signal handlers, the socket options of `socket`, and
+//! whether standard output was open when the program started.
+//!
+//! Linux only. The constants are those of the generic Linux ABI
+//! (include/uapi/asm-generic/{socket,errno-base,errno,signal}.h, linux/in6.h,
+//! bits/fcntl-linux.h), which both x86_64 and aarch64 use; mips, alpha,
+//! sparc and parisc differ, hence the `compile_error!` for them.
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("src/sys.rs: constants are checked for x86_64 and aarch64 Linux only");
+
+use std::io;
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const SIGINT: i32 = 2;
+pub const SIGTERM: i32 = 15;
+
+const SIG_DFL: usize = 0;
+/// `(void (*)(int)) -1`.
+const SIG_ERR: usize = usize::MAX;
+
+const AF_INET6: i32 = 10;
+const SOCK_DGRAM: i32 = 2;
+/// O_CLOEXEC: 02000000 on x86_64 and aarch64 alike.
+const SOCK_CLOEXEC: i32 = 0o2_000_000;
+const SOL_SOCKET: i32 = 1;
+const SO_RCVBUF: i32 = 8;
+const IPPROTO_IPV6: i32 = 41;
+const IPV6_V6ONLY: i32 = 26;
+const F_GETFD: i32 = 1;
+
+const EBADF: i32 = 9;
+pub const EAFNOSUPPORT: i32 = 97;
+
+/// `struct sockaddr_in6`: 28 bytes, checked below.
+#[repr(C)]
+struct SockaddrIn6 {
+    family: u16,
+    port: [u8; 2],
+    flowinfo: u32,
+    addr: [u8; 16],
+    scope_id: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<SockaddrIn6>() == 28);
+const _: () = assert!(std::mem::align_of::<SockaddrIn6>() == 4);
+
+extern "C" {
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn getpid() -> i32;
+    fn kill(pid: i32, signum: i32) -> i32;
+    fn _exit(status: i32) -> !;
+    fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+    fn socket(domain: i32, kind: i32, protocol: i32) -> i32;
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
+    fn getsockopt(fd: i32, level: i32, name: i32, value: *mut i32, len: *mut u32) -> i32;
+    fn bind(fd: i32, addr: *const SockaddrIn6, len: u32) -> i32;
+    fn if_indextoname(index: u32, name: *mut u8) -> *mut u8;
+}
+
+fn check(result: i32) -> io::Result<i32> {
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+/// Installs `handler` for `signum` (BSD semantics in glibc and musl: the
+/// handler stays, interrupted calls restart unless a timeout is set).
+pub fn set_signal_handler(signum: i32, handler: extern "C" fn(i32)) -> io::Result<()> {
+    // SAFETY: signal() with a valid signal number and an extern "C"
+    // function; the caller's handler must be async-signal-safe.
+    let previous = unsafe { signal(signum, handler as usize) };
+    if previous == SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// For use inside a signal handler (async-signal-safe). Outside PID 1:
+/// resets `signum` to its default action and raises it again; blocked
+/// while its handler runs, it is delivered, ending the process, as soon as
+/// the handler returns, so the parent sees death by signal. As PID 1, where
+/// the kernel drops signals that have no handler, or if a call fails:
+/// exits at once with 128 + `signum`.
+pub fn reraise_with_default_action(signum: i32) {
+    // SAFETY: getpid, signal, kill and _exit are async-signal-safe.
+    unsafe {
+        let pid = getpid();
+        if pid == 1 || signal(signum, SIG_DFL) == SIG_ERR || kill(pid, signum) != 0 {
+            _exit(128 + signum);
+        }
+    }
+}
+
+/// A UDP IPv6 socket bound to `[::]:port` that takes IPv4 too, whatever
+/// `net.ipv6.bindv6only` says.
+pub fn bind_dual_stack_udp(port: u16) -> io::Result<UdpSocket> {
+    // SAFETY: socket() returns a new descriptor we own; it goes straight
+    // into a UdpSocket, which closes it on every early return below.
+    let sock = unsafe {
+        let fd = check(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0))?;
+        UdpSocket::from_raw_fd(fd)
+    };
+    let fd = sock.as_raw_fd();
+    let off = 0i32;
+    // SAFETY: the value points to an i32 of the length given.
+    check(unsafe { setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, 4) })?;
+    let addr = SockaddrIn6 {
+        family: AF_INET6 as u16,
+        port: port.to_be_bytes(),
+        flowinfo: 0,
+        addr: [0; 16],
+        scope_id: 0,
+    };
+    let len = std::mem::size_of::<SockaddrIn6>() as u32;
+    // SAFETY: addr is a valid sockaddr_in6 of `len` bytes.
+    check(unsafe { bind(fd, &addr, len) })?;
+    Ok(sock)
+}
+
+/// Sets SO_RCVBUF to `bytes` and returns what the kernel reports back
+/// (double what it grants, to cover its bookkeeping).
+pub fn set_receive_buffer(sock: &UdpSocket, bytes: i32) -> io::Result<i32> {
+    let fd = sock.as_raw_fd();
+    let mut granted = 0i32;
+    let mut len = 4u32;
+    // SAFETY: value pointers are valid i32s with their true length.
+    unsafe {
+        check(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, 4))?;
+        check(getsockopt(
+            fd,
+            SOL_SOCKET,
+            SO_RCVBUF,
+            &mut granted,
+            &mut len,
+        ))?;
+    }
+    Ok(granted)
+}
+
+/// The name of network interface `index`, if there is one.
+pub fn interface_name(index: u32) -> Option<String> {
+    const IF_NAMESIZE: usize = 16;
+    let mut buf = [0u8; IF_NAMESIZE];
+    // SAFETY: buf is IF_NAMESIZE bytes, as if_indextoname requires.
+    let found = unsafe { !if_indextoname(index, buf.as_mut_ptr()).is_null() };
+    let len = buf.iter().position(|&b| b == 0)?;
+    found.then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+/// Runs before `main` and before std's runtime init, which opens /dev/null
+/// on a closed fd 0, 1 or 2: after that, `sender >&-` would write its log
+/// into /dev/null without a word.
+extern "C" fn note_closed_stdout() {
+    // SAFETY: fcntl(F_GETFD) only asks about the descriptor.
+    let closed = unsafe { fcntl(1, F_GETFD) } == -1
+        && io::Error::last_os_error().raw_os_error() == Some(EBADF);
+    STDOUT_CLOSED_AT_START.store(closed, Ordering::Relaxed);
+}
+
+#[used]
+#[link_section = ".init_array"]
+static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
+
+/// Whether fd 1 was closed when the program started (`>&-`).
+pub fn stdout_was_closed() -> bool {
+    STDOUT_CLOSED_AT_START.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_in6_is_the_kernels() {
+        // Checked against std's own layout for the same address.
+        assert_eq!(std::mem::size_of::<SockaddrIn6>(), 28);
+        let addr = SockaddrIn6 {
+            family: 0,
+            port: [0; 2],
+            flowinfo: 0,
+            addr: [0; 16],
+            scope_id: 0,
+        };
+        let base = &addr as *const _ as usize;
+        assert_eq!(&addr.port as *const _ as usize - base, 2);
+        assert_eq!(&addr.flowinfo as *const _ as usize - base, 4);
+        assert_eq!(&addr.addr as *const _ as usize - base, 8);
+        assert_eq!(&addr.scope_id as *const _ as usize - base, 24);
+    }
+
+    #[test]
+    fn receive_buffer_round_trip() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(set_receive_buffer(&sock, 65536).unwrap(), 2 * 65536);
+    }
+
+    #[test]
+    fn a_bad_signal_number_is_an_error() {
+        extern "C" fn nothing(_: i32) {}
+        let e = set_signal_handler(65, nothing).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // SIGKILL cannot be caught.
+        assert!(set_signal_handler(9, nothing).is_err());
+    }
+
+    #[test]
+    fn stdout_of_the_test_harness_was_open() {
+        assert!(!stdout_was_closed());
+    }
+}

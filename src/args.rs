@@ -76,6 +76,15 @@ impl Arg {
         }
     }
 
+    /// As the user wrote it (`-s`, `--port`, the value).
+    pub fn written(&self) -> String {
+        match self {
+            Arg::Short(c) => format!("-{c}"),
+            Arg::Long(name) => format!("--{name}"),
+            Arg::Value(v) => v.to_string_lossy().into_owned(),
+        }
+    }
+
     /// How the user wrote the option, for error messages.
     pub fn unexpected(&self) -> UsageError {
         match self {
@@ -172,7 +181,8 @@ impl Parser {
 }
 
 /// `--help` or `--version` (`option`), alike in both programs: checks it
-/// has no value and prints the help text or `program VERSION`.
+/// has no value and nothing after it (`-V extra` is a mistake, not a
+/// version request), and prints the help text or `program VERSION`.
 pub fn print_help_or_version(
     parser: &mut Parser,
     option: &str,
@@ -180,6 +190,9 @@ pub fn print_help_or_version(
     help: &str,
 ) -> Result<(), UsageError> {
     parser.flag()?;
+    if let Some(arg) = parser.next()? {
+        return Err(UsageError::UnexpectedArgument(arg.written()));
+    }
     match option {
         "help" => print!("{help}"),
         _ => println!("{program} {}", env!("CARGO_PKG_VERSION")),
@@ -193,19 +206,31 @@ fn os_from_bytes(bytes: Vec<u8>) -> OsString {
 }
 
 /// The option's value if given, else the environment variable's, if set;
-/// paired with a label naming where it came from, for error messages.
-pub fn option_or_env(given: Option<String>, option: &str, var: &str) -> Option<(String, String)> {
+/// paired with a label naming where it came from, for error messages. A
+/// variable that is not UTF-8 is an error, as the option's value would be.
+pub fn option_or_env(
+    given: Option<String>,
+    option: &str,
+    var: &str,
+) -> Result<Option<(String, String)>, UsageError> {
     match given {
-        Some(text) => Some((text, option.to_string())),
-        None => {
-            std::env::var_os(var).map(|v| (v.to_string_lossy().into_owned(), format!("${var}")))
-        }
+        Some(text) => Ok(Some((text, option.to_string()))),
+        None => match std::env::var_os(var).map(std::ffi::OsString::into_string) {
+            None => Ok(None),
+            Some(Ok(text)) => Ok(Some((text, format!("${var}")))),
+            Some(Err(_)) => Err(UsageError::NotUtf8(format!("${var}"))),
+        },
     }
+}
+
+/// Digits only: Rust's integer parsing would also take `+80`.
+fn digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
     match text.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
+        Ok(port) if port > 0 && digits(text) => Ok(port),
         _ => Err(UsageError::bad_value(what, text, "a port (1-65535)")),
     }
 }
@@ -229,8 +254,10 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration, UsageError> {
 }
 
 pub fn parse_count(text: &str, what: &str) -> Result<u64, UsageError> {
-    text.parse::<u64>()
-        .map_err(|_| UsageError::bad_value(what, text, "a whole number"))
+    match text.parse::<u64>() {
+        Ok(n) if digits(text) => Ok(n),
+        _ => Err(UsageError::bad_value(what, text, "a whole number")),
+    }
 }
 
 #[cfg(test)]
@@ -290,10 +317,50 @@ mod tests {
     }
 
     #[test]
+    fn nothing_after_help_or_version() {
+        for args in [&["extra"][..], &["-s", "x"], &["--version"]] {
+            let mut parser = Parser::new(args.iter().map(OsString::from).collect());
+            let got = print_help_or_version(&mut parser, "version", "test", "");
+            assert_eq!(
+                got,
+                Err(UsageError::UnexpectedArgument(args[0].to_string()))
+            );
+        }
+    }
+
+    #[test]
+    fn a_variable_that_is_not_utf8_is_an_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let var = format!("UDP_HEADLESS_TEST_NOT_UTF8_{}", std::process::id());
+        // SAFETY of set_var: the name is this test's own.
+        std::env::set_var(&var, OsString::from_vec(b"svc\xff".to_vec()));
+        assert_eq!(
+            option_or_env(None, "-s", &var),
+            Err(UsageError::NotUtf8(format!("${var}")))
+        );
+        assert_eq!(
+            option_or_env(Some("a".into()), "-s", &var),
+            Ok(Some(("a".into(), "-s".into())))
+        );
+        std::env::remove_var(&var);
+        assert_eq!(option_or_env(None, "-s", &var), Ok(None));
+    }
+
+    #[test]
     fn values() {
         assert_eq!(parse_port("12000", "--port"), Ok(12000));
-        for bad in ["0", "65536", "-1", "x", ""] {
-            assert!(parse_port(bad, "--port").is_err(), "{bad}");
+        for bad in ["0", "65536", "-1", "x", "", "+80", " 80", "８0"] {
+            assert_eq!(
+                parse_port(bad, "--port"),
+                Err(UsageError::bad_value("--port", bad, "a port (1-65535)")),
+            );
+        }
+        assert_eq!(parse_count("7", "--repeat"), Ok(7));
+        for bad in ["+7", "-7", "7 ", ""] {
+            assert!(
+                matches!(parse_count(bad, "-r"), Err(UsageError::BadValue { .. })),
+                "{bad}"
+            );
         }
         let ms = Duration::from_millis;
         for (text, want) in [

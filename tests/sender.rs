@@ -195,6 +195,25 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
             &[],
             "option '--help' takes no value",
         ),
+        // Issue #8, defect 7: nothing may follow --help/--version, and a
+        // port is digits only.
+        (&["-V", "extra"], &[], "unexpected argument 'extra'"),
+        (&["--help", "-s", "a"], &[], "unexpected argument '-s'"),
+        (
+            &["-s", "a", "-p", "+80"],
+            &[],
+            "--port: '+80' is not a port",
+        ),
+        (
+            &["-s", "a"],
+            &[("UDP_HEADLESS_PORT", "+80")],
+            "$UDP_HEADLESS_PORT: '+80' is not a port",
+        ),
+        (
+            &["-s", "a", "-m", "x", "-r", "+2"],
+            &[],
+            "--repeat: '+2' is not a whole number",
+        ),
     ];
     for (args, env, want) in cases {
         let out = bin("sender")
@@ -208,6 +227,36 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
         assert_eq!(stdout(&out), "", "{args:?}");
+    }
+}
+
+/// Issue #8, defect 6: a non-UTF-8 service name is a usage error whether
+/// it comes from `-s` or from the environment.
+#[test]
+fn non_utf8_service_is_a_usage_error_from_option_and_variable() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(b"svc\xff");
+    let from_option = bin("sender")
+        .args(["-m", "x", "-s"])
+        .arg(name)
+        .output()
+        .unwrap();
+    let from_variable = bin("sender")
+        .args(["-m", "x"])
+        .env("UDP_HEADLESS_SERVICE", name)
+        .output()
+        .unwrap();
+    for (out, want) in [
+        (from_option, "-s: the value is not UTF-8"),
+        (
+            from_variable,
+            "$UDP_HEADLESS_SERVICE: the value is not UTF-8",
+        ),
+    ] {
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
     }
 }
 

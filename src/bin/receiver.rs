@@ -96,18 +96,18 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             _ => return Err(arg.unexpected()),
         }
     }
-    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT") {
+    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT")? {
         Some((text, from)) => args::parse_port(&text, &from)?,
         None => 12000,
     };
-    let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND") {
+    let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND")? {
         Some((text, from)) => Some(
             text.parse::<IpAddr>()
                 .map_err(|_| UsageError::bad_value(&from, &text, "an IP address"))?,
         ),
         None => None,
     };
-    let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF") {
+    let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF")? {
         Some((text, from)) => Some(args::parse_count(&text, &from)? as usize),
         None => None,
     };

@@ -232,7 +232,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         .or_else(|| std::env::var_os("UDP_HEADLESS_MESSAGE"))
         .map(|m| m.into_vec())
         .filter(|m| m != b"-");
-    let Some((service, _)) = args::option_or_env(service, "--service", "UDP_HEADLESS_SERVICE")
+    let Some((service, _)) = args::option_or_env(service, "--service", "UDP_HEADLESS_SERVICE")?
     else {
         return Err(UsageError::Invalid(
             "no service: give -s NAME (or set UDP_HEADLESS_SERVICE)".into(),
@@ -241,15 +241,15 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     if service.is_empty() {
         return Err(UsageError::Invalid("the service name is empty".into()));
     }
-    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT") {
+    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT")? {
         Some((text, from)) => args::parse_port(&text, &from)?,
         None => 12000,
     };
-    let family = match args::option_or_env(family, "--family", "UDP_HEADLESS_FAMILY") {
+    let family = match args::option_or_env(family, "--family", "UDP_HEADLESS_FAMILY")? {
         Some((text, from)) => Family::parse(&text, &from)?,
         None => Family::Auto,
     };
-    let repeat = match args::option_or_env(repeat, "--repeat", "UDP_HEADLESS_REPEAT") {
+    let repeat = match args::option_or_env(repeat, "--repeat", "UDP_HEADLESS_REPEAT")? {
         Some((_, from)) if message.is_none() => {
             return Err(UsageError::Invalid(format!(
                 "{from} needs a message (-m): stdin lines are each sent once"
@@ -258,7 +258,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_count(&text, &from)?,
         None => 1,
     };
-    let interval = match args::option_or_env(interval, "--interval", "UDP_HEADLESS_INTERVAL") {
+    let interval = match args::option_or_env(interval, "--interval", "UDP_HEADLESS_INTERVAL")? {
         Some((text, from)) => args::parse_duration(&text, &from)?,
         None => Duration::from_secs(1),
     };

@@ -58,7 +58,6 @@ extern "C" {
     fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
     fn getsockopt(fd: i32, level: i32, name: i32, value: *mut i32, len: *mut u32) -> i32;
     fn bind(fd: i32, addr: *const SockaddrIn6, len: u32) -> i32;
-    fn if_indextoname(index: u32, name: *mut u8) -> *mut u8;
 }
 
 fn check(result: i32) -> io::Result<i32> {
@@ -141,16 +140,6 @@ pub fn set_receive_buffer(sock: &UdpSocket, bytes: i32) -> io::Result<i32> {
         ))?;
     }
     Ok(granted)
-}
-
-/// The name of network interface `index`, if there is one.
-pub fn interface_name(index: u32) -> Option<String> {
-    const IF_NAMESIZE: usize = 16;
-    let mut buf = [0u8; IF_NAMESIZE];
-    // SAFETY: buf is IF_NAMESIZE bytes, as if_indextoname requires.
-    let found = unsafe { !if_indextoname(index, buf.as_mut_ptr()).is_null() };
-    let len = buf.iter().position(|&b| b == 0)?;
-    found.then(|| String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
 static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);

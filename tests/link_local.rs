@@ -1,0 +1,71 @@
+//! A link-local IPv6 source in the receiver's log is what python3's
+//! `recvfrom` gives for it (issue #8, defect 5): `('fe80::1', port, 0,
+//! ifindex)`, with no `%scope` in the address. Needs a network namespace
+//! with a veth pair (root, or an unprivileged user namespace).
+
+mod common;
+
+use common::TempDir;
+use std::process::Command;
+
+/// Runs inside the namespace: sends one datagram from fe80::1%v0 to
+/// python's own socket and, from the same socket, to the receiver until it
+/// has logged it; prints python's repr of the source address.
+const PYTHON: &str = r#"
+import socket, subprocess, sys, time
+receiver, log_path = sys.argv[1], sys.argv[2]
+idx = socket.if_nametoindex("v0")
+reference = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+reference.bind(("::", 12001))
+reference.settimeout(5)
+log = open(log_path, "wb")
+child = subprocess.Popen([receiver, "-p", "12000"], stdout=log, stderr=subprocess.DEVNULL)
+try:
+    out = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    out.bind(("fe80::1", 0, 0, idx))
+    out.sendto(b"ref", ("fe80::2", 12001, 0, idx))
+    _, addr = reference.recvfrom(100)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out.sendto(b"x", ("fe80::2", 12000, 0, idx))
+        time.sleep(0.1)
+        if open(log_path, "rb").read().count(b"\n") > 0:
+            break
+    print(repr(addr))
+finally:
+    child.terminate()
+    child.wait(timeout=10)
+"#;
+
+#[test]
+fn link_local_source_prints_as_python_does() {
+    let dir = TempDir::new("link-local");
+    let log = dir.join("log");
+    let setup = "ip link set lo up && \
+        ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up && \
+        ip addr add fe80::1/64 dev v0 nodad && ip addr add fe80::2/64 dev v0 nodad && \
+        exec timeout 30 python3 -c \"$0\" \"$1\" \"$2\"";
+    let receiver = assert_cmd::cargo::cargo_bin("receiver");
+    let out = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", setup, PYTHON])
+        .arg(&receiver)
+        .arg(&log)
+        .output()
+        .expect("cannot run unshare");
+    assert!(
+        out.status.success(),
+        "cannot set up a network namespace with a veth pair (needs root or \
+         unprivileged user namespaces): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = String::from_utf8(out.stdout).unwrap();
+    let python = python.trim();
+    assert!(python.starts_with("('fe80::1', "), "{python}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    let line = log.lines().next().expect("the receiver logged nothing");
+    let ours = line
+        .split_once(" Client IP Address:")
+        .map(|(_, addr)| addr)
+        .unwrap_or_default();
+    assert_eq!(ours, python, "{line}");
+}

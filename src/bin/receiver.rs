@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, ErrorKind, StdoutLock, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
-use udp_headless::{exit, log_line, pyrepr, readiness, signals, socket};
+use udp_headless::{exit, log_line, pyrepr, readiness, signals, socket, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('p', "port"),
@@ -137,6 +137,11 @@ fn check(port: u16) -> i32 {
 }
 
 fn receive(options: &Options) -> i32 {
+    if sys::stdout_was_closed() {
+        let why = "standard output is closed: there is nowhere to write the log";
+        log_line::to_stderr(log_line::ERROR, why);
+        return exit::FAILURE;
+    }
     // Before the bind: once bound, `--check` says ready, and a stop may come.
     if let Err(e) = signals::stop_on_term_and_int() {
         eprintln!("receiver: cannot handle SIGTERM/SIGINT: {e}");

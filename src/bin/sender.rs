@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::discover::{self, Family};
-use udp_headless::{exit, log_line, pyrepr, signals};
+use udp_headless::{exit, log_line, pyrepr, signals, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('s', "service"),
@@ -95,6 +95,10 @@ fn run() -> i32 {
     // Repeated broadcasts stop cleanly between rounds; one-shot work (one
     // broadcast, stdin lines) ends at once, even in a slow DNS lookup.
     // Either way SIGTERM works when the sender is PID 1 in a container.
+    if sys::stdout_was_closed() {
+        log_error("standard output is closed: there is nowhere to write the log");
+        return exit::FAILURE;
+    }
     let handled = if options.message.is_some() && options.repeat != 1 {
         signals::stop_on_term_and_int()
     } else {
@@ -118,7 +122,10 @@ fn run() -> i32 {
                 if round > 0 && !signals::sleep_unless_stopped(options.interval) {
                     break;
                 }
-                note(broadcast(&options, message, &mut sockets));
+                match broadcast(&options, message, &mut sockets) {
+                    Ok(code) => note(code),
+                    Err(LogFailed) => return exit::FAILURE,
+                }
                 round += 1;
             }
         }
@@ -128,7 +135,10 @@ fn run() -> i32 {
             loop {
                 match read_line(&mut stdin, &mut line, MAX_IPV6_PAYLOAD) {
                     Ok(Line::End) => break,
-                    Ok(Line::Read) => note(broadcast(&options, &line, &mut sockets)),
+                    Ok(Line::Read) => match broadcast(&options, &line, &mut sockets) {
+                        Ok(code) => note(code),
+                        Err(LogFailed) => return exit::FAILURE,
+                    },
                     Ok(Line::TooLong(len)) => {
                         let too_large = check_size(len, MAX_IPV6_PAYLOAD, "a").unwrap_err();
                         log_error(&format!("{too_large}: line skipped"));
@@ -285,29 +295,33 @@ fn check_size(len: usize, max: usize, datagram: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Standard output failed (a closed pipe, a full disk): the sender stops
+/// rather than send on with nowhere to log it, or fail once per line.
+struct LogFailed;
+
 /// Resolves the service and sends `message` to every pod; returns the exit
 /// code this broadcast alone would have.
 ///
 /// `message` fits an IPv6 datagram: `parse` and `read_line` see to that.
-fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
+fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> Result<i32, LogFailed> {
     let pods = match discover::discover(&options.service, options.port, options.family) {
         Ok(pods) => pods,
         Err(e) => {
             log_error(&e.to_string());
-            return e.exit_code();
+            return Ok(e.exit_code());
         }
     };
     let has_ipv4 = pods.addrs.iter().any(SocketAddr::is_ipv4);
     if has_ipv4 {
         if let Err(e) = check_size(message.len(), MAX_IPV4_PAYLOAD, "an IPv4") {
             log_error(&e);
-            return exit::USAGE;
+            return Ok(exit::USAGE);
         }
     }
     let has_ipv6 = pods.addrs.iter().any(SocketAddr::is_ipv6);
     if let Err(e) = sockets.open(has_ipv4, has_ipv6) {
         log_error(&e);
-        return exit::FAILURE;
+        return Ok(exit::FAILURE);
     }
     let mut status = exit::OK;
     if let Some(why) = &pods.incomplete {
@@ -331,10 +345,10 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> i32 {
         }
     }
     if let Err(e) = out.flush() {
-        eprintln!("sender: cannot write to standard output: {e}");
-        return exit::FAILURE;
+        log_error(&format!("cannot write to standard output: {e}"));
+        return Err(LogFailed);
     }
-    status
+    Ok(status)
 }
 
 fn log_error(message: &str) {

@@ -1,0 +1,141 @@
+//! Issue #8, defect 4: a log that cannot be written ends the program with
+//! exit 1 and one line in the log format on stderr: a broken pipe
+//! (`sender ... | head -1`) in every mode, and a closed fd 1 (`>&-`), which
+//! std would otherwise quietly replace with /dev/null.
+
+mod common;
+
+use common::{bin, parse_log_line};
+use std::io::Write;
+use std::net::UdpSocket;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// A "pod": a socket that the sender's datagrams reach, and its port.
+fn pod() -> (UdpSocket, u16) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    (sock, port)
+}
+
+fn datagrams(sock: &UdpSocket) -> usize {
+    let mut buf = [0; 64];
+    std::iter::from_fn(|| sock.recv(&mut buf).ok()).count()
+}
+
+/// The exit status, or None after `limit`, when the child is killed (a
+/// sender that loops forever must not outlive the test).
+fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// stderr must be exactly one ERROR line in the log format naming stdout.
+fn one_error_line(stderr: &[u8]) {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let (level, message) = parse_log_line(lines[0]).expect("not in the log format");
+    assert_eq!(level, "ERROR", "{text}");
+    assert!(message.contains("standard output"), "{text}");
+}
+
+/// A sender whose stdout is a pipe nobody reads any more.
+fn sender_into_a_closed_pipe(args: &[&str]) -> Child {
+    let mut child = bin("sender")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child
+}
+
+#[test]
+fn broken_pipe_ends_stdin_mode_after_the_first_line() {
+    let (sock, port) = pod();
+    let mut child = sender_into_a_closed_pipe(&["-s", "127.0.0.1", "-p", &port.to_string()]);
+    let mut stdin = child.stdin.take().unwrap();
+    // The sender may be gone before all are written: that is the point.
+    for i in 0..200 {
+        if writeln!(stdin, "line {i}").is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let status = exit_within(&mut child, Duration::from_secs(10)).expect("sender hangs");
+    let mut err = Vec::new();
+    std::io::Read::read_to_end(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1));
+    one_error_line(&err);
+    assert_eq!(datagrams(&sock), 1, "it went on sending after stdout broke");
+}
+
+#[test]
+fn broken_pipe_ends_repeat_forever() {
+    let (_sock, port) = pod();
+    let mut child = sender_into_a_closed_pipe(&[
+        "-s",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "x",
+        "--repeat",
+        "0",
+        "--interval",
+        "10ms",
+    ]);
+    let status = exit_within(&mut child, Duration::from_secs(10));
+    let mut err = Vec::new();
+    std::io::Read::read_to_end(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "still running after 10s: {}",
+            String::from_utf8_lossy(&err).lines().count()
+        )
+    });
+    assert_eq!(status.code(), Some(1));
+    one_error_line(&err);
+}
+
+/// `program args >&-`, through sh: Command cannot close fd 1 itself.
+fn with_stdout_closed(program: &str, args: &[&str]) -> Child {
+    Command::new("sh")
+        .args(["-c", "exec \"$@\" >&-", "sh"])
+        .arg(assert_cmd::cargo::cargo_bin(program))
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_is_an_error_not_a_silent_dev_null() {
+    let (sock, port) = pod();
+    let port = port.to_string();
+    for (program, args) in [
+        ("sender", &["-s", "127.0.0.1", "-p", &port, "-m", "x"][..]),
+        ("receiver", &["-p", &port][..]),
+    ] {
+        let mut child = with_stdout_closed(program, args);
+        let status = exit_within(&mut child, Duration::from_secs(10));
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{program}");
+        one_error_line(&out.stderr);
+    }
+    assert_eq!(datagrams(&sock), 0, "the sender sent with nowhere to log");
+}

@@ -1,7 +1,8 @@
-//! The DNS client and the discovery policy against a real DNS server
-//! (dnsmasq, on 127.0.0.1 or ::1 with a port of its own per test) serving a
-//! headless Service the way a cluster does, and against tiny fake servers
-//! for the failures dnsmasq does not produce.
+//! The DNS client and the discovery policy against real DNS servers
+//! (dnsmasq, a forwarder, and Knot, an authoritative-only server, on
+//! 127.0.0.1 or ::1 with a port and directory of their own per test)
+//! serving a headless Service the way a cluster does, and against tiny fake
+//! servers for the failures they do not produce.
 
 use std::collections::HashSet;
 use std::io;
@@ -63,10 +64,12 @@ impl Dnsmasq {
                     "--no-resolv",
                     "--no-hosts",
                     "--bind-interfaces",
-                    "--local=/#/",
                     "--local-ttl=5",
                     "--log-facility=-",
                 ])
+                // Answer NXDOMAIN for every other name, unless the test says
+                // which domain is local (then: REFUSED outside it).
+                .args((!extra.iter().any(|a| a.starts_with("--local="))).then_some("--local=/#/"))
                 .arg(format!("--listen-address={ip}"))
                 .arg(format!("--port={}", addr.port()))
                 .arg(format!("--addn-hosts={}", hosts_file.display()))
@@ -748,4 +751,281 @@ fn reply_to(query: &[u8], rcode: u8, answers: &[Vec<u8>]) -> Vec<u8> {
         reply.extend(record);
     }
     reply
+}
+
+const KNOTD: &str = "/usr/sbin/knotd";
+
+/// Knot DNS, authoritative for `cluster.local` only, as a cluster DNS that
+/// does not recurse: REFUSED for any name outside its zone.
+struct Knot {
+    child: Child,
+    dir: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Knot {
+    /// `hosts` as for dnsmasq (`IP NAME` lines, names in cluster.local);
+    /// `extra`: more zone-file lines.
+    fn start(hosts: &str, extra: &[&str]) -> Knot {
+        assert!(
+            Path::new(KNOTD).exists(),
+            "knotd not found: run scripts/install-deps.sh"
+        );
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "udp-headless-knot-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut zone = String::from(
+            "$ORIGIN cluster.local.\n$TTL 5\n\
+             @ SOA ns hostmaster 1 3600 600 86400 5\n@ NS ns\nns A 127.0.0.1\n",
+        );
+        for line in hosts.lines() {
+            let (ip, name) = line.split_once(' ').unwrap();
+            let kind = if ip.contains(':') { "AAAA" } else { "A" };
+            zone.push_str(&format!("{name}. {kind} {ip}\n"));
+        }
+        for line in extra {
+            zone.push_str(line);
+            zone.push('\n');
+        }
+        std::fs::write(dir.join("cluster.local.zone"), zone).unwrap();
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for _ in 0..5 {
+            let addr = SocketAddr::new(ip, free_port(ip));
+            let d = dir.display();
+            let conf = format!(
+                "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n\
+                 database:\n  storage: \"{d}\"\n\
+                 control:\n  listen: \"{d}/knot.sock\"\n\
+                 log:\n  - target: stderr\n    any: info\n\
+                 template:\n  - id: default\n    storage: \"{d}\"\n    file: \"%s.zone\"\n    \
+                 zonefile-sync: -1\n    journal-content: none\n\
+                 zone:\n  - domain: cluster.local\n",
+                port = addr.port()
+            );
+            std::fs::write(dir.join("knot.conf"), conf).unwrap();
+            let log = std::fs::File::create(dir.join("log")).unwrap();
+            let child = Command::new(KNOTD)
+                .arg("-c")
+                .arg(dir.join("knot.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("cannot start knotd");
+            let mut server = Knot {
+                child,
+                dir: dir.clone(),
+                addr,
+            };
+            if server.wait_ready() {
+                return server;
+            }
+        }
+        panic!("knotd did not start: {}", read_log(&dir));
+    }
+
+    /// Ready once the zone is loaded and the server started; false if it
+    /// exited (its port taken, say).
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            let log = read_log(&self.dir);
+            if log.contains("[cluster.local.] loaded") && log.contains("server started") {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!("knotd not ready after 10s: {}", read_log(&self.dir));
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Either server, for the tests that run against both.
+trait Server {
+    fn addr(&self) -> SocketAddr;
+    fn conf(&self) -> ResolvConf {
+        pod_conf(self.addr())
+    }
+}
+
+impl Server for Dnsmasq {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Server for Knot {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// The same records from dnsmasq, configured as the only authority for
+/// cluster.local (REFUSED elsewhere, as it has no upstream), and from Knot.
+fn both_servers(hosts: &str, empty_names: &[&str]) -> Vec<(&'static str, Box<dyn Server>)> {
+    let mut dnsmasq_args = vec!["--local=/cluster.local/".to_string()];
+    let mut zone = Vec::new();
+    for name in empty_names {
+        dnsmasq_args.push(format!("--txt-record={name},no pods"));
+        zone.push(format!("{name}. TXT \"no pods\""));
+    }
+    let dnsmasq_args: Vec<&str> = dnsmasq_args.iter().map(String::as_str).collect();
+    let zone: Vec<&str> = zone.iter().map(String::as_str).collect();
+    vec![
+        ("dnsmasq", Box::new(Dnsmasq::start(hosts, &dnsmasq_args))),
+        ("knot", Box::new(Knot::start(hosts, &zone))),
+    ]
+}
+
+fn lookup_a(server: &dyn Server, name: &str) -> Result<dns::Found, LookupError> {
+    dns::lookup(&Query::new(
+        &server.conf(),
+        name,
+        &[RecordType::A, RecordType::Aaaa],
+    ))
+}
+
+/// Issue #8, defect 2: an authoritative-only server answers REFUSED for the
+/// bare name at the end of the search list; the earlier, more specific
+/// NODATA or NXDOMAIN is the verdict.
+#[test]
+fn refused_for_the_bare_name_does_not_hide_nodata_or_nxdomain() {
+    let empty = "empty.default.svc.cluster.local";
+    for (kind, server) in both_servers(&hosts(SERVICE, 3, pod_v4), &[empty]) {
+        let server = server.as_ref();
+        // The bare names are indeed refused by this server.
+        let bare = dns::lookup(&Query::new(
+            &impatient_conf(server.addr()),
+            "empty.",
+            &[RecordType::A],
+        ));
+        assert!(
+            matches!(bare, Err(LookupError::Refused(_))),
+            "{kind}: {bare:?}"
+        );
+
+        let found = lookup_a(server, "headless-udp").unwrap();
+        assert_eq!(set(&found.addrs), pods_v4(3), "{kind}");
+        assert_eq!(
+            lookup_a(server, "empty"),
+            Err(LookupError::NoRecords(empty.into(), "A or AAAA".into())),
+            "{kind}"
+        );
+        let tried = [
+            "no-such-svc.default.svc.cluster.local",
+            "no-such-svc.svc.cluster.local",
+            "no-such-svc.cluster.local",
+        ];
+        assert_eq!(
+            lookup_a(server, "no-such-svc"),
+            Err(LookupError::NotFound(tried.map(String::from).to_vec())),
+            "{kind}"
+        );
+        // Refused for every name asked: then it is the verdict.
+        let mut conf = server.conf();
+        conf.search = vec!["example.org".into()];
+        let error = dns::lookup(&Query::new(&conf, "web", &[RecordType::A]));
+        assert!(
+            matches!(error, Err(LookupError::Refused(_))),
+            "{kind}: {error:?}"
+        );
+    }
+}
+
+/// Forwards UDP to `server` and answers nothing over TCP, as a cluster
+/// whose NetworkPolicy allows UDP 53 but forgot TCP 53. `tcp_listens`:
+/// a listener that never accepts (connections hang) instead of none
+/// (connections refused). Lives until the test process ends.
+fn udp_only_front(server: SocketAddr, tcp_listens: bool) -> SocketAddr {
+    let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = front.local_addr().unwrap();
+    if tcp_listens {
+        let listener = TcpListener::bind(addr).unwrap();
+        // Never accepted, never closed: connections wait in the backlog.
+        std::mem::forget(listener);
+    }
+    thread::spawn(move || {
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        back.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = vec![0; 65_536];
+        while let Ok((len, client)) = front.recv_from(&mut buf) {
+            if back.send_to(&buf[..len], server).is_err() {
+                continue;
+            }
+            if let Ok(len) = back.recv(&mut buf) {
+                let _ = front.send_to(&buf[..len], client);
+            }
+        }
+    });
+    addr
+}
+
+/// Issue #8, defect 3: UDP answers (truncated: 100 pods) but TCP does not;
+/// the error says that TCP is what failed.
+#[test]
+fn udp_answers_but_tcp_is_blocked() {
+    for (kind, server) in both_servers(&hosts(SERVICE, 100, pod_v4), &[]) {
+        // Through the front, UDP works: a small answer resolves.
+        for tcp_listens in [false, true] {
+            let front = udp_only_front(server.addr(), tcp_listens);
+            let mut conf = impatient_conf(front);
+            conf.search = pod_conf(front).search;
+            conf.ndots = 5;
+            let error = dns::lookup(&Query::new(&conf, "headless-udp", &[RecordType::A]));
+            let Err(LookupError::TcpFailed(detail)) = &error else {
+                panic!("{kind}, TCP listening {tcp_listens}: {error:?}");
+            };
+            assert!(detail.contains(&front.to_string()), "{detail}");
+            let message = error.unwrap_err().to_string();
+            assert!(message.contains("over TCP failed"), "{message}");
+        }
+    }
+}
+
+/// Issue #8, defect 1: a system resolver that resolved one name (musl
+/// ignores LOCALDOMAIN) and DNS that resolved another (the search list
+/// from LOCALDOMAIN) must not be mixed: one broadcast, one Service.
+#[test]
+fn two_answers_for_two_names_are_not_mixed() {
+    let name_a = "web.ns-a.svc.cluster.local";
+    let name_b = "web.ns-b.svc.cluster.local";
+    let ip_a = |i: usize| IpAddr::V4(Ipv4Addr::from(0x0a01_0001 + i as u32));
+    let ip_b = |i: usize| IpAddr::V4(Ipv4Addr::from(0x0a02_0001 + i as u32));
+    let records = hosts(name_a, 60, ip_a) + &hosts(name_b, 60, ip_b);
+    for (kind, server) in both_servers(&records, &[]) {
+        // What musl returns for `web` with `search ns-a.svc.cluster.local`.
+        let system: Vec<IpAddr> = (0..MAYBE_CUT).map(ip_a).collect();
+        // Our client, told LOCALDOMAIN=ns-b.svc.cluster.local.
+        let mut conf = server.conf();
+        conf.search = vec!["ns-b.svc.cluster.local".into()];
+        let pods =
+            discover::decide("web", 9, Family::Auto, Ok(socket_addrs(&system)), Ok(&conf)).unwrap();
+        let got: HashSet<IpAddr> = pods.addrs.iter().map(SocketAddr::ip).collect();
+        let all_a: HashSet<IpAddr> = (0..60).map(ip_a).collect();
+        let all_b: HashSet<IpAddr> = (0..60).map(ip_b).collect();
+        assert!(
+            got.is_subset(&all_a) || got.is_subset(&all_b),
+            "{kind}: pods of both names: {} of {name_a}, {} of {name_b}",
+            got.intersection(&all_a).count(),
+            got.intersection(&all_b).count()
+        );
+        // Not knowing which list is whole, it says so (exit 4).
+        let why = pods.incomplete.expect("no warning");
+        assert!(why.contains("LOCALDOMAIN"), "{kind}: {why}");
+    }
 }

@@ -52,6 +52,9 @@ pub fn lookup(query: &Query) -> Result<Found, LookupError> {
     let mut not_found = Vec::new();
     let mut no_records = None;
     let mut server_failure = None;
+    // An authoritative-only server refuses names outside its zones (the
+    // bare name, say): that says nothing about the other names.
+    let mut refused = None;
     for (i, candidate) in names.iter().enumerate() {
         // A search domain can make the name too long: skip that one.
         let Ok(wire) = encode_name(candidate) else {
@@ -64,6 +67,10 @@ pub fn lookup(query: &Query) -> Result<Found, LookupError> {
         match error {
             LookupError::NotFound(_) => not_found.push(candidate.clone()),
             LookupError::NoRecords(..) | LookupError::ServerFailure(_) => {}
+            LookupError::Refused(_) => {
+                refused = refused.or(Some(error));
+                continue;
+            }
             // No answer, or none we can read: asking more names would only
             // take longer to fail the same way.
             _ => return Err(error),
@@ -81,7 +88,12 @@ pub fn lookup(query: &Query) -> Result<Found, LookupError> {
         Some(error) => Some(error),
         None => no_records.or(server_failure),
     };
-    Err(error.unwrap_or(LookupError::NotFound(not_found)))
+    // The most specific answer wins; REFUSED only when it is all there is.
+    Err(match (error, refused) {
+        (Some(error), _) => error,
+        (None, Some(refused)) if not_found.is_empty() => refused,
+        (None, _) => LookupError::NotFound(not_found),
+    })
 }
 
 /// The names to ask for, in order, as glibc's res_search: a name ending in

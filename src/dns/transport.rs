@@ -44,6 +44,9 @@ enum Failure {
     Unreachable(io::Error),
     Malformed(String),
     Rcode(u8),
+    /// UDP answered (truncated), then TCP failed so: a NetworkPolicy that
+    /// allows UDP 53 and forgot TCP 53 looks like this.
+    Tcp(Box<Failure>),
 }
 
 /// Asks the servers in turn, `attempts` rounds, until one answers
@@ -88,7 +91,7 @@ fn exchange(server: SocketAddr, question: &Question, timeout: Duration) -> Resul
     let mut reply = ask_udp(server, question, timeout)?;
     check_rcode(&reply)?;
     if reply.truncated {
-        reply = ask_tcp(server, question, timeout)?;
+        reply = ask_tcp(server, question, timeout).map_err(|e| Failure::Tcp(Box::new(e)))?;
         check_rcode(&reply)?;
     }
     Ok(reply)
@@ -218,29 +221,19 @@ fn describe_failures(
     failures: Vec<Option<Failure>>,
 ) -> LookupError {
     let mut parts = Vec::new();
-    let (mut servfail, mut rcode, mut malformed) = (false, false, false);
+    let (mut servfail, mut rcode, mut tcp, mut malformed) = (false, false, false, false);
     for (server, failure) in conf.nameservers.iter().zip(failures) {
-        let text = match failure.unwrap_or(Failure::Timeout) {
-            Failure::Timeout => format!(
-                "{server} did not answer ({} × {}s)",
-                conf.attempts,
-                conf.timeout.as_secs()
-            ),
-            Failure::Unreachable(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                format!("nothing listens on {server} (connection refused)")
-            }
-            Failure::Unreachable(e) => format!("{server} is unreachable ({e})"),
-            Failure::Malformed(why) => {
-                malformed = true;
-                format!("{server} sent {why}")
-            }
+        let failure = failure.unwrap_or(Failure::Timeout);
+        match &failure {
             Failure::Rcode(code) => {
-                servfail |= code == RCODE_SERVFAIL;
-                rcode |= code != RCODE_SERVFAIL;
-                format!("{server} answered {}", rcode_name(code))
+                servfail |= *code == RCODE_SERVFAIL;
+                rcode |= *code != RCODE_SERVFAIL;
             }
-        };
-        parts.push(text);
+            Failure::Tcp(_) => tcp = true,
+            Failure::Malformed(_) => malformed = true,
+            Failure::Timeout | Failure::Unreachable(_) => {}
+        }
+        parts.push(failure_text(conf, *server, failure));
     }
     let detail = format!(
         "{} for {} {}",
@@ -252,10 +245,43 @@ fn describe_failures(
         LookupError::ServerFailure(detail)
     } else if rcode {
         LookupError::Refused(detail)
+    } else if tcp {
+        LookupError::TcpFailed(detail)
     } else if malformed {
         LookupError::Malformed(detail)
     } else {
         LookupError::Unreachable(detail)
+    }
+}
+
+fn failure_text(conf: &ResolvConf, server: SocketAddr, failure: Failure) -> String {
+    match failure {
+        Failure::Timeout => format!(
+            "{server} did not answer ({} × {}s)",
+            conf.attempts,
+            conf.timeout.as_secs()
+        ),
+        Failure::Unreachable(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            format!("nothing listens on {server} (connection refused)")
+        }
+        Failure::Unreachable(e) => format!("{server} is unreachable ({e})"),
+        Failure::Malformed(why) => format!("{server} sent {why}"),
+        Failure::Rcode(code) => format!("{server} answered {}", rcode_name(code)),
+        Failure::Tcp(inner) => {
+            let why = match *inner {
+                Failure::Timeout => format!(
+                    "no answer within {}s (is TCP 53 blocked?)",
+                    conf.timeout.as_secs()
+                ),
+                Failure::Unreachable(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    "connection refused".into()
+                }
+                Failure::Unreachable(e) => e.to_string(),
+                Failure::Malformed(why) => format!("it sent {why}"),
+                other => format!("{other:?}"),
+            };
+            format!("{server} answered over UDP but not over TCP: {why}")
+        }
     }
 }
 

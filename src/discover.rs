@@ -6,18 +6,28 @@
 //! a word: musl returns at most 48 addresses, glibc what one DNS message
 //! holds. So when it returns 48 or more we ask the DNS servers of
 //! /etc/resolv.conf ourselves (see `dns`) and send to the union of both
-//! answers. When it fails we ask too, because our own client can tell "no
+//! answers, if they are answers about the same name (they share an
+//! address). When it fails we ask too, because our own client can tell "no
 //! such name" from "no ready pods" from "DNS unreachable", which
 //! getaddrinfo's message cannot.
+//!
+//! The system resolver runs on a thread of its own. If it has not answered
+//! within `HEAD_START`, the answer is likely large (or DNS slow), and our
+//! own lookup starts meanwhile instead of after it; and nothing waits past
+//! `TIME_LIMIT`.
 
 use crate::args::UsageError;
 use crate::dns::{self, LookupError, RecordType};
 use crate::resolv_conf::{self, ResolvConf};
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// From this many addresses on, the system resolver's list may have been
 /// cut: musl's getaddrinfo returns 48 at most (its MAXADDRS), and glibc's
@@ -72,6 +82,8 @@ pub enum DiscoverError {
     Lookup { service: String, error: LookupError },
     /// Addresses, but none of the family wanted.
     NoAddresses { service: String, family: Family },
+    /// Neither the system resolver nor DNS answered within the time limit.
+    TimedOut { service: String, after: Duration },
 }
 
 impl fmt::Display for DiscoverError {
@@ -88,26 +100,46 @@ impl fmt::Display for DiscoverError {
                 "service '{service}' has no {} addresses",
                 family_name(*family)
             ),
+            DiscoverError::TimedOut { service, after } => write!(
+                f,
+                "cannot resolve service '{service}': no answer within {}s",
+                after.as_secs()
+            ),
         }
     }
 }
 
-/// Asks the system resolver, then applies `decide`. /etc/resolv.conf is
-/// read only when `decide` will use it: to check a long answer or explain
-/// a failure (a short answer, the usual case, needs neither).
+/// The whole resolution of one broadcast (system resolver and our own DNS
+/// queries) ends within this. glibc's resolver can otherwise retry for
+/// minutes, for instance over a TCP connection that a NetworkPolicy drops.
+pub const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long the system resolver has alone before we ask DNS in parallel.
+/// A small Service's answer (one UDP exchange) comes well within it, so
+/// DNS sees no extra query; a large one (UDP, truncated, then TCP, then
+/// thousands of records) does not, and we need our own answer then anyway.
+pub const HEAD_START: Duration = Duration::from_millis(5);
+
+/// Set once a name needed our own lookup: later rounds (`--repeat`, stdin
+/// lines) ask DNS at once instead of after the head start.
+static LARGE_BEFORE: AtomicBool = AtomicBool::new(false);
+
+/// Asks the system resolver, then applies the policy of `decide`.
+/// /etc/resolv.conf is read only when the policy will use it: to check a
+/// long answer or explain a failure (a short answer, the usual case, needs
+/// neither).
 pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, DiscoverError> {
-    let system = system_resolver(service, port);
-    let conf = match &system {
-        Ok(addrs) if addrs.len() < MAYBE_CUT => Ok(ResolvConf::default()),
-        _ => resolv_conf::load(Path::new(resolv_conf::PATH))
-            .map_err(|e| format!("cannot read {}: {e}", resolv_conf::PATH)),
-    };
-    decide(
+    let name = service.to_string();
+    discover_from(
         service,
         port,
         family,
-        system,
-        conf.as_ref().map_err(String::as_str),
+        TIME_LIMIT,
+        move || system_resolver(&name, port),
+        || {
+            resolv_conf::load(Path::new(resolv_conf::PATH))
+                .map_err(|e| format!("cannot read {}: {e}", resolv_conf::PATH))
+        },
     )
 }
 
@@ -118,13 +150,83 @@ pub fn discover_with(
     family: Family,
     conf: &ResolvConf,
 ) -> Result<Pods, DiscoverError> {
-    decide(
+    let name = service.to_string();
+    let conf = conf.clone();
+    discover_from(
         service,
         port,
         family,
-        system_resolver(service, port),
-        Ok(conf),
+        TIME_LIMIT,
+        move || system_resolver(&name, port),
+        || Ok(conf),
     )
+}
+
+/// `discover` with the system resolver, the configuration and the time
+/// limit given: the system resolver runs on a thread of its own, so that
+/// a slow one is neither waited for past `limit` nor, for a large answer,
+/// waited for before our own lookup starts.
+pub fn discover_from(
+    service: &str,
+    port: u16,
+    family: Family,
+    limit: Duration,
+    system: impl FnOnce() -> io::Result<Vec<SocketAddr>> + Send + 'static,
+    conf: impl FnOnce() -> Result<ResolvConf, String>,
+) -> Result<Pods, DiscoverError> {
+    let deadline = Instant::now() + limit;
+    let (tx, rx) = mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name("system-resolver".into())
+        .spawn(move || {
+            // The receiver is gone only if we stopped waiting.
+            let _ = tx.send(system());
+        });
+    if let Err(e) = spawned {
+        let system = Err(io::Error::other(format!("cannot start a thread: {e}")));
+        return decide_at(
+            service,
+            port,
+            family,
+            Some(system),
+            conf(),
+            None,
+            (deadline, limit),
+        );
+    }
+    let head_start = if LARGE_BEFORE.load(Ordering::Relaxed) {
+        Duration::ZERO
+    } else {
+        HEAD_START.min(limit)
+    };
+    let system = match rx.recv_timeout(head_start) {
+        Ok(Ok(addrs)) if addrs.len() < MAYBE_CUT => return pods(service, family, addrs),
+        Ok(answer) => Some(answer),
+        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Disconnected) => Some(Err(io::Error::other(
+            "the system resolver's thread ended without an answer",
+        ))),
+    };
+    if system.is_some() {
+        return decide_at(
+            service,
+            port,
+            family,
+            system,
+            conf(),
+            None,
+            (deadline, limit),
+        );
+    }
+    // Slow: a large answer, or a slow DNS. Ask DNS ourselves meanwhile.
+    let conf = conf();
+    let ours = match &conf {
+        Ok(conf) if !conf.nameservers.is_empty() => Some(ask_dns(conf, service, family, deadline)),
+        _ => None,
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let system = rx.recv_timeout(left).ok();
+    decide_at(service, port, family, system, conf, ours, (deadline, limit))
 }
 
 fn system_resolver(service: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -141,11 +243,68 @@ pub fn decide(
     system: io::Result<Vec<SocketAddr>>,
     conf: Result<&ResolvConf, &str>,
 ) -> Result<Pods, DiscoverError> {
+    let conf = conf.cloned().map_err(str::to_string);
+    let deadline = Instant::now() + TIME_LIMIT;
+    decide_at(
+        service,
+        port,
+        family,
+        Some(system),
+        conf,
+        None,
+        (deadline, TIME_LIMIT),
+    )
+}
+
+/// `decide`, where `system` is None if the system resolver ran out of
+/// time, and `ours` is our own lookup if it was already made.
+fn decide_at(
+    service: &str,
+    port: u16,
+    family: Family,
+    system: Option<io::Result<Vec<SocketAddr>>>,
+    conf: Result<ResolvConf, String>,
+    ours: Option<Result<dns::Found, LookupError>>,
+    (deadline, limit): (Instant, Duration),
+) -> Result<Pods, DiscoverError> {
+    let dns = Dns {
+        conf: conf.as_ref().map_err(String::as_str),
+        ours,
+        deadline,
+        limit,
+    };
     match system {
-        Ok(addrs) if addrs.len() < MAYBE_CUT => pods(service, family, addrs),
-        Ok(addrs) => complete(service, port, family, addrs, conf),
-        Err(e) => explain(service, port, family, e, conf),
+        Some(Ok(addrs)) if addrs.len() < MAYBE_CUT => pods(service, family, addrs),
+        Some(Ok(addrs)) => {
+            LARGE_BEFORE.store(true, Ordering::Relaxed);
+            complete(service, port, family, addrs, dns)
+        }
+        Some(Err(e)) => explain(service, port, family, e, dns),
+        None => match dns.ours {
+            Some(Ok(found)) => {
+                let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
+                with_dns_cut(service, family, addrs.collect(), &found)
+            }
+            Some(Err(error)) => Err(DiscoverError::Lookup {
+                service: service.to_string(),
+                error,
+            }),
+            None => Err(DiscoverError::TimedOut {
+                service: service.to_string(),
+                after: dns.limit,
+            }),
+        },
     }
+}
+
+/// Our side of the resolution: the configuration (or why there is none),
+/// the lookup if it was made already, and when to stop.
+struct Dns<'a> {
+    conf: Result<&'a ResolvConf, &'a str>,
+    ours: Option<Result<dns::Found, LookupError>>,
+    deadline: Instant,
+    /// The whole time allowed, for messages.
+    limit: Duration,
 }
 
 /// The system resolver's list may be cut: add what DNS itself says.
@@ -154,12 +313,18 @@ fn complete(
     port: u16,
     family: Family,
     addrs: Vec<SocketAddr>,
-    conf: Result<&ResolvConf, &str>,
+    dns: Dns,
 ) -> Result<Pods, DiscoverError> {
-    let why_unchecked = match conf {
+    let why_unchecked = match dns.conf {
         Err(why) => why.to_string(),
         Ok(conf) if conf.nameservers.is_empty() => "resolv.conf lists no nameserver".into(),
-        Ok(conf) => match ask_dns(conf, service, family) {
+        Ok(conf) => match dns
+            .ours
+            .unwrap_or_else(|| ask_dns(conf, service, family, dns.deadline))
+        {
+            Ok(found) if !shares_an_address(&addrs, &found) => {
+                return different_names(service, family, addrs, &found);
+            }
             Ok(found) => {
                 let from_dns = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
                 let all = unique(addrs.into_iter().chain(from_dns));
@@ -182,6 +347,34 @@ fn complete(
     Ok(pods)
 }
 
+/// Pods come and go between two queries, but not all of them: answers
+/// with no address in common are about two different names.
+fn shares_an_address(system: &[SocketAddr], found: &dns::Found) -> bool {
+    let ours: HashSet<IpAddr> = found.addrs.iter().copied().collect();
+    system.iter().any(|a| ours.contains(&a.ip()))
+}
+
+/// The system resolver and our client resolved different names (a search
+/// list that differs: LOCALDOMAIN, which musl ignores and glibc honours).
+/// One broadcast goes to one name: the system resolver's, which is the
+/// name any other program here would have reached; flagged incomplete.
+fn different_names(
+    service: &str,
+    family: Family,
+    addrs: Vec<SocketAddr>,
+    found: &dns::Found,
+) -> Result<Pods, DiscoverError> {
+    let mut pods = pods(service, family, addrs)?;
+    pods.incomplete = Some(format!(
+        "service '{service}': the system resolver and DNS found different pods, no \
+         address in common (DNS's are those of {}; is LOCALDOMAIN or RES_OPTIONS set?): \
+         sending only to the system resolver's {} addresses, maybe not all",
+        found.name,
+        pods.addrs.len()
+    ));
+    Ok(pods)
+}
+
 /// The system resolver failed: ask DNS, which either finds the pods after
 /// all or says precisely why not.
 fn explain(
@@ -189,9 +382,9 @@ fn explain(
     port: u16,
     family: Family,
     error: io::Error,
-    conf: Result<&ResolvConf, &str>,
+    dns: Dns,
 ) -> Result<Pods, DiscoverError> {
-    let conf = match conf {
+    let conf = match dns.conf {
         Ok(conf) if !conf.nameservers.is_empty() => conf,
         Ok(_) => {
             return Err(DiscoverError::NoDns {
@@ -214,7 +407,10 @@ fn explain(
         attempts: 1,
         ..conf.clone()
     };
-    match ask_dns(&once, service, family) {
+    let ours = dns
+        .ours
+        .unwrap_or_else(|| ask_dns(&once, service, family, dns.deadline));
+    match ours {
         Ok(found) => {
             let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
             with_dns_cut(service, family, addrs.collect(), &found)
@@ -228,13 +424,21 @@ fn explain(
 
 /// Only IPv4 or only IPv6 asks for that type; `Auto` asks for AAAA only
 /// when the name has no A records, as `pick_family` prefers IPv4.
-fn ask_dns(conf: &ResolvConf, service: &str, family: Family) -> Result<dns::Found, LookupError> {
+fn ask_dns(
+    conf: &ResolvConf,
+    service: &str,
+    family: Family,
+    deadline: Instant,
+) -> Result<dns::Found, LookupError> {
     let types: &[RecordType] = match family {
         Family::Auto => &[RecordType::A, RecordType::Aaaa],
         Family::Ipv4 => &[RecordType::A],
         Family::Ipv6 => &[RecordType::Aaaa],
     };
-    dns::lookup(&dns::Query::new(conf, service, types))
+    dns::lookup(&dns::Query {
+        deadline: Some(deadline),
+        ..dns::Query::new(conf, service, types)
+    })
 }
 
 /// `pods`, with DNS's TTL, and a warning when its answer itself was cut.

@@ -4,9 +4,10 @@
 //!
 //! Kept: `nameserver` (IPv4 or IPv6, the first three, as glibc's MAXNS),
 //! `search` and `domain` (the last one wins), `options ndots:N timeout:N
-//! attempts:N` (clamped to glibc's limits), the `LOCALDOMAIN` and
-//! `RES_OPTIONS` environment variables, and the hostname's domain as the
-//! search list when the file names none. Comments start with `#` or `;`.
+//! attempts:N` (clamped to glibc's limits), and, where the system resolver
+//! is glibc's, the `LOCALDOMAIN` and `RES_OPTIONS` environment variables
+//! and the hostname's domain as the search list when the file names none.
+//! musl's resolver ignores those three, and so does a musl build of ours. Comments start with `#` or `;`.
 //! Everything else (`sortlist`, `options rotate`, `edns0`, ...) is ignored:
 //! it changes neither which names are asked nor what the answer holds.
 
@@ -53,16 +54,35 @@ impl Default for ResolvConf {
     }
 }
 
-/// Reads `path` and applies what glibc takes from the environment.
+/// Whether this binary's system resolver reads `LOCALDOMAIN`,
+/// `RES_OPTIONS` and the hostname's domain: glibc does, musl (the static
+/// images) reads /etc/resolv.conf alone. Our client must do the same, or it
+/// would resolve another name than the system resolver did.
+pub const SYSTEM_READS_ENV: bool = !cfg!(target_env = "musl");
+
+/// Reads `path`, and what the system resolver takes from the environment.
 pub fn load(path: &Path) -> io::Result<ResolvConf> {
+    load_as(path, SYSTEM_READS_ENV, |var| std::env::var(var).ok())
+}
+
+/// `load`, as glibc (`reads_env`) or musl does, with the environment
+/// variables from `env`.
+pub fn load_as(
+    path: &Path,
+    reads_env: bool,
+    env: impl Fn(&str) -> Option<String>,
+) -> io::Result<ResolvConf> {
     let mut conf = parse(&std::fs::read_to_string(path)?);
+    if !reads_env {
+        return Ok(conf);
+    }
     if conf.search.is_empty() {
         conf.search = hostname_domain().into_iter().collect();
     }
-    if let Ok(domains) = std::env::var("LOCALDOMAIN") {
+    if let Some(domains) = env("LOCALDOMAIN") {
         conf.search = domains.split_whitespace().map(domain_name).collect();
     }
-    if let Ok(options) = std::env::var("RES_OPTIONS") {
+    if let Some(options) = env("RES_OPTIONS") {
         apply_options(&mut conf, options.split_whitespace());
     }
     Ok(conf)
@@ -233,6 +253,26 @@ mod tests {
             (conf.ndots, conf.timeout, conf.attempts),
             (0, Duration::from_secs(30), 5)
         );
+    }
+
+    #[test]
+    fn the_environment_counts_only_where_the_system_resolver_reads_it() {
+        let path = std::env::temp_dir().join(format!("resolv-conf-{}", std::process::id()));
+        std::fs::write(&path, "search a.example\noptions ndots:2\n").unwrap();
+        let env = |var: &str| match var {
+            "LOCALDOMAIN" => Some("b.example. c.example".to_string()),
+            "RES_OPTIONS" => Some("ndots:4".to_string()),
+            _ => None,
+        };
+        let glibc = load_as(&path, true, env).unwrap();
+        assert_eq!(
+            (glibc.search, glibc.ndots),
+            (vec!["b.example".into(), "c.example".into()], 4)
+        );
+        let musl = load_as(&path, false, env).unwrap();
+        assert_eq!((musl.search, musl.ndots), (vec!["a.example".into()], 2));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(SYSTEM_READS_ENV, cfg!(target_env = "gnu"));
     }
 
     #[test]

@@ -1029,3 +1029,43 @@ fn two_answers_for_two_names_are_not_mixed() {
         assert!(why.contains("LOCALDOMAIN"), "{kind}: {why}");
     }
 }
+
+/// Issue #8, defect 3, the other half: a system resolver that hangs (glibc
+/// retrying over a TCP connection that is dropped) cannot hold a broadcast
+/// past the time limit, and our own lookup's verdict, TCP failed, is the
+/// error.
+#[test]
+fn a_hanging_system_resolver_is_cut_at_the_limit() {
+    let hang = || -> io::Result<Vec<SocketAddr>> {
+        thread::sleep(Duration::from_secs(3600));
+        Ok(Vec::new())
+    };
+    let server = Knot::start(&hosts(SERVICE, 100, pod_v4), &[]);
+    let front = udp_only_front(server.addr(), true);
+    let mut conf = pod_conf(front);
+    conf.timeout = Duration::from_secs(1);
+    let limit = Duration::from_secs(3);
+    let started = Instant::now();
+    let error = discover::discover_from("headless-udp", 9, Family::Auto, limit, hang, || Ok(conf))
+        .unwrap_err();
+    // Bounded: the resolver would have hung for an hour.
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let DiscoverError::Lookup {
+        error: LookupError::TcpFailed(_),
+        ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    // Nothing to ask but the hanging resolver: out of time.
+    let error = discover::discover_from("web", 9, Family::Auto, limit, hang, || {
+        Err("no resolv.conf".into())
+    });
+    assert_eq!(
+        error.unwrap_err(),
+        DiscoverError::TimedOut {
+            service: "web".into(),
+            after: limit
+        }
+    );
+}

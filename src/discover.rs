@@ -118,7 +118,7 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(30);
 /// A small Service's answer (one UDP exchange) comes well within it, so
 /// DNS sees no extra query; a large one (UDP, truncated, then TCP, then
 /// thousands of records) does not, and we need our own answer then anyway.
-pub const HEAD_START: Duration = Duration::from_millis(5);
+pub const HEAD_START: Duration = Duration::from_millis(1);
 
 /// Set once a name needed our own lookup: later rounds (`--repeat`, stdin
 /// lines) ask DNS at once instead of after the head start.

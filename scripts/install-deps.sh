@@ -9,6 +9,7 @@ set -euo pipefail
 apt_packages=(
     dnsmasq-base   # the real DNS server of the simulated cluster
     iproute2       # ip netns / veth / bridge: the simulated pods
+    knot           # an authoritative-only DNS server (knotd): tests/dns.rs
     shellcheck     # lint for scripts/
     podman         # container smoke test of the images
     runc           # podman's runtime on these machines

@@ -606,6 +606,8 @@ fn policy_checks_a_long_list_with_dns_and_sends_to_the_union() {
     assert_eq!(pods.addrs.len(), 1001);
     assert_eq!(pods.addrs[..MAYBE_CUT], socket_addrs(&all[..MAYBE_CUT]));
     assert_eq!(pods.incomplete, None);
+    // dnsmasq serves its hosts with --local-ttl=5.
+    assert_eq!(pods.ttl, Some(Duration::from_secs(5)));
 }
 
 #[test]
@@ -1068,4 +1070,28 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
             after: limit
         }
     );
+}
+
+/// The TTL a lookup reports is the smallest of the records it used: the
+/// CNAME and the addresses, not the unrelated ones (relay caches by it).
+#[test]
+fn ttl_is_the_smallest_of_the_records_used() {
+    let server = Knot::start(
+        "",
+        &[
+            "alias.default.svc.cluster.local. 30 CNAME headless-udp.default.svc.cluster.local.",
+            "headless-udp.default.svc.cluster.local. 20 A 10.0.0.1",
+            "headless-udp.default.svc.cluster.local. 20 A 10.0.0.2",
+            "other.default.svc.cluster.local. 1 A 10.0.0.3",
+            "short-alias.default.svc.cluster.local. 3 CNAME headless-udp.default.svc.cluster.local.",
+        ],
+    );
+    let ttl = |name| lookup_a(&server, name).unwrap().ttl;
+    assert_eq!(ttl("headless-udp"), Duration::from_secs(20));
+    assert_eq!(ttl("alias"), Duration::from_secs(20));
+    assert_eq!(ttl("short-alias"), Duration::from_secs(3));
+    // Through discovery: DNS was asked (the system resolver failed).
+    let conf = server.conf();
+    let pods = discover::decide("short-alias", 9, Family::Auto, Err(no_system()), Ok(&conf));
+    assert_eq!(pods.unwrap().ttl, Some(Duration::from_secs(3)));
 }

@@ -307,6 +307,26 @@ struct Dns<'a> {
     limit: Duration,
 }
 
+impl Dns<'_> {
+    /// Our lookup made alongside the system resolver, unless it got no
+    /// answer at all: the system resolver has answered since, so the
+    /// servers may now (as the old, one-after-the-other order would have
+    /// found). Else a lookup now.
+    fn ours_or_ask(
+        self,
+        conf: &ResolvConf,
+        service: &str,
+        family: Family,
+    ) -> Result<dns::Found, LookupError> {
+        match self.ours {
+            Some(Err(LookupError::Unreachable(_))) | None => {
+                ask_dns(conf, service, family, self.deadline)
+            }
+            Some(ours) => ours,
+        }
+    }
+}
+
 /// The system resolver's list may be cut: add what DNS itself says.
 fn complete(
     service: &str,
@@ -318,10 +338,7 @@ fn complete(
     let why_unchecked = match dns.conf {
         Err(why) => why.to_string(),
         Ok(conf) if conf.nameservers.is_empty() => "resolv.conf lists no nameserver".into(),
-        Ok(conf) => match dns
-            .ours
-            .unwrap_or_else(|| ask_dns(conf, service, family, dns.deadline))
-        {
+        Ok(conf) => match dns.ours_or_ask(conf, service, family) {
             Ok(found) if !shares_an_address(&addrs, &found) => {
                 return different_names(service, family, addrs, &found);
             }
@@ -407,10 +424,7 @@ fn explain(
         attempts: 1,
         ..conf.clone()
     };
-    let ours = dns
-        .ours
-        .unwrap_or_else(|| ask_dns(&once, service, family, dns.deadline));
-    match ours {
+    match dns.ours_or_ask(&once, service, family) {
         Ok(found) => {
             let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
             with_dns_cut(service, family, addrs.collect(), &found)

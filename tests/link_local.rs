@@ -3,10 +3,10 @@
 //! ifindex)`, with no `%scope` in the address. Needs a network namespace
 //! with a veth pair (root, or an unprivileged user namespace).
 
-mod common;
+mod support;
 
-use common::TempDir;
 use std::process::Command;
+use support::TempDir;
 
 /// Runs inside the namespace: sends one datagram from fe80::1%v0 to
 /// python's own socket and, from the same socket, to the receiver until it

@@ -1,15 +1,15 @@
 //! The real `receiver` over loopback, checked against the original Python
 //! receiver (`../shared/seed/receiver.py`) and python3 itself.
 
-mod common;
+mod support;
 
-use common::*;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// Payloads the log must render exactly as the original does.
 fn payloads() -> Vec<Vec<u8>> {

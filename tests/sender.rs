@@ -2,15 +2,15 @@
 //! network namespace (`unshare --net --mount`, root) with their own
 //! /etc/hosts and /etc/resolv.conf, so no lookup leaves the test.
 
-mod common;
+mod support;
 
-use common::*;
 use std::fs;
 use std::io::Write;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+use support::*;
 
 /// A socket standing in for a pod: collects what the sender sends.
 fn pod(addr: &str) -> (UdpSocket, u16) {

@@ -84,6 +84,17 @@ pub fn musl_sender() -> PathBuf {
         .clone()
 }
 
+/// `unshare`, in a new user namespace first when not root, so `--net`,
+/// `--mount` and `--pid` work for a normal user too (where the kernel
+/// allows unprivileged user namespaces; else unshare fails and says why).
+pub fn unshare() -> Command {
+    let mut cmd = Command::new("unshare");
+    if !is_root() {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    cmd
+}
+
 /// A port no one is bound to right now (each test takes its own).
 pub fn free_port() -> u16 {
     let sock = UdpSocket::bind("[::]:0").unwrap();
@@ -440,13 +451,9 @@ impl Cluster {
         )
         .unwrap();
         let user_ns = !is_root();
-        let mut unshare = Command::new("unshare");
-        if user_ns {
-            unshare.args(["--user", "--map-root-user"]);
-        }
         // Bind mounts over the host's files, seen only in this mount
         // namespace; `read` ends when the test's end closes the pipe.
-        let mut init = unshare
+        let mut init = unshare()
             .args([
                 "--pid",
                 "--fork",

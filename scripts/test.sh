@@ -36,12 +36,13 @@ stage() {
 stage "format" cargo fmt --check
 stage "clippy" cargo clippy --all-targets -- -D warnings
 stage "unit and integration tests" cargo test --all-targets
+# The slow simulated-cluster runs (1000 and 4000 pods, musl and glibc).
+stage "slow tests (ignored by default)" cargo test --test cluster -- --ignored
 stage "shellcheck" shellcheck .ci/run scripts/*.sh scripts/lib/*.sh
 stage "hadolint" "$tools/bin/hadolint" Dockerfile
 stage "checkov (Dockerfile)" "$tools/bin/checkov" --file Dockerfile --framework dockerfile \
     --skip-download --quiet --compact
 stage "manifests" scripts/check-manifests.sh
-stage "simulated cluster" scripts/cluster-test.sh
 stage "local demo" scripts/demo.sh local
 stage "containers" scripts/container-test.sh
 

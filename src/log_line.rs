@@ -41,6 +41,23 @@ pub fn to_stderr(level: &str, message: &str) {
     let _ = std::io::stderr().write_all(line(level, message).as_bytes());
 }
 
+/// Splits a line of this format into (level, message); `None` unless it has
+/// exactly the shape `YYYY-MM-DD HH:MM:SS,mmm - root - LEVEL - message`.
+/// The tests and the demo's checks read logs with this, not a copy of it.
+pub fn parse(line: &str) -> Option<(&str, &str)> {
+    let stamp = line.get(..23)?;
+    let shape_ok = stamp.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b' ',
+        13 | 16 => b == b':',
+        19 => b == b',',
+        _ => b.is_ascii_digit(),
+    });
+    let rest = line[23..].strip_prefix(" - root - ")?;
+    let (level, message) = rest.split_once(" - ")?;
+    (shape_ok && [INFO, WARNING, ERROR].contains(&level)).then_some((level, message))
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// `civil_from_days`): std has no calendar and a crate is not allowed.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -81,6 +98,21 @@ mod tests {
         ];
         for (secs, millis, want) in cases {
             assert_eq!(prefix_at(secs, millis), format!("{want} - root - INFO - "));
+        }
+    }
+
+    #[test]
+    fn parse_reads_what_line_writes_and_nothing_else() {
+        let written = line(WARNING, "a - b");
+        assert_eq!(parse(written.trim_end()), Some((WARNING, "a - b")));
+        for bad in [
+            "2021-08-22 20:20:56,167 - root - DEBUG - x",
+            "2021-08-22 20:20:56.167 - root - INFO - x",
+            "2021-08-22 20:20:56,167 - app - INFO - x",
+            "21-08-22 20:20:56,167 - root - INFO - x",
+            "",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
         }
     }
 

@@ -3,10 +3,9 @@
 //! ifindex)`, with no `%scope` in the address. Needs a network namespace
 //! with a veth pair (root, or an unprivileged user namespace).
 
-mod common;
+mod support;
 
-use common::TempDir;
-use std::process::Command;
+use support::{unshare, TempDir};
 
 /// Runs inside the namespace: sends one datagram from fe80::1%v0 to
 /// python's own socket and, from the same socket, to the receiver until it
@@ -46,7 +45,7 @@ fn link_local_source_prints_as_python_does() {
         ip addr add fe80::1/64 dev v0 nodad && ip addr add fe80::2/64 dev v0 nodad && \
         exec timeout 30 python3 -c \"$0\" \"$1\" \"$2\"";
     let receiver = assert_cmd::cargo::cargo_bin("receiver");
-    let out = Command::new("unshare")
+    let out = unshare()
         .args(["--net", "--", "sh", "-c", setup, PYTHON])
         .arg(&receiver)
         .arg(&log)

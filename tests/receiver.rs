@@ -1,15 +1,16 @@
-//! The real `receiver` over loopback, checked against the original Python
-//! receiver (`../shared/seed/receiver.py`) and python3 itself.
+//! The real `receiver` over loopback, checked against python3 itself: a
+//! reference receiver written here with the original demo's logging setup
+//! and `recvfrom` loop (so no file outside the repository is needed).
 
-mod common;
+mod support;
 
-use common::*;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// Payloads the log must render exactly as the original does.
 fn payloads() -> Vec<Vec<u8>> {
@@ -34,7 +35,22 @@ fn payloads() -> Vec<Vec<u8>> {
     list
 }
 
-/// The original receiver, unmodified, on its own port.
+/// The original demo's receiver, as python3 runs it: its logging setup
+/// (format string included) and its recvfrom loop, on the port in argv[1].
+const REFERENCE_RECEIVER: &str = r#"
+import logging, socket, sys
+log = logging.getLogger(); log.setLevel(logging.DEBUG)
+h = logging.StreamHandler(sys.stdout); h.setLevel(logging.INFO)
+h.setFormatter(logging.Formatter('%(asctime)s - %(name)s - %(levelname)s - %(message)s'))
+log.addHandler(h)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+while True:
+    msg, addr = s.recvfrom(65535)
+    logging.info('Message from Client:{} Client IP Address:{}'.format(msg, addr))
+"#;
+
+/// The reference receiver on its own port, its log in a file.
 struct Original {
     child: Child,
     port: u16,
@@ -50,17 +66,14 @@ impl Drop for Original {
 }
 
 fn start_original(port: u16) -> Original {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/seed/receiver.py");
-    assert!(script.exists(), "{} is missing", script.display());
     let dir = TempDir::new("original");
     let log = dir.join("original.log");
     let child = Command::new("python3")
-        .arg(script)
-        .arg(port.to_string())
+        .args(["-c", REFERENCE_RECEIVER, &port.to_string()])
         .stdout(fs::File::create(&log).unwrap())
         .spawn()
-        .unwrap();
-    wait_until("the original receiver", Duration::from_secs(10), || {
+        .expect("python3 runs");
+    wait_until("the reference receiver", Duration::from_secs(10), || {
         check(port).status.success()
     });
     Original {

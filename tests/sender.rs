@@ -1,16 +1,17 @@
 //! The real `sender` over loopback. Name-resolution cases run in a private
-//! network namespace (`unshare --net --mount`, root) with their own
-//! /etc/hosts and /etc/resolv.conf, so no lookup leaves the test.
+//! network namespace (`unshare --net --mount`; as a normal user inside a user
+//! namespace) with their own /etc/hosts and /etc/resolv.conf, so no lookup
+//! leaves the test.
 
-mod common;
+mod support;
 
-use common::*;
 use std::fs;
 use std::io::Write;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
+use support::*;
 
 /// A socket standing in for a pod: collects what the sender sends.
 fn pod(addr: &str) -> (UdpSocket, u16) {
@@ -317,7 +318,7 @@ fn in_private_netns_with_stdin(
     let setup = "set -e; ip link set lo up; \
         mount --bind \"$DIR/hosts\" /etc/hosts; \
         mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; ";
-    Command::new("unshare")
+    unshare()
         .args(["--net", "--mount", "sh", "-c"])
         .arg(format!("{setup}{script}"))
         .env("SENDER", assert_cmd::cargo::cargo_bin("sender"))
@@ -327,7 +328,7 @@ fn in_private_netns_with_stdin(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("unshare runs (these tests need root)")
+        .expect("cannot run unshare (util-linux)")
 }
 
 /// A script that starts a receiver in the namespace, runs `sender_args`
@@ -552,13 +553,13 @@ fn sigterm_ends_a_sender_waiting_on_stdin_at_once_also_as_pid_1() {
 
     // As PID 1 (a container's main process) the default action would do
     // nothing: it exits with 128 + SIGTERM instead.
-    let mut unshare = Command::new("unshare")
+    let mut unshare = unshare()
         .args(["--pid", "--fork", "--kill-child"])
         .arg(assert_cmd::cargo::cargo_bin("sender"))
         .args(["-s", "127.0.0.1", "-p", "9"])
         .stdin(Stdio::piped())
         .spawn()
-        .expect("unshare runs (this test needs root)");
+        .expect("cannot run unshare (util-linux)");
     let children = format!("/proc/{0}/task/{0}/children", unshare.id());
     let mut pid1 = 0;
     wait_until("the sender as PID 1", Duration::from_secs(5), || {

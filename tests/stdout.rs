@@ -3,14 +3,14 @@
 //! (`sender ... | head -1`) in every mode, and a closed fd 1 (`>&-`), which
 //! std would otherwise quietly replace with /dev/null.
 
-mod common;
+mod support;
 
-use common::{bin, parse_log_line};
 use std::io::Write;
 use std::net::UdpSocket;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use support::{bin, parse_log_line};
 
 /// A "pod": a socket that the sender's datagrams reach, and its port.
 fn pod() -> (UdpSocket, u16) {

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # A simulated Kubernetes cluster made of Linux network namespaces, for the
-# local demo (scripts/demo.sh local) and the scale test (scripts/cluster-test.sh).
+# local demo (scripts/demo.sh local). The tests' cluster is the Rust one in
+# tests/support (the same layout, with thousands of pods).
 #
 # Layout (everything lives in namespaces this library creates; the host's own
 # network is never touched, and nothing is routed out of the namespaces):
@@ -14,22 +15,16 @@
 #   dns pod     10.244.0.10, dnsmasq: the cluster DNS. It never forwards
 #               (no upstream at all) and answers for cluster.local from one
 #               hosts file per published pod in a --hostsdir directory.
-#   block netns (scale tests) one namespace standing for many pods: it holds
-#               up to 250 pod addresses in its own /24 and is reached through
-#               a route via its bridge address (see cluster_add_block).
 #
-# Address plan: 10.244.0.0/24 infrastructure (dns .10, sender .20, blocks'
-# bridge addresses .100-.254); 10.244.1.0 - 10.244.99.255 one-address pods;
-# 10.244.100.0/24 and up: block k's pod addresses are 10.244.(100+k).1-250.
+# Address plan: 10.244.0.0/24 infrastructure (dns .10, sender .20);
+# 10.244.1.0 and up: pods.
 #
 # Usage: cluster_init BIN_DIR; trap cluster_down EXIT; cluster_up; then
 # cluster_add_pod / cluster_start_receiver / cluster_wait_ready /
 # cluster_publish / cluster_wait_dns / cluster_exec.
 
-# What the simulated cluster uses, and what every user of it checks with.
+# What every user of it checks with.
 # shellcheck source-path=SCRIPTDIR
-# shellcheck source=dns.sh
-source "$(dirname "${BASH_SOURCE[0]}")/dns.sh"
 # shellcheck source=verify.sh
 source "$(dirname "${BASH_SOURCE[0]}")/verify.sh"
 
@@ -42,8 +37,6 @@ CLUSTER_DOMAIN=cluster.local
 CLUSTER_DNS_IP=10.244.0.10
 CLUSTER_SENDER_IP=10.244.0.20
 CLUSTER_PREFIX_LEN=16
-# Most addresses one block namespace holds (its /24, .1-.250).
-CLUSTER_BLOCK_MAX=250
 }
 
 # The service's fully qualified name: what the sender's search list finds.
@@ -70,7 +63,6 @@ cluster_init() {
     chmod 711 "$CLUSTER_DIR"
     mkdir -p "$CLUSTER_DIR/logs" "$CLUSTER_DIR/pods"
     mkdir -m 755 "$CLUSTER_DIR/dns" "$CLUSTER_DIR/dns/hosts.d"
-    : >"$CLUSTER_DIR/routes"
     # Remember whether /etc/netns existed, to remove it only if we made it.
     CLUSTER_MADE_ETC_NETNS=0
     [ -d /etc/netns ] || CLUSTER_MADE_ETC_NETNS=1
@@ -162,62 +154,6 @@ cluster_add_pod() {
     fi
     _cluster_netns "$pod" "$hosts_line" "$ip/$CLUSTER_PREFIX_LEN"
     echo "$ip $pod" >"$CLUSTER_DIR/pods/$pod"
-    # Routes to the blocks made so far (none in the walkthrough).
-    if [ -s "$CLUSTER_DIR/routes" ]; then
-        ip -n "$(cluster_netns "$pod")" -batch "$CLUSTER_DIR/routes"
-    fi
-}
-
-# One namespace standing for COUNT StatefulSet pods, numbered from FIRST
-# (pod FIRST+j has the address 10.244.(100+BLOCK).(1+j) and the DNS name
-# statefulset-udp-server-(FIRST+j)). One receiver bound to all addresses
-# serves them all.
-#
-# Why a route and not just more addresses on the bridge: a sender reaching
-# 4000 on-link addresses needs 4000 ARP (neighbour) entries, and the kernel's
-# neighbour table limit (net.ipv4.neigh.default.gc_thresh3, 1024 by default)
-# is one global number shared with the host and every other namespace; it can
-# only be raised from the host's own namespace, which we must not touch. So
-# each block gets its own /24, and the senders route it via the block's one
-# bridge address, like a Kubernetes node that owns a pod CIDR: one neighbour
-# entry per block, however many addresses it holds.
-#   cluster_add_block BLOCK FIRST COUNT
-cluster_add_block() {
-    local block=$1 first=$2 count=$3 pod j ip
-    pod=$(cluster_block_name "$block")
-    local bridge_ip="10.244.0.$((100 + block))" net="10.244.$((100 + block))"
-    if ((count > CLUSTER_BLOCK_MAX || block > 154)); then
-        echo "cluster: block $block of $count addresses does not fit the plan" >&2
-        return 1
-    fi
-    local -a addrs=("$bridge_ip/$CLUSTER_PREFIX_LEN")
-    : >"$CLUSTER_DIR/pods/$pod"
-    for ((j = 0; j < count; j++)); do
-        ip="$net.$((1 + j))"
-        addrs+=("$ip/32")
-        echo "$ip statefulset-udp-server-$((first + j))" >>"$CLUSTER_DIR/pods/$pod"
-    done
-    _cluster_netns "$pod" "$bridge_ip	$pod" "${addrs[@]}"
-    # Every one-address pod (the sender among them) routes the block's /24
-    # via the block; blocks need no routes to each other (they only receive).
-    local route="route add $net.0/24 via $bridge_ip dev eth0"
-    echo "$route" >>"$CLUSTER_DIR/routes"
-    local other
-    for other in "$CLUSTER_DIR"/pods/*; do
-        other=${other##*/}
-        [[ $other == *-block-* ]] && continue
-        # shellcheck disable=SC2086 # the route is words for ip
-        ip -n "$(cluster_netns "$other")" $route
-    done
-}
-
-cluster_block_name() {
-    echo "statefulset-udp-server-block-$1"
-}
-
-# The pod addresses a pod namespace holds (one per line), for checks.
-cluster_pod_addresses() {
-    awk '{ print $1 }' "$CLUSTER_DIR/pods/$1"
 }
 
 # The "container": the receiver as the pod's main process, its stdout in
@@ -265,11 +201,11 @@ cluster_unpublish() {
     rm -f "$CLUSTER_DIR/dns/hosts.d/$1"
 }
 
-# How many A records the DNS server now serves for the service (over TCP,
-# so a large answer is not truncated); 0 for NXDOMAIN.
+# How many addresses the DNS server now serves for the service (glibc's
+# getent, from the DNS pod; 0 for NXDOMAIN).
 cluster_dns_count() {
-    dns_query "$(cluster_netns dns)" "$CLUSTER_DNS_IP" "$(cluster_service_fqdn)" tcp |
-        awk '$1 == "answers" { print $2 }'
+    ip netns exec "$(cluster_netns dns)" getent ahostsv4 "$(cluster_service_fqdn)." |
+        awk '{ print $1 }' | sort -u | grep -c . || true
 }
 
 # Waits until the DNS serves exactly COUNT records for the service: dnsmasq
@@ -311,10 +247,9 @@ cluster_start_dns() {
         --local-ttl=5 --listen-address="$CLUSTER_DNS_IP" --bind-interfaces \
         --log-facility="$CLUSTER_DIR/dns/dnsmasq.log" \
         >"$CLUSTER_DIR/logs/dns.log" 2>&1 &
-    # Ready when it answers (NXDOMAIN: nothing published yet).
+    # Ready when port 53 is bound (the receiver's readiness probe can tell).
     local deadline=$((SECONDS + 10))
-    until dns_query "$(cluster_netns "$pod")" "$CLUSTER_DNS_IP" "$(cluster_service_fqdn)" udp 2>/dev/null |
-        grep -q '^rcode '; do
+    until ip netns exec "$netns" "$CLUSTER_BIN_DIR/receiver" --check --port 53 2>/dev/null; do
         if ((SECONDS >= deadline)); then
             echo "cluster: dnsmasq did not start:" >&2
             cat "$CLUSTER_DIR/logs/dns.log" "$CLUSTER_DIR/dns/dnsmasq.log" >&2 2>/dev/null || true

@@ -481,7 +481,7 @@ cluster_mode_test() {
     local applied=$CLUSTER_DIR/applied.yaml
     grep -q 'image: registry.example:5000/me/receiver:1.2$' "$applied" || why+="receiver image not set; "
     grep -q 'image: registry.example:5000/me/sender@sha256:0123$' "$applied" || why+="sender image not set; "
-    grep -q 'image: udp-headless/' "$applied" && why+="a default image was left; "
+    grep -q 'image: localhost/udp-headless/' "$applied" && why+="a default image was left; "
     grep -q 'create namespace fake-ns' "$CLUSTER_DIR/kubectl-calls" || why+="namespace not created; "
     grep -q 'delete namespace fake-ns' "$CLUSTER_DIR/kubectl-calls" || why+="--cleanup did not delete it; "
     cluster_down

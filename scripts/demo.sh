@@ -49,8 +49,8 @@ local: on this machine (root, Linux): each pod is a network namespace on a
 cluster (default): on OpenShift (oc, the Template in deployments/Deploy.yaml)
   or Kubernetes (kubectl, kubectl apply -k deployments/), oc preferred.
   --namespace NS         project/namespace, created if missing [headless-demo]
-  --receiver-image IMG   [udp-headless/receiver:0.1.0]
-  --sender-image IMG     [udp-headless/sender:0.1.0]
+  --receiver-image IMG   [localhost/udp-headless/receiver:0.1.0]
+  --sender-image IMG     [localhost/udp-headless/sender:0.1.0]
   --cleanup              delete at the end what this run created (the
                          namespace if it made it, else the demo's objects)
   --timeout SECONDS      for each rollout/wait [300]

@@ -7,8 +7,8 @@
 # step, verdict, unfinished, die_usage, count_arg, usage and REPO from demo.sh.
 
 K8S_TEMPLATE=udp-broadcasting
-K8S_DEFAULT_RECEIVER_IMAGE=udp-headless/receiver:0.1.0
-K8S_DEFAULT_SENDER_IMAGE=udp-headless/sender:0.1.0
+K8S_DEFAULT_RECEIVER_IMAGE=localhost/udp-headless/receiver:0.1.0
+K8S_DEFAULT_SENDER_IMAGE=localhost/udp-headless/sender:0.1.0
 
 k8s_main() {
     K8S_NS=headless-demo
@@ -142,8 +142,8 @@ k8s_deploy() {
         step "kubectl apply -k deployments/ (images: $K8S_RECEIVER_IMAGE, $K8S_SENDER_IMAGE)"
         "$K8S_CLI" kustomize "$REPO/deployments" |
             awk -v r="$K8S_RECEIVER_IMAGE" -v s="$K8S_SENDER_IMAGE" '
-                $1 == "image:" && $2 ~ /^udp-headless\/receiver(:|@|$)/ { sub(/image: .*/, "image: " r) }
-                $1 == "image:" && $2 ~ /^udp-headless\/sender(:|@|$)/ { sub(/image: .*/, "image: " s) }
+                $1 == "image:" && $2 ~ /^localhost\/udp-headless\/receiver(:|@|$)/ { sub(/image: .*/, "image: " r) }
+                $1 == "image:" && $2 ~ /^localhost\/udp-headless\/sender(:|@|$)/ { sub(/image: .*/, "image: " s) }
                 { print }' |
             k8s apply -f -
         k8s scale "statefulset/$STS" --replicas="$replicas"

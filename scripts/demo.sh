@@ -115,6 +115,7 @@ local_main() {
     PLATFORM=local
     WORK_DIR=$CLUSTER_DIR/logs
     RECEIVE_WAIT=5
+    LIST_WAIT=10
     local_walkthrough "$replicas" "$scale_to"
 }
 
@@ -209,10 +210,34 @@ local_get_pods() {
 #                                       for MESSAGE in it; prints its path
 # WORK_DIR holds the saved logs; RECEIVE_WAIT bounds the wait for messages.
 
+# `oc exec sender-app -- sender --list` until it names exactly the ready
+# receivers' IPs (saved as expected-ROUND): a DNS cache on the way (CoreDNS
+# `cache 30` before Kubernetes 1.32, NodeLocal DNSCache) can serve the
+# answer from before a scale-out for up to its TTL, and a broadcast then
+# would miss the new pods.
+wait_listed() {
+    local replicas=$1 round=$2 i deadline=$((SECONDS + LIST_WAIT))
+    local expected=$WORK_DIR/expected-$round listed=$WORK_DIR/listed-$round
+    for ((i = 0; i < replicas; i++)); do
+        "${PLATFORM}_pod_ip" "$STS-$i"
+        echo
+    done | grep . | sort >"$expected"
+    step "oc exec sender-app -- sender --list   (until it lists all $replicas receivers)"
+    until "${PLATFORM}_sender" -s "$SERVICE" --list 2>&1 | sort >"$listed" && cmp -s "$expected" "$listed"; do
+        if ((SECONDS >= deadline)); then
+            echo "demo: after ${LIST_WAIT} s, sender-app still resolves $SERVICE to '$(paste -sd' ' "$listed")'," >&2
+            echo "      not the $replicas ready receivers; a DNS cache should have caught up by now" >&2
+            return 1
+        fi
+        sleep 1
+    done
+    cat "$listed"
+}
+
 # `oc exec sender-app -- sender -s headless-udp -m MESSAGE`: shows its log
-# and checks it named exactly the receivers' IPs, each once.
+# and checks it named exactly the receivers' IPs (wait_listed's), each once.
 broadcast() {
-    local message=$1 replicas=$2 round=$3 status=0 i
+    local message=$1 round=$2 status=0
     local log=$WORK_DIR/sender-$round.log
     step "oc exec sender-app -- sender -s $SERVICE -m $message"
     "${PLATFORM}_sender" -s "$SERVICE" -m "$message" >"$log" 2>"$log.err" || status=$?
@@ -221,10 +246,6 @@ broadcast() {
         echo "demo: the sender exited with status $status" >&2
         FAILED+=("sender exit $status (round $round)")
     fi
-    for ((i = 0; i < replicas; i++)); do
-        "${PLATFORM}_pod_ip" "$STS-$i"
-        echo
-    done >"$WORK_DIR/expected-$round"
     verify_sender_log "$log" "$WORK_DIR/expected-$round" ||
         FAILED+=("sender log (round $round)")
 }
@@ -300,23 +321,23 @@ local_walkthrough() {
         local_start_receiver_pod "$i"
     done
     echo "statefulset.apps/$STS created ($replicas pods ready)"
-    cluster_wait_dns "$replicas"
     step "oc get pods -o wide"
     local_get_pods "$replicas"
+    wait_listed "$replicas" 1
 
-    broadcast "$MESSAGE_1" "$replicas" 1
+    broadcast "$MESSAGE_1" 1
     check_receivers "$replicas" "$MESSAGE_1" "$replicas"
 
     step "oc scale statefulset/$STS --replicas=$scale_to"
     for ((i = replicas; i < scale_to; i++)); do
         local_start_receiver_pod "$i"
     done
-    cluster_wait_dns "$scale_to"
     echo "statefulset.apps/$STS scaled ($scale_to pods ready)"
     step "oc get pods -o wide"
     local_get_pods "$scale_to"
+    wait_listed "$scale_to" 2
 
-    broadcast "$MESSAGE_2" "$scale_to" 2
+    broadcast "$MESSAGE_2" 2
     check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
 
     step "oc delete project headless-demo   (here: every namespace, process and file of the run)"

@@ -9,7 +9,8 @@
 #   1. cargo builds the static musl binaries on the host;
 #   2. podman builds the receiver and sender images from them
 #      (--build-arg BINARIES=host: nothing is pulled, see the Dockerfile),
-#      and checks each is under 600 KB, non-root, and labelled;
+#      and checks each is under 600 KB, non-root, and labelled; and an
+#      arm64 receiver image from aarch64 binaries;
 #   3. podman: a network of its own, 3 receivers sharing the network alias
 #      headless-udp (one as a random OpenShift-style UID), the sender sends
 #      one message to `headless-udp`, every receiver must log it in the
@@ -41,6 +42,7 @@ compose_project=${run//-/_}_compose
 receiver_image=localhost/$run/receiver:0.1.0
 sender_image=localhost/$run/sender:0.1.0
 source_image=localhost/$run/receiver-from-source:0.1.0
+arm64_image=localhost/$run/receiver-arm64:0.1.0
 # Unique per run, so an old log line can never pass for a new one.
 message=ct-$$-$(date +%s)-$RANDOM
 replicas=3
@@ -161,7 +163,7 @@ cleanup() {
             podman network rm -f "$net" >/dev/null 2>&1 || true
         fi
     done
-    for image in "$receiver_image" "$sender_image" "$source_image"; do
+    for image in "$receiver_image" "$sender_image" "$source_image" "$arm64_image"; do
         if podman image exists "$image" 2>/dev/null; then
             podman rmi -f "$image" >/dev/null 2>&1 || true
         fi
@@ -343,6 +345,23 @@ build_images() {
         fi
         pass "podman build --target $target --build-arg BINARIES=host"
     done
+
+    # --platform linux/arm64 picks the aarch64 binaries (TARGETARCH); a
+    # FROM scratch image builds without emulating arm64.
+    local arm64=aarch64-unknown-linux-musl
+    if CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+        cargo build --release --locked --bins --target $arm64 >"$tmp/arm64.log" 2>&1 &&
+        podman build --pull=never --layers=false --platform linux/arm64 --target receiver \
+            --build-arg BINARIES=host -t "$arm64_image" . >>"$tmp/arm64.log" 2>&1 &&
+        podman create --name "$run-arm64" --label "udp-headless-test=$run" "$arm64_image" >/dev/null 2>&1 &&
+        podman cp "$run-arm64:/receiver" "$tmp/receiver-arm64" >>"$tmp/arm64.log" 2>&1 &&
+        [ "$(podman image inspect -f '{{.Architecture}}' "$arm64_image")" = arm64 ] &&
+        [ "$(od -An -tu2 -j18 -N2 "$tmp/receiver-arm64")" -eq 183 ]; then # ELF e_machine AArch64
+        pass "podman build --platform linux/arm64: an arm64 image with the $arm64 receiver"
+    else
+        show "$tmp/arm64.log"
+        fail "podman build --platform linux/arm64 (BINARIES=host, $arm64 built with rust-lld)"
+    fi
 
     # The default, BINARIES=build, compiles in the rust image, which no
     # registry here can provide: the build must fail for want of exactly

@@ -36,6 +36,7 @@ stage() {
 stage "format" cargo fmt --check
 stage "clippy" cargo clippy --all-targets -- -D warnings
 stage "unit and integration tests" cargo test --all-targets
+stage "aarch64 build under qemu" cargo test --test aarch64 -- --ignored
 stage "shellcheck" shellcheck .ci/run scripts/*.sh scripts/lib/*.sh
 stage "hadolint" "$tools/bin/hadolint" Dockerfile
 stage "checkov (Dockerfile)" "$tools/bin/checkov" --file Dockerfile --framework dockerfile \

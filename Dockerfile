@@ -48,10 +48,17 @@
 ARG RUST_VERSION=1.95.0
 # Where the binaries come from: `build` or `host` (see above).
 ARG BINARIES=build
-# The image's architecture, amd64 or arm64: builders set it from --platform
-# (default: their own). Declared here for buildah 1.28 (podman 4.3), which
-# uses FROM lines' ARGs only when declared before the first FROM.
+# The image's architecture (amd64 or arm64) and the build machine's
+# platform: builders set both from --platform and the machine. Declared
+# here for buildah 1.28 (podman 4.3), which expands only ARGs declared
+# before the first FROM in FROM lines, and does not set BUILDPLATFORM: pass
+# --build-arg BUILDPLATFORM=linux/amd64 there (else the `build` stage runs
+# the target platform's rust image, under emulation).
 ARG TARGETARCH
+ARG BUILDPLATFORM
+# The image a build without --target gives: receiver or sender (for
+# builders that take no --target, like OpenShift's docker strategy).
+ARG IMAGE=receiver
 # Image metadata (OCI labels). VERSION follows Cargo.toml; pass SOURCE_URL
 # and REVISION (git rev-parse HEAD) from CI.
 ARG VERSION=0.1.0
@@ -148,7 +155,6 @@ CMD ["--idle"]
 # ---------------------------------------------------------------------------
 # receiver: listens on UDP 12000 (all addresses, IPv4 and IPv6) and logs
 # every datagram to stdout. `/receiver --check` is the readiness probe.
-# Last stage, so a build without --target gives the receiver.
 FROM scratch AS receiver
 ARG VERSION
 ARG SOURCE_URL
@@ -165,3 +171,11 @@ ENV PATH=/
 USER 65532:65532
 EXPOSE 12000/udp
 ENTRYPOINT ["/receiver"]
+
+# ---------------------------------------------------------------------------
+# image: the stage IMAGE names, the receiver by default. Last, so it is what
+# a build without --target gives; deployments/openshift-build/ uses it.
+# (WORKDIR: a stage needs an instruction with buildah 1.28, see `binaries`.)
+# checkov:skip=CKV_DOCKER_7:FROM ${IMAGE:-receiver} names a stage of this file (receiver or sender), not an image
+FROM ${IMAGE:-receiver} AS image
+WORKDIR /

@@ -2,7 +2,8 @@
 # Checks the manifests in deployments/ without a cluster:
 #   1. layout: no kustomization.yaml that `kubectl apply -f deployments/`
 #      would try to apply (the kustomization is deployments/Kustomization);
-#   2. schema: kubernetes-validate --strict on every plain manifest;
+#   2. schema: kubernetes-validate --strict on every plain manifest, for
+#      the newest and the oldest Kubernetes it knows;
 #   3. Template: the OpenShift Template's objects, rendered with default
 #      parameters, pass the same schema check and equal the plain manifests
 #      (two copies of the same objects: this keeps them from drifting);
@@ -95,8 +96,9 @@ for name in kustomization.yaml kustomization.yml; do
 done
 echo "  ok: the kustomization is deployments/Kustomization"
 
-step "2. kubernetes-validate --strict on the plain manifests"
+step "2. kubernetes-validate --strict on the plain manifests (1.37, and 1.25: its oldest schemas)"
 "$validate" --strict "${manifests[@]}"
+"$validate" --strict -k 1.25.0 "${manifests[@]}"
 concat "${manifests[@]}" >"$work/plain.yaml"
 
 step "3. the Template's objects, rendered with default parameters"

@@ -43,6 +43,7 @@ receiver_image=localhost/$run/receiver:0.1.0
 sender_image=localhost/$run/sender:0.1.0
 source_image=localhost/$run/receiver-from-source:0.1.0
 arm64_image=localhost/$run/receiver-arm64:0.1.0
+picked_image=localhost/$run/picked-sender:0.1.0
 # Unique per run, so an old log line can never pass for a new one.
 message=ct-$$-$(date +%s)-$RANDOM
 replicas=3
@@ -163,7 +164,7 @@ cleanup() {
             podman network rm -f "$net" >/dev/null 2>&1 || true
         fi
     done
-    for image in "$receiver_image" "$sender_image" "$source_image" "$arm64_image"; do
+    for image in "$receiver_image" "$sender_image" "$source_image" "$arm64_image" "$picked_image"; do
         if podman image exists "$image" 2>/dev/null; then
             podman rmi -f "$image" >/dev/null 2>&1 || true
         fi
@@ -345,6 +346,12 @@ build_images() {
         fi
         pass "podman build --target $target --build-arg BINARIES=host"
     done
+
+    # Without --target (OpenShift's docker strategy has none), IMAGE picks.
+    podman build --pull=never --layers=false --build-arg BINARIES=host --build-arg IMAGE=sender \
+        -t "$picked_image" . >"$tmp/build-picked.log" 2>&1 || show "$tmp/build-picked.log"
+    check "podman build --build-arg IMAGE=sender, no --target: the sender image" \
+        test "$(podman image inspect -f '{{json .Config.Entrypoint}}' "$picked_image" 2>/dev/null)" = '["/sender"]'
 
     # --platform linux/arm64 picks the aarch64 binaries (TARGETARCH); a
     # FROM scratch image builds without emulating arm64.

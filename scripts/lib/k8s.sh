@@ -37,7 +37,6 @@ k8s_main() {
         die_usage "'$K8S_NS' is not a valid namespace name"
 
     k8s_pick_cli
-    K8S_OPENSHIFT=0
     k8s_check_login
     WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/udp-headless-demo.XXXXXX")
     K8S_MADE_NS=0
@@ -74,16 +73,18 @@ EOF
 # project (OpenShift's self-provisioners, e.g. `developer` on OpenShift
 # Local, may create projects but not namespaces) or namespace.
 k8s_check_login() {
-    local out
+    local out new
     if [ "$K8S_CLI" = oc ] && ! out=$(oc whoami --request-timeout=20s 2>&1); then
         echo "demo: oc is not logged in to a cluster (oc whoami: $(tail -n 1 <<<"$out"))." >&2
         echo "      Log in first: oc login --token=... --server=https://api.<cluster>:6443" >&2
         exit 3
     fi
-    local new=namespaces
-    if k8s_is_openshift; then
-        K8S_OPENSHIFT=1
-        new=projectrequests.project.openshift.io
+    # OpenShift (it has the Template API): projects, which project admins
+    # may delete and self-provisioners create, not namespaces.
+    K8S_KIND=namespace new=namespaces
+    if [ "$K8S_CLI" = oc ] &&
+        oc api-resources --api-group=template.openshift.io -o name 2>/dev/null | grep -q '^templates'; then
+        K8S_KIND=project new=projectrequests.project.openshift.io
     fi
     k8s_can create pods -n "$K8S_NS" && return 0
     if k8s_ns_exists; then
@@ -113,14 +114,8 @@ k8s_can() {
     exit 3
 }
 
-# Project members may get their project; cluster-scoped `get namespace`
-# needs more on OpenShift.
 k8s_ns_exists() {
-    if ((K8S_OPENSHIFT)); then
-        oc get project "$K8S_NS" >/dev/null 2>&1
-    else
-        "$K8S_CLI" get namespace "$K8S_NS" >/dev/null 2>&1
-    fi
+    "$K8S_CLI" get "$K8S_KIND" "$K8S_NS" >/dev/null 2>&1
 }
 
 k8s() {
@@ -144,24 +139,18 @@ k8s_exit() {
     exit "$status"
 }
 
-# OpenShift has the Template API; plain Kubernetes does not.
-k8s_is_openshift() {
-    [ "$K8S_CLI" = oc ] &&
-        oc api-resources --api-group=template.openshift.io -o name 2>/dev/null | grep -q '^templates'
-}
-
 k8s_create_namespace() {
     step "oc new-project $K8S_NS"
     if k8s_ns_exists; then
         echo "namespace $K8S_NS exists: using it"
-    elif ((K8S_OPENSHIFT)); then
+        return 0
+    elif [ "$K8S_KIND" = project ]; then
         oc new-project "$K8S_NS" --skip-config-write >/dev/null
-        K8S_MADE_NS=1
         echo "project $K8S_NS created"
     else
         kubectl create namespace "$K8S_NS"
-        K8S_MADE_NS=1
     fi
+    K8S_MADE_NS=1
 }
 
 # OpenShift: the Template, as in the original walkthrough (oc create -f
@@ -174,7 +163,7 @@ k8s_deploy() {
     # the last run's messages in their logs.
     ((K8S_MADE_NS)) || k8s delete --ignore-not-found --cascade=foreground \
         --timeout="${K8S_TIMEOUT}s" statefulset,pod -l app.kubernetes.io/part-of=udp-headless
-    if ((K8S_OPENSHIFT)); then
+    if [ "$K8S_KIND" = project ]; then
         step "oc create -f deployments/Deploy.yaml; oc process $K8S_TEMPLATE -p REPLICAS=$replicas ... | oc create -f -"
         k8s apply -f "$REPO/deployments/Deploy.yaml"
         k8s process "$K8S_TEMPLATE" --ignore-unknown-parameters \
@@ -201,11 +190,10 @@ k8s_wait_ready() {
     step "oc rollout status statefulset/$STS; oc wait --for=condition=Ready pod/sender-app"
     if ! k8s rollout status "statefulset/$STS" --timeout="${K8S_TIMEOUT}s" ||
         ! k8s wait --for=condition=Ready pod/sender-app --timeout="${K8S_TIMEOUT}s"; then
-        # Mostly ImagePullBackOff: the image does not exist or needs a pull secret.
         k8s get pods -o wide
         k8s get events --field-selector type=Warning --sort-by=.lastTimestamp | tail -n 20
-        echo "demo: the pods are not ready after ${K8S_TIMEOUT} s (their state and warnings above);" >&2
-        echo "      ImagePullBackOff/ErrImagePull: build and push the images, then pass --receiver-image and --sender-image" >&2
+        echo "demo: pods not ready after ${K8S_TIMEOUT} s (state and warnings above); ImagePullBackOff or" >&2
+        echo "      ErrImagePull: build and push the images, pass --receiver-image and --sender-image" >&2
         return 1
     fi
     while ready=$(k8s get endpointslices -l "kubernetes.io/service-name=$SERVICE" \
@@ -267,18 +255,11 @@ k8s_walkthrough() {
 k8s_cleanup() {
     if [ "$K8S_MADE_NS" = 1 ]; then
         step "oc delete project $K8S_NS"
-        # Project admins may delete their project, not its namespace.
-        if ((K8S_OPENSHIFT)); then
-            oc delete project "$K8S_NS" --wait=false
-        else
-            kubectl delete namespace "$K8S_NS" --wait=false
-        fi
+        "$K8S_CLI" delete "$K8S_KIND" "$K8S_NS" --wait=false
         return 0
     fi
     step "oc delete (the demo's objects in $K8S_NS)"
     k8s delete --ignore-not-found service,statefulset,pod,networkpolicy \
         -l app.kubernetes.io/part-of=udp-headless
-    if ((K8S_OPENSHIFT)); then
-        k8s delete --ignore-not-found "template/$K8S_TEMPLATE"
-    fi
+    [ "$K8S_KIND" = namespace ] || k8s delete --ignore-not-found "template/$K8S_TEMPLATE"
 }

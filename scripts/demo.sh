@@ -34,7 +34,9 @@ Runs the original walkthrough and checks it: N receiver pods ($STS-0..)
 and a sender-app pod; \`sender -s headless-udp -m $MESSAGE_1\` in sender-app; every
 receiver must log the message exactly once, from sender-app's IP. Then the
 StatefulSet is scaled to M pods and \`-m $MESSAGE_2\` broadcast: all M must log
-it once (and the first N still have their first message, once).
+it once (and the first N still have their first message, once). Before
+each broadcast, \`sender --list\` in sender-app must list every ready receiver
+(waited for, up to 90 s: a DNS cache may hold the old answer for its TTL).
 Prints the commands as their oc equivalents, the sender's and each
 receiver's log, and a one-line verdict.
 
@@ -61,7 +63,7 @@ Both:
   -h, --help       this help
 
 Exit: 0 every pod got its messages; 1 a pod missed one (or got it twice), or
-a step failed; 2 usage error; 3 something needed is missing (root, tools,
+a step failed (cluster mode keeps the saved logs then); 2 usage error; 3 something needed is missing (root, tools,
 a cluster login).
 EOF
 }

@@ -10,7 +10,7 @@ use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TARGET: &str = "aarch64-unknown-linux-musl";
 const QEMU: &str = "qemu-aarch64-static";
@@ -22,14 +22,25 @@ const EM_AARCH64: u16 = 183;
 fn build() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target_dir = root.join("target/qemu-aarch64");
-    let status = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"))
         .args(["build", "--locked", "--bins", "--target", TARGET])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
-        .status()
+        .spawn()
         .expect("cargo runs");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(status) = cargo.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = cargo.kill();
+            panic!("cargo build --target {TARGET} took more than 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         status.success(),
         "cargo build --target {TARGET} (rustup target add {TARGET})"
@@ -77,10 +88,14 @@ fn aarch64_sender_and_receiver_deliver_a_message_under_qemu() {
     };
     wait_until("the aarch64 receiver", Duration::from_secs(10), check);
 
-    let out = qemu(&sender)
+    let mut sender = qemu(&sender)
         .args(["-s", "127.0.0.1", "-p", &port, "-m", "from-aarch64"])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    wait_for_exit(&mut sender, "the aarch64 sender");
+    let out = sender.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),

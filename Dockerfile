@@ -13,9 +13,19 @@
 #                             host beforehand with
 #                               cargo build --release --locked --bins \
 #                                   --target x86_64-unknown-linux-musl
+#                             (aarch64-unknown-linux-musl for arm64).
 #                             No base image is pulled at all (scratch is not
 #                             an image): for machines without registry access.
 #                             scripts/container-test.sh builds this way.
+#
+# Architectures: amd64 and arm64, picked by TARGETARCH, which the builder
+# sets from --platform (default: the build machine's). The `build` stage
+# runs on the build machine itself and cross-compiles with rust-lld, so no
+# emulation is needed. A multi-arch image (one name, both architectures):
+#   podman build --platform linux/amd64,linux/arm64 --target receiver \
+#       --manifest udp-headless/receiver:0.1.0 .
+#   podman manifest push udp-headless/receiver:0.1.0 docker://REGISTRY/...
+# (docker buildx build --platform linux/amd64,linux/arm64 --push ... alike.)
 #
 # Docker (BuildKit), podman and buildah only build the stages the target
 # needs, and `FROM ${BINARIES:-build} AS binaries` makes exactly one of
@@ -38,6 +48,17 @@
 ARG RUST_VERSION=1.95.0
 # Where the binaries come from: `build` or `host` (see above).
 ARG BINARIES=build
+# The image's architecture (amd64 or arm64) and the build machine's
+# platform: builders set both from --platform and the machine. Declared
+# here for buildah 1.28 (podman 4.3), which expands only ARGs declared
+# before the first FROM in FROM lines, and does not set BUILDPLATFORM: pass
+# --build-arg BUILDPLATFORM=linux/amd64 there (else the `build` stage runs
+# the target platform's rust image, under emulation).
+ARG TARGETARCH
+ARG BUILDPLATFORM
+# The image a build without --target gives: receiver or sender (for
+# builders that take no --target, like OpenShift's docker strategy).
+ARG IMAGE=receiver
 # Image metadata (OCI labels). VERSION follows Cargo.toml; pass SOURCE_URL
 # and REVISION (git rev-parse HEAD) from CI.
 ARG VERSION=0.1.0
@@ -45,25 +66,43 @@ ARG SOURCE_URL="unknown: build with --build-arg SOURCE_URL=<repository URL>"
 ARG REVISION=unknown
 
 # ---------------------------------------------------------------------------
-# build: compile both binaries for x86_64-unknown-linux-musl.
-# The musl target brings its own libc and C runtime objects (rustup's
-# "self-contained" musl), so the image's gcc links a static binary without
-# musl-tools or any other package.
-FROM docker.io/library/rust:${RUST_VERSION}-slim AS build
-RUN rustup target add x86_64-unknown-linux-musl
+# build: compile both binaries for TARGETARCH's musl target, on the build
+# machine's own platform (BUILDPLATFORM: native speed, no emulation).
+# The musl targets bring their own libc and C runtime objects (rustup's
+# "self-contained" musl) and rust-lld (shipped with rustc) links them for
+# either architecture: no cross gcc, no musl-tools.
+# hadolint ignore=DL3029
+FROM --platform=$BUILDPLATFORM docker.io/library/rust:${RUST_VERSION}-slim AS build
+ARG TARGETARCH
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-RUN cargo build --release --locked --bins --target x86_64-unknown-linux-musl \
+# An empty TARGETARCH: a builder without platform arguments (amd64).
+RUN case "$TARGETARCH" in \
+        amd64 | "") target=x86_64-unknown-linux-musl ;; \
+        arm64) target=aarch64-unknown-linux-musl ;; \
+        *) echo "TARGETARCH $TARGETARCH: only amd64 and arm64 are supported" >&2; exit 1 ;; \
+    esac \
+    && rustup target add "$target" \
+    && RUSTFLAGS="-C linker=rust-lld" cargo build --release --locked --bins --target "$target" \
     && mkdir /out \
-    && cp target/x86_64-unknown-linux-musl/release/sender \
-          target/x86_64-unknown-linux-musl/release/receiver /out/
+    && cp "target/$target/release/sender" "target/$target/release/receiver" /out/
 
 # ---------------------------------------------------------------------------
-# host: the same two binaries, built on the host (BINARIES=host).
-FROM scratch AS host
+# host: the same two binaries, built on the host (BINARIES=host), for the
+# TARGETARCH being built.
+FROM scratch AS host-amd64
 COPY target/x86_64-unknown-linux-musl/release/sender \
      target/x86_64-unknown-linux-musl/release/receiver /out/
+FROM scratch AS host-arm64
+COPY target/aarch64-unknown-linux-musl/release/sender \
+     target/aarch64-unknown-linux-musl/release/receiver /out/
+# `:-amd64`: buildah 1.28 leaves TARGETARCH empty here without --platform
+# (see `binaries` below for the same workaround).
+# checkov:skip=CKV_DOCKER_7:FROM host-${TARGETARCH} names a stage of this file, not an image, so it has no tag
+# hadolint ignore=DL3006
+FROM host-${TARGETARCH:-amd64} AS host
+WORKDIR /out
 
 # ---------------------------------------------------------------------------
 # binaries: whichever of the two stages BINARIES names; /out holds the
@@ -116,7 +155,6 @@ CMD ["--idle"]
 # ---------------------------------------------------------------------------
 # receiver: listens on UDP 12000 (all addresses, IPv4 and IPv6) and logs
 # every datagram to stdout. `/receiver --check` is the readiness probe.
-# Last stage, so a build without --target gives the receiver.
 FROM scratch AS receiver
 ARG VERSION
 ARG SOURCE_URL
@@ -133,3 +171,11 @@ ENV PATH=/
 USER 65532:65532
 EXPOSE 12000/udp
 ENTRYPOINT ["/receiver"]
+
+# ---------------------------------------------------------------------------
+# image: the stage IMAGE names, the receiver by default. Last, so it is what
+# a build without --target gives; deployments/openshift-build/ uses it.
+# (WORKDIR: a stage needs an instruction with buildah 1.28, see `binaries`.)
+# checkov:skip=CKV_DOCKER_7:FROM ${IMAGE:-receiver} names a stage of this file (receiver or sender), not an image
+FROM ${IMAGE:-receiver} AS image
+WORKDIR /

@@ -2,7 +2,8 @@
 # Checks the manifests in deployments/ without a cluster:
 #   1. layout: no kustomization.yaml that `kubectl apply -f deployments/`
 #      would try to apply (the kustomization is deployments/Kustomization);
-#   2. schema: kubernetes-validate --strict on every plain manifest;
+#   2. schema: kubernetes-validate --strict on every plain manifest, for
+#      the newest and the oldest Kubernetes it knows;
 #   3. Template: the OpenShift Template's objects, rendered with default
 #      parameters, pass the same schema check and equal the plain manifests
 #      (two copies of the same objects: this keeps them from drifting);
@@ -11,7 +12,9 @@
 #      cannot be forgotten in the Kustomization);
 #   5. security: checkov on the plain manifests and on the rendered
 #      Template objects; skipped checks are justified by checkov.io/skip
-#      annotations in the manifests.
+#      annotations in the manifests;
+#   6. openshift-build/: the BuildConfigs name Dockerfile stages and
+#      ImageStreams that exist.
 # The linters come from the virtualenv made by scripts/install-deps.sh.
 # Stops at the first failure, with a non-zero exit. Needs no network.
 set -euo pipefail
@@ -95,8 +98,9 @@ for name in kustomization.yaml kustomization.yml; do
 done
 echo "  ok: the kustomization is deployments/Kustomization"
 
-step "2. kubernetes-validate --strict on the plain manifests"
+step "2. kubernetes-validate --strict on the plain manifests (1.37, and 1.25: its oldest schemas)"
 "$validate" --strict "${manifests[@]}"
+"$validate" --strict -k 1.25.0 "${manifests[@]}"
 concat "${manifests[@]}" >"$work/plain.yaml"
 
 step "3. the Template's objects, rendered with default parameters"
@@ -159,5 +163,23 @@ for dir in "$deploy" "$work/template"; do
 done
 echo "  skipped checks, as justified in the manifests:"
 grep -ho 'checkov.io/skip[0-9]*: .*' "${manifests[@]}" | sed 's/^[^:]*: /    /' | sort -u
+
+step "6. openshift-build/: each BuildConfig builds a Dockerfile stage into an ImageStream of its file"
+"$python" - "$deploy/openshift-build/build.yaml" "$repo/Dockerfile" <<'PYTHON'
+import re, sys, yaml
+objects = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
+stages = set(re.findall(r"(?im)^FROM\s.*\sAS\s+(\S+)\s*$", open(sys.argv[2]).read()))
+streams = {o["metadata"]["name"] for o in objects if o["kind"] == "ImageStream"}
+builds = [o for o in objects if o["kind"] == "BuildConfig"]
+for b in builds:
+    spec = b["spec"]
+    stage = {a["name"]: a["value"] for a in spec["strategy"]["dockerStrategy"]["buildArgs"]}.get("IMAGE")
+    stream = spec["output"]["to"]["name"].split(":")[0]
+    ok = stage in stages and stream in streams and spec["source"]["type"] == "Binary"
+    print(f"  {'ok' if ok else 'WRONG'}: BuildConfig/{b['metadata']['name']}: stage {stage} -> ImageStream {stream}")
+    if not ok:
+        sys.exit(1)
+sys.exit(0 if builds else "check-manifests: no BuildConfig in openshift-build/")
+PYTHON
 
 printf '\ncheck-manifests: all checks passed\n'

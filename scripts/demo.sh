@@ -34,7 +34,9 @@ Runs the original walkthrough and checks it: N receiver pods ($STS-0..)
 and a sender-app pod; \`sender -s headless-udp -m $MESSAGE_1\` in sender-app; every
 receiver must log the message exactly once, from sender-app's IP. Then the
 StatefulSet is scaled to M pods and \`-m $MESSAGE_2\` broadcast: all M must log
-it once (and the first N still have their first message, once).
+it once (and the first N still have their first message, once). Before
+each broadcast, \`sender --list\` in sender-app must list every ready receiver
+(waited for, up to 90 s: a DNS cache may hold the old answer for its TTL).
 Prints the commands as their oc equivalents, the sender's and each
 receiver's log, and a one-line verdict.
 
@@ -49,8 +51,8 @@ local: on this machine (root, Linux): each pod is a network namespace on a
 cluster (default): on OpenShift (oc, the Template in deployments/Deploy.yaml)
   or Kubernetes (kubectl, kubectl apply -k deployments/), oc preferred.
   --namespace NS         project/namespace, created if missing [headless-demo]
-  --receiver-image IMG   [udp-headless/receiver:0.1.0]
-  --sender-image IMG     [udp-headless/sender:0.1.0]
+  --receiver-image IMG   [localhost/udp-headless/receiver:0.1.0]
+  --sender-image IMG     [localhost/udp-headless/sender:0.1.0]
   --cleanup              delete at the end what this run created (the
                          namespace if it made it, else the demo's objects)
   --timeout SECONDS      for each rollout/wait [300]
@@ -61,7 +63,7 @@ Both:
   -h, --help       this help
 
 Exit: 0 every pod got its messages; 1 a pod missed one (or got it twice), or
-a step failed; 2 usage error; 3 something needed is missing (root, tools,
+a step failed (cluster mode keeps the saved logs then); 2 usage error; 3 something needed is missing (root, tools,
 a cluster login).
 EOF
 }
@@ -115,6 +117,7 @@ local_main() {
     PLATFORM=local
     WORK_DIR=$CLUSTER_DIR/logs
     RECEIVE_WAIT=5
+    LIST_WAIT=10
     local_walkthrough "$replicas" "$scale_to"
 }
 
@@ -209,10 +212,34 @@ local_get_pods() {
 #                                       for MESSAGE in it; prints its path
 # WORK_DIR holds the saved logs; RECEIVE_WAIT bounds the wait for messages.
 
+# `oc exec sender-app -- sender --list` until it names exactly the ready
+# receivers' IPs (saved as expected-ROUND): a DNS cache on the way (CoreDNS
+# `cache 30` before Kubernetes 1.32, NodeLocal DNSCache) can serve the
+# answer from before a scale-out for up to its TTL, and a broadcast then
+# would miss the new pods.
+wait_listed() {
+    local replicas=$1 round=$2 i deadline=$((SECONDS + LIST_WAIT))
+    local expected=$WORK_DIR/expected-$round listed=$WORK_DIR/listed-$round
+    for ((i = 0; i < replicas; i++)); do
+        "${PLATFORM}_pod_ip" "$STS-$i"
+        echo
+    done | grep . | sort >"$expected"
+    step "oc exec sender-app -- sender --list   (until it lists all $replicas receivers)"
+    until "${PLATFORM}_sender" -s "$SERVICE" --list 2>&1 | sort >"$listed" && cmp -s "$expected" "$listed"; do
+        if ((SECONDS >= deadline)); then
+            echo "demo: after ${LIST_WAIT} s, sender-app still resolves $SERVICE to '$(paste -sd' ' "$listed")'," >&2
+            echo "      not the $replicas ready receivers; a DNS cache should have caught up by now" >&2
+            return 1
+        fi
+        sleep 1
+    done
+    cat "$listed"
+}
+
 # `oc exec sender-app -- sender -s headless-udp -m MESSAGE`: shows its log
-# and checks it named exactly the receivers' IPs, each once.
+# and checks it named exactly the receivers' IPs (wait_listed's), each once.
 broadcast() {
-    local message=$1 replicas=$2 round=$3 status=0 i
+    local message=$1 round=$2 status=0
     local log=$WORK_DIR/sender-$round.log
     step "oc exec sender-app -- sender -s $SERVICE -m $message"
     "${PLATFORM}_sender" -s "$SERVICE" -m "$message" >"$log" 2>"$log.err" || status=$?
@@ -221,10 +248,6 @@ broadcast() {
         echo "demo: the sender exited with status $status" >&2
         FAILED+=("sender exit $status (round $round)")
     fi
-    for ((i = 0; i < replicas; i++)); do
-        "${PLATFORM}_pod_ip" "$STS-$i"
-        echo
-    done >"$WORK_DIR/expected-$round"
     verify_sender_log "$log" "$WORK_DIR/expected-$round" ||
         FAILED+=("sender log (round $round)")
 }
@@ -300,23 +323,23 @@ local_walkthrough() {
         local_start_receiver_pod "$i"
     done
     echo "statefulset.apps/$STS created ($replicas pods ready)"
-    cluster_wait_dns "$replicas"
     step "oc get pods -o wide"
     local_get_pods "$replicas"
+    wait_listed "$replicas" 1
 
-    broadcast "$MESSAGE_1" "$replicas" 1
+    broadcast "$MESSAGE_1" 1
     check_receivers "$replicas" "$MESSAGE_1" "$replicas"
 
     step "oc scale statefulset/$STS --replicas=$scale_to"
     for ((i = replicas; i < scale_to; i++)); do
         local_start_receiver_pod "$i"
     done
-    cluster_wait_dns "$scale_to"
     echo "statefulset.apps/$STS scaled ($scale_to pods ready)"
     step "oc get pods -o wide"
     local_get_pods "$scale_to"
+    wait_listed "$scale_to" 2
 
-    broadcast "$MESSAGE_2" "$scale_to" 2
+    broadcast "$MESSAGE_2" 2
     check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
 
     step "oc delete project headless-demo   (here: every namespace, process and file of the run)"

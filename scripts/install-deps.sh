@@ -18,6 +18,7 @@ apt_packages=(
     iptables       # netavark's NAT rules (not a dependency of its package)
     podman-compose # compose.yaml test
     python3-venv   # the linters' virtualenv
+    qemu-user-static # runs the aarch64 binaries in tests/aarch64.rs
 )
 # Python tools, in a virtualenv (see tools_venv below). Pinned: a new
 # release with new checks must not turn CI red on its own.
@@ -48,8 +49,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
-    rustup target add x86_64-unknown-linux-musl
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
 for component in rustfmt clippy; do
     rustup component list --installed | grep -q "^$component" || rustup component add "$component"
 done

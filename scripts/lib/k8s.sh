@@ -7,8 +7,8 @@
 # step, verdict, unfinished, die_usage, count_arg, usage and REPO from demo.sh.
 
 K8S_TEMPLATE=udp-broadcasting
-K8S_DEFAULT_RECEIVER_IMAGE=udp-headless/receiver:0.1.0
-K8S_DEFAULT_SENDER_IMAGE=udp-headless/sender:0.1.0
+K8S_DEFAULT_RECEIVER_IMAGE=localhost/udp-headless/receiver:0.1.0
+K8S_DEFAULT_SENDER_IMAGE=localhost/udp-headless/sender:0.1.0
 
 k8s_main() {
     K8S_NS=headless-demo
@@ -43,6 +43,8 @@ k8s_main() {
     PLATFORM=k8s
     # Pod logs reach the API server with a delay.
     RECEIVE_WAIT=20
+    # CoreDNS `cache 30` and NodeLocal DNSCache (30 s) may stack up.
+    LIST_WAIT=90
     trap k8s_exit EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -66,36 +68,62 @@ EOF
     fi
 }
 
-# Fails early, and clearly, when the CLI cannot reach a cluster or may not
-# create pods in the namespace.
+# Fails early, and clearly, when the CLI cannot reach a cluster or the
+# user may not run the demo: pods in the namespace if it exists, else a new
+# project (OpenShift's self-provisioners, e.g. `developer` on OpenShift
+# Local, may create projects but not namespaces) or namespace.
 k8s_check_login() {
-    local out
+    local out new
     if [ "$K8S_CLI" = oc ] && ! out=$(oc whoami --request-timeout=20s 2>&1); then
         echo "demo: oc is not logged in to a cluster (oc whoami: $(tail -n 1 <<<"$out"))." >&2
         echo "      Log in first: oc login --token=... --server=https://api.<cluster>:6443" >&2
         exit 3
     fi
-    out=$("$K8S_CLI" auth can-i create pods -n "$K8S_NS" --request-timeout=20s 2>&1) || true
-    case $(tail -n 1 <<<"$out") in
-    yes) return 0 ;;
-    no*)
+    # OpenShift (it has the Template API): projects, which project admins
+    # may delete and self-provisioners create, not namespaces.
+    K8S_KIND=namespace new=namespaces
+    if [ "$K8S_CLI" = oc ] &&
+        oc api-resources --api-group=template.openshift.io -o name 2>/dev/null | grep -q '^templates'; then
+        K8S_KIND=project new=projectrequests.project.openshift.io
+    fi
+    k8s_can create pods -n "$K8S_NS" && return 0
+    if k8s_ns_exists; then
         echo "demo: you may not create pods in namespace $K8S_NS ($K8S_CLI auth can-i create pods -n $K8S_NS: no)." >&2
         echo "      Use a namespace you own (--namespace NS) or ask for the edit role there." >&2
-        ;;
-    *)
-        echo "demo: $K8S_CLI cannot reach a cluster, or is not logged in ($K8S_CLI auth can-i create pods -n $K8S_NS failed):" >&2
-        echo "      $(tail -n 1 <<<"$out")" >&2
-        echo "      Log in first ($K8S_CLI config current-context shows which cluster is used; check KUBECONFIG), or try: sudo scripts/demo.sh local" >&2
-        ;;
-    esac
+    elif k8s_can create "$new"; then
+        return 0
+    else
+        echo "demo: namespace $K8S_NS does not exist (or is not yours), and you may not create one ($K8S_CLI auth can-i create $new: no)." >&2
+        echo "      Ask for one (or the self-provisioner role) and pass --namespace NS." >&2
+    fi
     exit 3
+}
+
+# `auth can-i ARGS`: true if yes, false if no; exits 3 if the cluster
+# cannot be asked.
+k8s_can() {
+    local out
+    out=$("$K8S_CLI" auth can-i "$@" --request-timeout=20s 2>&1) || true
+    case $(tail -n 1 <<<"$out") in
+    yes) return 0 ;;
+    no*) return 1 ;;
+    esac
+    echo "demo: $K8S_CLI cannot reach a cluster, or is not logged in ($K8S_CLI auth can-i $* failed):" >&2
+    echo "      $(tail -n 1 <<<"$out")" >&2
+    echo "      Log in first ($K8S_CLI config current-context shows which cluster is used; check KUBECONFIG), or try: sudo scripts/demo.sh local" >&2
+    exit 3
+}
+
+k8s_ns_exists() {
+    "$K8S_CLI" get "$K8S_KIND" "$K8S_NS" >/dev/null 2>&1
 }
 
 k8s() {
     "$K8S_CLI" -n "$K8S_NS" "$@"
 }
 
-# The EXIT trap (errexit off: nothing may stop the cleanup half-way).
+# The EXIT trap (errexit off: nothing may stop the cleanup half-way). The
+# saved logs stay when the run failed.
 k8s_exit() {
     local status=$?
     set +e
@@ -103,27 +131,26 @@ k8s_exit() {
     if [ "$K8S_CLEANUP" = 1 ]; then
         k8s_cleanup || true
     fi
-    rm -rf "$WORK_DIR"
+    if [ "$status" = 0 ]; then
+        rm -rf "$WORK_DIR"
+    else
+        echo "demo: the logs of this run are kept in $WORK_DIR"
+    fi
     exit "$status"
-}
-
-# OpenShift has the Template API; plain Kubernetes does not.
-k8s_is_openshift() {
-    "$K8S_CLI" api-resources --api-group=template.openshift.io -o name 2>/dev/null | grep -q '^templates'
 }
 
 k8s_create_namespace() {
     step "oc new-project $K8S_NS"
-    if "$K8S_CLI" get namespace "$K8S_NS" >/dev/null 2>&1; then
+    if k8s_ns_exists; then
         echo "namespace $K8S_NS exists: using it"
-    elif [ "$K8S_CLI" = oc ] && k8s_is_openshift; then
-        oc new-project "$K8S_NS" >/dev/null
-        K8S_MADE_NS=1
+        return 0
+    elif [ "$K8S_KIND" = project ]; then
+        oc new-project "$K8S_NS" --skip-config-write >/dev/null
         echo "project $K8S_NS created"
     else
         kubectl create namespace "$K8S_NS"
-        K8S_MADE_NS=1
     fi
+    K8S_MADE_NS=1
 }
 
 # OpenShift: the Template, as in the original walkthrough (oc create -f
@@ -132,7 +159,11 @@ k8s_create_namespace() {
 # objects before applying (one apply, no second rollout from `set image`).
 k8s_deploy() {
     local replicas=$1
-    if [ "$K8S_CLI" = oc ] && k8s_is_openshift; then
+    # Fresh pods in a namespace used before: old receivers would still have
+    # the last run's messages in their logs.
+    ((K8S_MADE_NS)) || k8s delete --ignore-not-found --cascade=foreground \
+        --timeout="${K8S_TIMEOUT}s" statefulset,pod -l app.kubernetes.io/part-of=udp-headless
+    if [ "$K8S_KIND" = project ]; then
         step "oc create -f deployments/Deploy.yaml; oc process $K8S_TEMPLATE -p REPLICAS=$replicas ... | oc create -f -"
         k8s apply -f "$REPO/deployments/Deploy.yaml"
         k8s process "$K8S_TEMPLATE" --ignore-unknown-parameters \
@@ -142,8 +173,8 @@ k8s_deploy() {
         step "kubectl apply -k deployments/ (images: $K8S_RECEIVER_IMAGE, $K8S_SENDER_IMAGE)"
         "$K8S_CLI" kustomize "$REPO/deployments" |
             awk -v r="$K8S_RECEIVER_IMAGE" -v s="$K8S_SENDER_IMAGE" '
-                $1 == "image:" && $2 ~ /^udp-headless\/receiver(:|@|$)/ { sub(/image: .*/, "image: " r) }
-                $1 == "image:" && $2 ~ /^udp-headless\/sender(:|@|$)/ { sub(/image: .*/, "image: " s) }
+                $1 == "image:" && $2 ~ /^localhost\/udp-headless\/receiver(:|@|$)/ { sub(/image: .*/, "image: " r) }
+                $1 == "image:" && $2 ~ /^localhost\/udp-headless\/sender(:|@|$)/ { sub(/image: .*/, "image: " s) }
                 { print }' |
             k8s apply -f -
         k8s scale "statefulset/$STS" --replicas="$replicas"
@@ -152,13 +183,19 @@ k8s_deploy() {
 
 # Waits for the receivers (readiness = `receiver --check`) and sender-app,
 # then for the Service's endpoints to list them all (counted by pod name: a
-# dual-stack Service has an IPv4 and an IPv6 EndpointSlice), then one DNS
-# TTL so no cached, shorter answer is left (cluster DNS answers with TTL 5 s).
+# dual-stack Service has an IPv4 and an IPv6 EndpointSlice). DNS may lag
+# behind: wait_listed waits for it.
 k8s_wait_ready() {
     local replicas=$1 ready deadline=$((SECONDS + K8S_TIMEOUT))
     step "oc rollout status statefulset/$STS; oc wait --for=condition=Ready pod/sender-app"
-    k8s rollout status "statefulset/$STS" --timeout="${K8S_TIMEOUT}s"
-    k8s wait --for=condition=Ready pod/sender-app --timeout="${K8S_TIMEOUT}s"
+    if ! k8s rollout status "statefulset/$STS" --timeout="${K8S_TIMEOUT}s" ||
+        ! k8s wait --for=condition=Ready pod/sender-app --timeout="${K8S_TIMEOUT}s"; then
+        k8s get pods -o wide
+        k8s get events --field-selector type=Warning --sort-by=.lastTimestamp | tail -n 20
+        echo "demo: pods not ready after ${K8S_TIMEOUT} s (state and warnings above); ImagePullBackOff or" >&2
+        echo "      ErrImagePull: build and push the images, pass --receiver-image and --sender-image" >&2
+        return 1
+    fi
     while ready=$(k8s get endpointslices -l "kubernetes.io/service-name=$SERVICE" \
         -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.targetRef.name}{"\n"}{end}' |
         sort -u | grep -c . || true) && [ "$ready" != "$replicas" ]; do
@@ -168,7 +205,6 @@ k8s_wait_ready() {
         fi
         sleep 2
     done
-    sleep 6
     step "oc get pods -o wide"
     k8s get pods -o wide
 }
@@ -200,15 +236,15 @@ k8s_walkthrough() {
     k8s_create_namespace
     k8s_deploy "$replicas"
     k8s_wait_ready "$replicas"
-
-    broadcast "$MESSAGE_1" "$replicas" 1
+    wait_listed "$replicas" 1
+    broadcast "$MESSAGE_1" 1
     check_receivers "$replicas" "$MESSAGE_1" "$replicas"
 
     step "oc scale statefulset/$STS --replicas=$scale_to"
     k8s scale "statefulset/$STS" --replicas="$scale_to"
     k8s_wait_ready "$scale_to"
-
-    broadcast "$MESSAGE_2" "$scale_to" 2
+    wait_listed "$scale_to" 2
+    broadcast "$MESSAGE_2" 2
     check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
     echo
     verdict "$replicas" "$scale_to"
@@ -219,13 +255,11 @@ k8s_walkthrough() {
 k8s_cleanup() {
     if [ "$K8S_MADE_NS" = 1 ]; then
         step "oc delete project $K8S_NS"
-        "$K8S_CLI" delete namespace "$K8S_NS" --wait=false
+        "$K8S_CLI" delete "$K8S_KIND" "$K8S_NS" --wait=false
         return 0
     fi
     step "oc delete (the demo's objects in $K8S_NS)"
     k8s delete --ignore-not-found service,statefulset,pod,networkpolicy \
         -l app.kubernetes.io/part-of=udp-headless
-    if [ "$K8S_CLI" = oc ] && k8s_is_openshift; then
-        k8s delete --ignore-not-found "template/$K8S_TEMPLATE"
-    fi
+    [ "$K8S_KIND" = namespace ] || k8s delete --ignore-not-found "template/$K8S_TEMPLATE"
 }

@@ -42,6 +42,8 @@ Options (the environment variable is used when the option is not given):
                         (500ms, 2s, 1.5m, ...)
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
                         process of a sender pod you `kubectl exec` into
+      --list            print the addresses a broadcast would send to, one
+                        a line, send nothing (exit codes as a broadcast)
   -h, --help            print this help
   -V, --version         print the version
 
@@ -63,6 +65,8 @@ struct Options {
     /// 0: until stopped.
     repeat: u64,
     interval: Duration,
+    /// `--list`: print the pods, send nothing.
+    list: bool,
 }
 
 enum Mode {
@@ -109,6 +113,9 @@ fn run() -> i32 {
         return exit::FAILURE;
     }
     let mut sockets = Sockets::default();
+    if options.list {
+        return list(&options);
+    }
     let mut status = exit::OK;
     let mut note = |code: i32| {
         if status == exit::OK {
@@ -207,6 +214,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut repeat = None;
     let mut interval = None;
     let mut idle = false;
+    let mut list = false;
     let mut others = 0;
     while let Some(arg) = parser.next()? {
         others += 1;
@@ -222,6 +230,10 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
                 idle = true;
                 others -= 1;
             }
+            Some("list") => {
+                parser.flag()?;
+                list = true;
+            }
             Some(option @ ("help" | "version")) => {
                 args::print_help_or_version(&mut parser, option, "sender", HELP)?;
                 return Ok(Mode::Done);
@@ -236,6 +248,11 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             return Err(UsageError::Invalid("--idle takes no other options".into()));
         }
         return Ok(Mode::Idle);
+    }
+    if list && (message.is_some() || repeat.is_some() || interval.is_some()) {
+        return Err(UsageError::Invalid(
+            "--list sends nothing: drop -m, -r and -i".into(),
+        ));
     }
     use std::os::unix::ffi::OsStringExt;
     let message = message
@@ -260,6 +277,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         None => Family::Auto,
     };
     let repeat = match args::option_or_env(repeat, "--repeat", "UDP_HEADLESS_REPEAT")? {
+        Some(_) if list => 1,
         Some((_, from)) if message.is_none() => {
             return Err(UsageError::Invalid(format!(
                 "{from} needs a message (-m): stdin lines are each sent once"
@@ -282,6 +300,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         family,
         repeat,
         interval,
+        list,
     }))
 }
 
@@ -349,6 +368,36 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> Result
         return Err(LogFailed);
     }
     Ok(status)
+}
+
+/// `--list`: the addresses `broadcast` would send to, from the same
+/// discovery, with the same exit codes; the demo polls it until a DNS cache
+/// has caught up with a scale-out.
+fn list(options: &Options) -> i32 {
+    let pods = match discover::discover(&options.service, options.port, options.family) {
+        Ok(pods) => pods,
+        Err(e) => {
+            log_error(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    let text: String = pods
+        .addrs
+        .iter()
+        .map(|addr| pyrepr::ip_text(addr.ip()) + "\n")
+        .collect();
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        log_error(&format!("cannot write to standard output: {e}"));
+        return exit::FAILURE;
+    }
+    match &pods.incomplete {
+        Some(why) => {
+            log_line::to_stderr(log_line::WARNING, why);
+            exit::PARTIAL
+        }
+        None => exit::OK,
+    }
 }
 
 fn log_error(message: &str) {

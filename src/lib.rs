@@ -10,6 +10,7 @@ pub mod args;
 pub mod discover;
 pub mod dns;
 pub mod exit;
+pub mod frame;
 pub mod log_line;
 pub mod pyrepr;
 pub mod readiness;

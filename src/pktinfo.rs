@@ -1,0 +1,314 @@
+//! Receiving a datagram together with the address it was sent to, and
+//! answering from that address (IP_PKTINFO / IPV6_RECVPKTINFO with
+//! recvmsg/sendmsg; std has neither). A receiver on a wildcard address of a
+//! host with several addresses must acknowledge from the one the sender
+//! used, or the sender cannot match the acknowledgement to the pod.
+//!
+//! Linux 64-bit layouts (glibc and musl agree on little-endian x86_64 and
+//! aarch64).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::os::fd::AsRawFd;
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const SOL_IP: i32 = 0;
+const IP_PKTINFO: i32 = 8;
+const SOL_IPV6: i32 = 41;
+const IPV6_RECVPKTINFO: i32 = 49;
+const IPV6_PKTINFO: i32 = 50;
+
+#[repr(C)]
+struct Iovec {
+    base: *mut u8,
+    len: usize,
+}
+
+#[repr(C)]
+struct Msghdr {
+    name: *mut u8,
+    namelen: u32,
+    iov: *mut Iovec,
+    iovlen: usize,
+    control: *mut u8,
+    controllen: usize,
+    flags: i32,
+}
+
+/// `struct cmsghdr`: length (header included), level, type; data follows
+/// at CMSG_HDR_LEN.
+const CMSG_HDR_LEN: usize = 16;
+const IN_PKTINFO_LEN: usize = 12;
+const IN6_PKTINFO_LEN: usize = 20;
+
+extern "C" {
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
+    fn recvmsg(fd: i32, msg: *mut Msghdr, flags: i32) -> isize;
+    fn sendmsg(fd: i32, msg: *const Msghdr, flags: i32) -> isize;
+}
+
+/// Asks the kernel to tell `recv` each datagram's destination address.
+/// Both options on a dual-stack socket: IPv4 datagrams arrive through it
+/// too. An option the socket's family lacks fails, and is not needed.
+pub fn enable(sock: &UdpSocket) -> io::Result<()> {
+    let fd = sock.as_raw_fd();
+    let on = 1i32;
+    // SAFETY: the value pointer is a valid i32 with its true length.
+    let results = unsafe {
+        [
+            setsockopt(fd, SOL_IP, IP_PKTINFO, &on, 4),
+            setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &on, 4),
+        ]
+    };
+    if results.contains(&0) {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One datagram received: its length, source, and the local address it
+/// was sent to (None if the kernel did not say).
+pub struct Received {
+    pub len: usize,
+    pub from: SocketAddr,
+    pub to: Option<IpAddr>,
+}
+
+/// `recv_from`, plus the destination address. Errors as `recv_from`'s
+/// (WouldBlock, TimedOut, Interrupted...).
+pub fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+    let mut name = [0u8; 128];
+    let mut control = [0u64; 16];
+    let mut iov = Iovec {
+        base: buf.as_mut_ptr(),
+        len: buf.len(),
+    };
+    let mut msg = Msghdr {
+        name: name.as_mut_ptr(),
+        namelen: name.len() as u32,
+        iov: &mut iov,
+        iovlen: 1,
+        control: control.as_mut_ptr().cast(),
+        controllen: std::mem::size_of_val(&control),
+        flags: 0,
+    };
+    // SAFETY: every pointer in msg points at a live buffer of the length
+    // given beside it.
+    let len = unsafe { recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if len < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let from = sockaddr(&name[..(msg.namelen as usize).min(name.len())])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown source address"))?;
+    // SAFETY: plain bytes; the kernel wrote controllen of them.
+    let control_bytes = unsafe {
+        std::slice::from_raw_parts(
+            control.as_ptr().cast::<u8>(),
+            msg.controllen.min(std::mem::size_of_val(&control)),
+        )
+    };
+    Ok(Received {
+        len: len as usize,
+        from,
+        to: destination(control_bytes),
+    })
+}
+
+/// Sends `data` to `to` from the local address `from` (as `recv` gave it),
+/// or as `send_to` would when `from` is None.
+pub fn send_from(
+    sock: &UdpSocket,
+    data: &[u8],
+    to: SocketAddr,
+    from: Option<IpAddr>,
+) -> io::Result<usize> {
+    let Some(from) = from else {
+        return sock.send_to(data, to);
+    };
+    let v6_socket = sock.local_addr()?.is_ipv6();
+    let (mut name, namelen) = encode_sockaddr(to, v6_socket);
+    let mut control = [0u64; 8];
+    let control_len = encode_pktinfo(bytes_of_mut(&mut control), from, v6_socket)?;
+    let mut iov = Iovec {
+        base: data.as_ptr().cast_mut(),
+        len: data.len(),
+    };
+    let msg = Msghdr {
+        name: name.as_mut_ptr(),
+        namelen,
+        iov: &mut iov,
+        iovlen: 1,
+        control: control.as_mut_ptr().cast(),
+        controllen: control_len,
+        flags: 0,
+    };
+    // SAFETY: as in recv; sendmsg only reads the buffers.
+    let sent = unsafe { sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+fn bytes_of_mut(words: &mut [u64; 8]) -> &mut [u8] {
+    // SAFETY: any bytes are valid u64s; same memory, same lifetime.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), 64) }
+}
+
+/// The source as std's `recv_from` builds it, so log lines do not change.
+fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes(name.get(..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
+    match family {
+        AF_INET => {
+            let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
+            Some(SocketAddrV4::new(ip.into(), port).into())
+        }
+        AF_INET6 => {
+            let flowinfo = u32::from_ne_bytes(name.get(4..8)?.try_into().ok()?);
+            let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
+            let scope_id = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
+            Some(SocketAddrV6::new(ip.into(), port, flowinfo, scope_id).into())
+        }
+        _ => None,
+    }
+}
+
+/// `sockaddr_in` or `sockaddr_in6` for `to`; an IPv6 socket needs IPv4
+/// destinations IPv4-mapped.
+fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> ([u8; 28], u32) {
+    let mut name = [0u8; 28];
+    name[2..4].copy_from_slice(&to.port().to_be_bytes());
+    match to {
+        SocketAddr::V4(v4) if !v6_socket => {
+            name[..2].copy_from_slice(&AF_INET.to_ne_bytes());
+            name[4..8].copy_from_slice(&v4.ip().octets());
+            (name, 16)
+        }
+        _ => {
+            let (ip, flowinfo, scope_id) = match to {
+                SocketAddr::V4(v4) => (v4.ip().to_ipv6_mapped(), 0, 0),
+                SocketAddr::V6(v6) => (*v6.ip(), v6.flowinfo(), v6.scope_id()),
+            };
+            name[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
+            name[4..8].copy_from_slice(&flowinfo.to_ne_bytes());
+            name[8..24].copy_from_slice(&ip.octets());
+            name[24..28].copy_from_slice(&scope_id.to_ne_bytes());
+            (name, 28)
+        }
+    }
+}
+
+/// Writes one pktinfo control message choosing `from` as the source;
+/// returns its length. The interface is left to the routing table.
+fn encode_pktinfo(out: &mut [u8], from: IpAddr, v6_socket: bool) -> io::Result<usize> {
+    let (level, kind, data) = match from {
+        IpAddr::V4(v4) if !v6_socket => {
+            // in_pktinfo: ifindex, spec_dst (the source to use), addr.
+            let mut data = [0u8; IN_PKTINFO_LEN];
+            data[4..8].copy_from_slice(&v4.octets());
+            (SOL_IP, IP_PKTINFO, data.to_vec())
+        }
+        _ => {
+            let ip = match from {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            // in6_pktinfo: address, ifindex.
+            let mut data = [0u8; IN6_PKTINFO_LEN];
+            data[..16].copy_from_slice(&ip.octets());
+            (SOL_IPV6, IPV6_PKTINFO, data.to_vec())
+        }
+    };
+    let len = CMSG_HDR_LEN + data.len();
+    let space = CMSG_HDR_LEN + data.len().next_multiple_of(8);
+    let out = out
+        .get_mut(..space)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "control buffer too small"))?;
+    out.fill(0);
+    out[..8].copy_from_slice(&len.to_ne_bytes());
+    out[8..12].copy_from_slice(&level.to_ne_bytes());
+    out[12..16].copy_from_slice(&kind.to_ne_bytes());
+    out[CMSG_HDR_LEN..len].copy_from_slice(&data);
+    Ok(space)
+}
+
+/// The destination address from the control messages `recvmsg` wrote.
+fn destination(mut control: &[u8]) -> Option<IpAddr> {
+    while control.len() >= CMSG_HDR_LEN {
+        let len = usize::from_ne_bytes(control[..8].try_into().ok()?);
+        let level = i32::from_ne_bytes(control[8..12].try_into().ok()?);
+        let kind = i32::from_ne_bytes(control[12..16].try_into().ok()?);
+        let data = control.get(CMSG_HDR_LEN..len)?;
+        match (level, kind) {
+            (SOL_IP, IP_PKTINFO) if data.len() >= IN_PKTINFO_LEN => {
+                // ipi_addr: the header's destination address.
+                let ip: [u8; 4] = data[8..12].try_into().ok()?;
+                return Some(Ipv4Addr::from(ip).into());
+            }
+            (SOL_IPV6, IPV6_PKTINFO) if data.len() >= IN6_PKTINFO_LEN => {
+                let ip: [u8; 16] = data[..16].try_into().ok()?;
+                return Some(Ipv6Addr::from(ip).to_canonical());
+            }
+            _ => {}
+        }
+        control = control.get(len.next_multiple_of(8)..)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The destination is reported for each family of a dual-stack socket
+    /// and of single-family sockets, and an answer goes out from it.
+    #[test]
+    fn knows_the_destination_and_answers_from_it() {
+        let cases = [
+            ("[::]:0", "127.0.0.1"),
+            ("[::]:0", "::1"),
+            ("0.0.0.0:0", "127.0.0.1"),
+            ("[::1]:0", "::1"),
+        ];
+        for (bind, to) in cases {
+            let sock = crate::socket::bind_udp(bind.parse().unwrap()).unwrap();
+            enable(&sock).unwrap();
+            let port = sock.local_addr().unwrap().port();
+            let client = UdpSocket::bind((to, 0)).unwrap();
+            client.send_to(b"ping", (to, port)).unwrap();
+            let mut buf = [0; 16];
+            let got = recv(&sock, &mut buf).unwrap();
+            assert_eq!(&buf[..got.len], b"ping");
+            let want_from = client.local_addr().unwrap();
+            assert_eq!(got.from.ip().to_canonical(), want_from.ip(), "{bind} {to}");
+            assert_eq!(got.from.port(), want_from.port());
+            let to_ip: IpAddr = to.parse().unwrap();
+            assert_eq!(got.to, Some(to_ip), "{bind} {to}");
+            send_from(&sock, b"pong", got.from, got.to).unwrap();
+            let (n, answered_from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"pong");
+            assert_eq!(answered_from, SocketAddr::new(to_ip, port), "{bind} {to}");
+        }
+    }
+
+    #[test]
+    fn other_control_messages_are_skipped_and_junk_is_safe() {
+        let mut control = vec![0u8; 24];
+        control[..8].copy_from_slice(&20usize.to_ne_bytes());
+        control[8..12].copy_from_slice(&1i32.to_ne_bytes());
+        let mut v4 = [0u8; 64];
+        let len = encode_pktinfo(&mut v4, "10.0.0.9".parse().unwrap(), false).unwrap();
+        // Sent and received in_pktinfo differ in which field holds the
+        // address: move spec_dst to ipi_addr.
+        let mut received = v4[..len].to_vec();
+        received.copy_within(20..24, 24);
+        control.extend_from_slice(&received);
+        assert_eq!(destination(&control), Some("10.0.0.9".parse().unwrap()));
+        for junk in [&[0xffu8; 40][..], &[0; 16], &[0; 3], &[]] {
+            assert_eq!(destination(junk), None);
+        }
+    }
+}

@@ -213,15 +213,11 @@ fn malformed_frames_are_logged_as_bytes_and_not_acknowledged() {
 
     let lines = receiver.wait_lines(malformed.len() + 1);
     // python3 itself renders the bytes, as the original receiver would.
+    let hexes: Vec<String> = malformed.iter().map(|d| hex(d)).collect();
+    let hexes: Vec<&str> = hexes.iter().map(String::as_str).collect();
     let reprs = python3(
         "import sys\nfor h in sys.argv[1:]: print(bytes.fromhex(h))",
-        &malformed
-            .iter()
-            .map(hex)
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+        &hexes,
     );
     let client_addr = format!("('127.0.0.1', {})", client.local_addr().unwrap().port());
     let mut want: Vec<String> = reprs.lines().map(|r| received(r, &client_addr)).collect();
@@ -229,7 +225,7 @@ fn malformed_frames_are_logged_as_bytes_and_not_acknowledged() {
     assert_eq!(info_messages(&lines.join("\n")), want);
 }
 
-fn hex(bytes: &Vec<u8>) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -558,7 +554,8 @@ impl Drop for PythonReceiver {
 fn usage_errors() {
     let big = "x".repeat(65_506);
     // (arguments, environment, what stderr must name)
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             &["-s", "x", "-m", "m", "--timeout", "1s"],
             &[],

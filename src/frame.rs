@@ -32,7 +32,7 @@ pub const MAX_SOURCE_LEN: usize = 1 + 2 + 16;
 
 /// Names one message of one sender: what an acknowledgement answers and
 /// what the receiver remembers to log each message once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Id {
     /// Random per sender process, so two senders' sequences never mix.
     pub sender: u64,

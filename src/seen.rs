@@ -9,16 +9,16 @@ use std::net::SocketAddr;
 
 /// Pairs remembered per source. A sender waits for one message at a time
 /// (retries end within its timeout), so a few suffice.
-pub const PER_SOURCE: usize = 16;
-/// Sources per generation: fills a hash map of 512 buckets exactly.
-pub const GENERATION: usize = 448;
+pub const PER_SOURCE: usize = 4;
+/// Sources per generation: fills a hash map of 2048 buckets exactly.
+pub const GENERATION: usize = 1792;
 /// Sources remembered at most: two generations.
 pub const SOURCES: usize = 2 * GENERATION;
 
 /// Recent (sender id, sequence) pairs per source address and port.
 ///
-/// Bounded whatever arrives: at most `SOURCES` (896) sources of
-/// `PER_SOURCE` pairs, two maps of 512 buckets of about 430 bytes, so
+/// Bounded whatever arrives: at most `SOURCES` (3584) sources of
+/// `PER_SOURCE` pairs, two maps of 2048 buckets of about 110 bytes, so
 /// about 430 KiB. Sources are kept in two generations; when the current
 /// one has `GENERATION` sources, the older one is forgotten. A source seen again moves to the current
 /// generation, so a flood of new sources pushes out the least recently
@@ -32,8 +32,9 @@ pub struct Seen {
 /// A ring of the last `PER_SOURCE` pairs of one source.
 #[derive(Clone, Default)]
 struct Recent {
-    ids: [Option<Id>; PER_SOURCE],
-    next: usize,
+    ids: [Id; PER_SOURCE],
+    len: u8,
+    next: u8,
 }
 
 impl Seen {
@@ -49,11 +50,12 @@ impl Seen {
                 self.current.entry(source).or_insert(moved)
             }
         };
-        if recent.ids.contains(&Some(id)) {
+        if recent.ids[..usize::from(recent.len)].contains(&id) {
             return false;
         }
-        recent.ids[recent.next] = Some(id);
-        recent.next = (recent.next + 1) % PER_SOURCE;
+        recent.ids[usize::from(recent.next)] = id;
+        recent.next = (recent.next + 1) % PER_SOURCE as u8;
+        recent.len = (recent.len + 1).min(PER_SOURCE as u8);
         true
     }
 

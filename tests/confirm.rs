@@ -650,3 +650,40 @@ fn environment_switches_confirmation() {
         "{lines:?}"
     );
 }
+
+/// `relay --frame`'s frames: logged as if the client had sent them
+/// directly, not acknowledged, each copy logged.
+#[test]
+fn a_forwarded_frame_is_logged_with_its_original_source() {
+    let receiver = Receiver::start("confirm-forwarded", &[]);
+    let relay = socket("127.0.0.1");
+    let to = ("127.0.0.1", receiver.port);
+    let id = Id { sender: 3, seq: 1 };
+    let sources = [
+        ("10.1.2.3:5000", "('10.1.2.3', 5000)"),
+        ("[fd00::7]:53", "('fd00::7', 53, 0, 0)"),
+    ];
+    let mut datagram = Vec::new();
+    for (source, _) in sources {
+        frame::write_forwarded(&mut datagram, id, source.parse().unwrap(), b"hi");
+        relay.send_to(&datagram, to).unwrap();
+    }
+    relay.send_to(&frame::data(id, b"marker"), to).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = relay.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        frame::parse(&buf[..n]),
+        Some(Frame::Ack(id)),
+        "only the DATA frame is acknowledged"
+    );
+    let lines = receiver.wait_lines(3);
+    let relay_addr = format!("('127.0.0.1', {})", relay.local_addr().unwrap().port());
+    assert_eq!(
+        info_messages(&lines.join("\n")),
+        [
+            received("b'hi'", sources[0].1),
+            received("b'hi'", sources[1].1),
+            received("b'marker'", &relay_addr),
+        ]
+    );
+}

@@ -572,7 +572,8 @@ plain = statistics.median(confirm["plain"])
 for who, label in (("plain", "plain broadcast"), ("confirm", "`--confirm`, no loss"),
                    ("loss", "`--confirm`, 10% loss each way: all 1000 confirmed")):
     m, r = spread(confirm[who], 1000, "{:.0f}" if who == "loss" else "{:.1f}")
-    print(f"| {label} | {m} | {r} | {statistics.median(confirm[who]) / plain:.2f}x |")
+    ratio = "" if who == "loss" else f"{statistics.median(confirm[who]) / plain:.2f}x"
+    print(f"| {label} | {m} | {r} | {ratio} |")
 duplicates = int(open(os.path.join(results, "confirm-duplicates")).read())
 print(f"\nLines logged twice by the receiver over all runs: {duplicates}.\n")
 

@@ -4,37 +4,14 @@
 //! host with several addresses must acknowledge from the one the sender
 //! used, or the sender cannot match the acknowledgement to the pod.
 //!
-//! Linux 64-bit layouts (glibc and musl agree on little-endian x86_64 and
-//! aarch64).
+//! The calls are in `sys`; this module builds and reads their bytes
+//! (sockaddr, cmsghdr), Linux 64-bit layouts.
 
+use crate::sys::{
+    self, AF_INET, AF_INET6_FAMILY as AF_INET6, IPV6_PKTINFO, IP_PKTINFO, SOL_IP, SOL_IPV6,
+};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::os::fd::AsRawFd;
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
-const SOL_IP: i32 = 0;
-const IP_PKTINFO: i32 = 8;
-const SOL_IPV6: i32 = 41;
-const IPV6_RECVPKTINFO: i32 = 49;
-const IPV6_PKTINFO: i32 = 50;
-
-#[repr(C)]
-struct Iovec {
-    base: *mut u8,
-    len: usize,
-}
-
-#[repr(C)]
-struct Msghdr {
-    name: *mut u8,
-    namelen: u32,
-    iov: *mut Iovec,
-    iovlen: usize,
-    control: *mut u8,
-    controllen: usize,
-    flags: i32,
-}
 
 /// `struct cmsghdr`: length (header included), level, type; data follows
 /// at CMSG_HDR_LEN.
@@ -42,30 +19,9 @@ const CMSG_HDR_LEN: usize = 16;
 const IN_PKTINFO_LEN: usize = 12;
 const IN6_PKTINFO_LEN: usize = 20;
 
-extern "C" {
-    fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
-    fn recvmsg(fd: i32, msg: *mut Msghdr, flags: i32) -> isize;
-    fn sendmsg(fd: i32, msg: *const Msghdr, flags: i32) -> isize;
-}
-
 /// Asks the kernel to tell `recv` each datagram's destination address.
-/// Both options on a dual-stack socket: IPv4 datagrams arrive through it
-/// too. An option the socket's family lacks fails, and is not needed.
 pub fn enable(sock: &UdpSocket) -> io::Result<()> {
-    let fd = sock.as_raw_fd();
-    let on = 1i32;
-    // SAFETY: the value pointer is a valid i32 with its true length.
-    let results = unsafe {
-        [
-            setsockopt(fd, SOL_IP, IP_PKTINFO, &on, 4),
-            setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &on, 4),
-        ]
-    };
-    if results.contains(&0) {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sys::enable_pktinfo(sock)
 }
 
 /// One datagram received: its length, source, and the local address it
@@ -81,38 +37,17 @@ pub struct Received {
 pub fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
     let mut name = [0u8; 128];
     let mut control = [0u64; 16];
-    let mut iov = Iovec {
-        base: buf.as_mut_ptr(),
-        len: buf.len(),
-    };
-    let mut msg = Msghdr {
-        name: name.as_mut_ptr(),
-        namelen: name.len() as u32,
-        iov: &mut iov,
-        iovlen: 1,
-        control: control.as_mut_ptr().cast(),
-        controllen: std::mem::size_of_val(&control),
-        flags: 0,
-    };
-    // SAFETY: every pointer in msg points at a live buffer of the length
-    // given beside it.
-    let len = unsafe { recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if len < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let from = sockaddr(&name[..(msg.namelen as usize).min(name.len())])
+    let (len, name_len, control_len) = sys::recv_msg(sock, buf, &mut name, &mut control)?;
+    let from = sockaddr(&name[..name_len])
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown source address"))?;
-    // SAFETY: plain bytes; the kernel wrote controllen of them.
-    let control_bytes = unsafe {
-        std::slice::from_raw_parts(
-            control.as_ptr().cast::<u8>(),
-            msg.controllen.min(std::mem::size_of_val(&control)),
-        )
-    };
+    let mut bytes = [0u8; 128];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip(control) {
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
     Ok(Received {
-        len: len as usize,
+        len,
         from,
-        to: destination(control_bytes),
+        to: destination(&bytes[..control_len]),
     })
 }
 
@@ -127,34 +62,17 @@ pub fn send_from(
     let Some(from) = from else {
         return sock.send_to(data, to);
     };
-    let v6_socket = sock.local_addr()?.is_ipv6();
-    let (mut name, namelen) = encode_sockaddr(to, v6_socket);
-    let mut control = [0u64; 8];
-    let control_len = encode_pktinfo(bytes_of_mut(&mut control), from, v6_socket)?;
-    let mut iov = Iovec {
-        base: data.as_ptr().cast_mut(),
-        len: data.len(),
-    };
-    let msg = Msghdr {
-        name: name.as_mut_ptr(),
-        namelen,
-        iov: &mut iov,
-        iovlen: 1,
-        control: control.as_mut_ptr().cast(),
-        controllen: control_len,
-        flags: 0,
-    };
-    // SAFETY: as in recv; sendmsg only reads the buffers.
-    let sent = unsafe { sendmsg(sock.as_raw_fd(), &msg, 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
+    // `recv` gives an IPv6 (maybe IPv4-mapped) source on an IPv6 socket.
+    let v6_socket = to.is_ipv6();
+    let (name, name_len) = encode_sockaddr(to, v6_socket);
+    let mut control = [0u8; 64];
+    let control_len = encode_pktinfo(&mut control, from, v6_socket)?;
+    // Aligned for the kernel's cmsghdr.
+    let mut words = [0u64; 8];
+    for (word, bytes) in words.iter_mut().zip(control.chunks_exact(8)) {
+        *word = u64::from_ne_bytes(bytes.try_into().expect("8 bytes"));
     }
-    Ok(sent as usize)
-}
-
-fn bytes_of_mut(words: &mut [u64; 8]) -> &mut [u8] {
-    // SAFETY: any bytes are valid u64s; same memory, same lifetime.
-    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), 64) }
+    sys::send_msg(sock, data, &name[..name_len as usize], &words, control_len)
 }
 
 /// The source as std's `recv_from` builds it, so log lines do not change.

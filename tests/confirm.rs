@@ -564,7 +564,7 @@ fn usage_errors() {
         (
             &["-s", "x", "-m", "m", "--confirm", "-t", "0"],
             &[],
-            "--timeout: the timeout must be more than 0",
+            "--timeout: '0' is not more than 0",
         ),
         (
             &["-s", "x", "-m", "m", "--confirm", "-t", "soon"],

@@ -20,7 +20,11 @@
 #      our receiver with its default 4 MiB buffer and with the kernel's
 #      default 208 KiB, the Python receiver, and examples/recv_floor.rs (a
 #      bare recv loop, no log).
-#   3. footprint: binary and image sizes, the receivers' resident memory.
+#   3. sender --confirm to 1000 pods (one receiver answers for all of
+#      them), side by side with a plain broadcast; then the time to full
+#      confirmation with 10% of datagrams and of acknowledgements dropped
+#      (iptables), and whether any receiver line was logged twice.
+#   4. footprint: binary and image sizes, the receivers' resident memory.
 #
 # The original's scripts are used unmodified from $UDP_HEADLESS_SEED
 # (default: ../shared/seed next to the repository). Needs root (network
@@ -383,7 +387,34 @@ receiver_bench() {
 }
 
 # ---------------------------------------------------------------------------
-# 3. Footprint: binaries and images.
+# 3. sender --confirm. Runs after receiver_bench: the one receiver gets the
+# burst of 1000 datagrams, so it needs the raised rmem_max too.
+
+confirm_bench() {
+    local send="$musl_dir/sender -s $service -m test"
+    write_pods 1000
+    start_dns 1000
+    ip netns exec "$ns" "$musl_dir/receiver" >"$tmp/confirm.log" 2>/dev/null &
+    local receiver_pid=$! rule
+    log "sender --confirm: 1000 pods, no loss, then 10% loss each way"
+    in_ns hyperfine -N --style none --warmup "$sender_warmup" --runs $((sender_runs * sender_rounds)) \
+        --output="$sink_log" --export-json "$tmp/results/confirm.json" \
+        -n plain "$send" -n confirm "$send --confirm" >/dev/null
+    for rule in --dport --sport; do
+        in_ns iptables -A INPUT -p udp "$rule" "$port" -m statistic --mode random --probability 0.1 -j DROP
+    done
+    in_ns hyperfine -N --style none --runs $((sender_runs * sender_rounds)) --output="$sink_log" \
+        --export-json "$tmp/results/confirm-loss.json" -n loss "$send --confirm --timeout 10s" >/dev/null
+    kill "$receiver_pid"
+    wait "$receiver_pid" || true
+    stop_dns
+    # A sender run's datagrams all come from one port: a line logged twice
+    # would repeat pod address and port.
+    cut -c 24- "$tmp/confirm.log" | sort | uniq -d | wc -l >"$tmp/results/confirm-duplicates"
+}
+
+# ---------------------------------------------------------------------------
+# 4. Footprint: binaries and images.
 
 footprint() {
     local name image size
@@ -415,6 +446,7 @@ footprint() {
 started=$(date +%s)
 sender_bench
 receiver_bench
+confirm_bench
 footprint
 elapsed=$(($(date +%s) - started))
 
@@ -531,6 +563,20 @@ print("| lossless up to | " + " | ".join(lossless_text(w) for w in rlabels) + " 
 print("| all trials | " + " | ".join(where) + " |")
 print()
 
+# --- sender --confirm
+confirm = {r["command"]: r["times"] for name in ("confirm", "confirm-loss")
+           for r in json.load(open(os.path.join(results, name + ".json")))["results"]}
+print("### sender --confirm, 1000 pods (ms, start to exit)\n")
+print("| | median | min-max | / plain |\n|---|---:|---:|---:|")
+plain = statistics.median(confirm["plain"])
+for who, label in (("plain", "plain broadcast"), ("confirm", "`--confirm`, no loss"),
+                   ("loss", "`--confirm`, 10% loss each way: all 1000 confirmed")):
+    m, r = spread(confirm[who], 1000, "{:.0f}" if who == "loss" else "{:.1f}")
+    ratio = "" if who == "loss" else f"{statistics.median(confirm[who]) / plain:.2f}x"
+    print(f"| {label} | {m} | {r} | {ratio} |")
+duplicates = int(open(os.path.join(results, "confirm-duplicates")).read())
+print(f"\nLines logged twice by the receiver over all runs: {duplicates}.\n")
+
 # --- footprint
 print("### Footprint\n")
 rows = [l.split("\t") for l in open(os.path.join(results, "footprint.tsv"))] \
@@ -565,6 +611,10 @@ if lossless.get("ours") and lossless.get("python"):
     print(f"- receiver: lossless at the load generator's maximum: {verdict(at_max)}")
     print(f"- receiver: lossless rate {ratio:.1f}x Python's{' (at least: no loss at max)' if at_max else ''}"
           f" (target 5x): {verdict(ratio >= 5)}")
+ratio = statistics.median(confirm["confirm"]) / plain
+print(f"- sender --confirm, 1000 pods, no loss: {ratio:.2f}x a plain broadcast (target at most 2x): "
+      f"{verdict(ratio <= 2)}")
+print(f"- sender --confirm: no line logged twice: {verdict(duplicates == 0)}")
 for kind, name, size in rows:
     print(f"- {kind} `{name}` under 600 KB: {int(size):,} bytes: {verdict(int(size) < 600_000)}")
 PYTHON

@@ -7,13 +7,17 @@
 compile_error!("udp-headless runs on Linux only: see src/sys.rs");
 
 pub mod args;
+pub mod confirm;
 pub mod discover;
 pub mod dns;
 pub mod exit;
+pub mod frame;
 pub mod log_line;
+pub mod pktinfo;
 pub mod pyrepr;
 pub mod readiness;
 pub mod resolv_conf;
+pub mod seen;
 pub mod signals;
 pub mod socket;
 #[cfg(target_os = "linux")]

@@ -142,6 +142,119 @@ pub fn set_receive_buffer(sock: &UdpSocket, bytes: i32) -> io::Result<i32> {
     Ok(granted)
 }
 
+// Receiving with the destination address, answering from it (src/pktinfo.rs).
+pub const AF_INET: u16 = 2;
+pub const AF_INET6_FAMILY: u16 = AF_INET6 as u16;
+pub const SOL_IP: i32 = 0;
+pub const IP_PKTINFO: i32 = 8;
+pub const SOL_IPV6: i32 = IPPROTO_IPV6;
+const IPV6_RECVPKTINFO: i32 = 49;
+pub const IPV6_PKTINFO: i32 = 50;
+
+/// `struct iovec` and `struct msghdr` (glibc's; musl's pads its int
+/// lengths to the same size and place on little-endian 64-bit).
+#[repr(C)]
+struct Iovec {
+    base: *mut u8,
+    len: usize,
+}
+
+#[repr(C)]
+struct Msghdr {
+    name: *mut u8,
+    namelen: u32,
+    iov: *mut Iovec,
+    iovlen: usize,
+    control: *mut u8,
+    controllen: usize,
+    flags: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<Msghdr>() == 56);
+
+extern "C" {
+    fn recvmsg(fd: i32, msg: *mut Msghdr, flags: i32) -> isize;
+    fn sendmsg(fd: i32, msg: *const Msghdr, flags: i32) -> isize;
+}
+
+/// Asks the kernel for each datagram's destination address: IP_PKTINFO
+/// and IPV6_RECVPKTINFO, as a dual-stack socket gets both families. Ok if
+/// the socket took either (an IPv4 socket has no IPv6 options).
+pub fn enable_pktinfo(sock: &UdpSocket) -> io::Result<()> {
+    let fd = sock.as_raw_fd();
+    let on = 1i32;
+    // SAFETY: the value points to an i32 of the length given.
+    let v4 = unsafe { setsockopt(fd, SOL_IP, IP_PKTINFO, &on, 4) };
+    // SAFETY: as above.
+    let v6 = unsafe { setsockopt(fd, SOL_IPV6, IPV6_RECVPKTINFO, &on, 4) };
+    if v4 == 0 || v6 == 0 {
+        return Ok(());
+    }
+    Err(io::Error::last_os_error())
+}
+
+/// recvmsg(2) into `buf`, the source's sockaddr into `name` and control
+/// messages into `control`; returns the lengths of the three.
+pub fn recv_msg(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    name: &mut [u8],
+    control: &mut [u64],
+) -> io::Result<(usize, usize, usize)> {
+    let mut iov = Iovec {
+        base: buf.as_mut_ptr(),
+        len: buf.len(),
+    };
+    let mut msg = Msghdr {
+        name: name.as_mut_ptr(),
+        namelen: name.len() as u32,
+        iov: &mut iov,
+        iovlen: 1,
+        control: control.as_mut_ptr().cast(),
+        controllen: std::mem::size_of_val(control),
+        flags: 0,
+    };
+    // SAFETY: every pointer in msg points at a live buffer of the length
+    // given beside it, and nothing else uses them during the call.
+    let len = unsafe { recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if len < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let name_len = (msg.namelen as usize).min(name.len());
+    let control_len = msg.controllen.min(std::mem::size_of_val(control));
+    Ok((len as usize, name_len, control_len))
+}
+
+/// sendmsg(2) of `data` to the sockaddr `name`, with control messages
+/// `control` (of `control_len` bytes).
+pub fn send_msg(
+    sock: &UdpSocket,
+    data: &[u8],
+    name: &[u8],
+    control: &[u64],
+    control_len: usize,
+) -> io::Result<usize> {
+    let mut iov = Iovec {
+        base: data.as_ptr().cast_mut(),
+        len: data.len(),
+    };
+    let msg = Msghdr {
+        name: name.as_ptr().cast_mut(),
+        namelen: name.len() as u32,
+        iov: &mut iov,
+        iovlen: 1,
+        control: control.as_ptr().cast_mut().cast(),
+        controllen: control_len.min(std::mem::size_of_val(control)),
+        flags: 0,
+    };
+    // SAFETY: as in recv_msg; sendmsg only reads the buffers.
+    let sent = unsafe { sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
 static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
 
 /// Runs before `main` and before std's runtime init, which opens /dev/null

@@ -6,6 +6,8 @@ use std::io::{self, BufWriter, ErrorKind, StdoutLock, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
+use udp_headless::pktinfo::{self, Received};
+use udp_headless::seen::Seen;
 use udp_headless::{exit, log_line, pyrepr, readiness, signals, socket, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
@@ -192,15 +194,24 @@ fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
     // Bounds how long a blocked recv can miss a stop request.
     sock.set_read_timeout(Some(Duration::from_millis(500)))
         .map_err(socket_error)?;
+    // Acknowledgements go out from the address each frame was sent to;
+    // without it, from the one the routing table picks.
+    if let Err(e) = pktinfo::enable(sock) {
+        log_line::to_stderr(
+            log_line::WARNING,
+            &format!("acknowledgements may come from the wrong address: {e}"),
+        );
+    }
+    let mut seen = Seen::default();
     let mut log = Log::new();
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;
     let mut failures_in_a_row = 0;
     while !signals::stop_requested() {
-        match sock.recv_from(&mut datagram) {
-            Ok((len, from)) => {
+        match pktinfo::recv(sock, &mut datagram) {
+            Ok(got) => {
                 failures_in_a_row = 0;
-                log.line(&datagram[..len], from)?;
+                take(sock, &mut seen, &mut log, &datagram, &got)?;
                 if !draining {
                     sock.set_nonblocking(true).map_err(socket_error)?;
                     draining = true;
@@ -238,12 +249,33 @@ fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
     sock.set_nonblocking(true).map_err(socket_error)?;
     let until = Instant::now() + Duration::from_millis(200);
     while Instant::now() < until {
-        let Ok((len, from)) = sock.recv_from(&mut datagram) else {
+        let Ok(got) = pktinfo::recv(sock, &mut datagram) else {
             break;
         };
-        log.line(&datagram[..len], from)?;
+        take(sock, &mut seen, &mut log, &datagram, &got)?;
     }
     log.flush()
+}
+
+/// Logs one datagram; acknowledges it if it is a frame that asks for it
+/// (docs/PROTOCOL.md). Plain datagrams are logged whole, as always.
+fn take(
+    sock: &UdpSocket,
+    seen: &mut Seen,
+    log: &mut Log,
+    datagram: &[u8],
+    got: &Received,
+) -> Result<(), String> {
+    let handling = seen.handle(&datagram[..got.len], got.from);
+    if let Some((message, source)) = handling.log {
+        log.line(message, source)?;
+    }
+    if let Some(ack) = handling.ack {
+        // A lost acknowledgement is like a lost datagram: the sender
+        // retries; a forged source must not fill the log with warnings.
+        let _ = pktinfo::send_from(sock, &ack, got.from, got.to);
+    }
+    Ok(())
 }
 
 /// The log on stdout, buffered here and written in one piece when full or

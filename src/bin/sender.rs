@@ -5,8 +5,9 @@ use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 use udp_headless::args::{self, Parser, UsageError};
+use udp_headless::confirm::{self, Confirmer};
 use udp_headless::discover::{self, Family};
-use udp_headless::{exit, log_line, pyrepr, signals, sys};
+use udp_headless::{exit, frame, log_line, pyrepr, signals, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('s', "service"),
@@ -15,6 +16,7 @@ const SHORT_OPTIONS: &[(char, &str)] = &[
     ('f', "family"),
     ('r', "repeat"),
     ('i', "interval"),
+    ('t', "timeout"),
     ('h', "help"),
     ('V', "version"),
 ];
@@ -40,6 +42,11 @@ Options (the environment variable is used when the option is not given):
                         time; 0 = until stopped [1]
   -i, --interval TIME   pause between repeats [1s]          UDP_HEADLESS_INTERVAL
                         (500ms, 2s, 1.5m, ...)
+      --confirm         wait for each pod's acknowledgement, UDP_HEADLESS_CONFIRM=1
+                        re-sending until all confirm; report
+                        the ones that did not (see docs/PROTOCOL.md)
+  -t, --timeout TIME    how long --confirm waits per        UDP_HEADLESS_TIMEOUT
+                        message [2s]
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
                         process of a sender pod you `kubectl exec` into
       --list            print the addresses a broadcast would send to, one
@@ -49,7 +56,8 @@ Options (the environment variable is used when the option is not given):
 
 Exit codes: 0 every send succeeded; 1 could not run (socket, stdin);
 2 usage error or message too large; 3 service did not resolve;
-4 some sends failed or the pod list is incomplete (others were sent).
+4 some sends failed or the pod list is incomplete (others were sent),
+or with --confirm some pods did not confirm.
 ";
 
 /// Largest UDP payloads: 65535 minus the IP and UDP headers.
@@ -67,6 +75,8 @@ struct Options {
     interval: Duration,
     /// `--list`: print the pods, send nothing.
     list: bool,
+    /// --confirm: how long to wait for acknowledgements.
+    confirm: Option<Duration>,
 }
 
 enum Mode {
@@ -116,6 +126,8 @@ fn run() -> i32 {
     if options.list {
         return list(&options);
     }
+    let mut confirmer = options.confirm.map(Confirmer::new);
+    let max_line = MAX_IPV6_PAYLOAD - framing(&options);
     let mut status = exit::OK;
     let mut note = |code: i32| {
         if status == exit::OK {
@@ -129,7 +141,7 @@ fn run() -> i32 {
                 if round > 0 && !signals::sleep_unless_stopped(options.interval) {
                     break;
                 }
-                match broadcast(&options, message, &mut sockets) {
+                match broadcast(&options, message, &mut sockets, &mut confirmer) {
                     Ok(code) => note(code),
                     Err(LogFailed) => return exit::FAILURE,
                 }
@@ -140,14 +152,16 @@ fn run() -> i32 {
             let mut stdin = io::stdin().lock();
             let mut line = Vec::new();
             loop {
-                match read_line(&mut stdin, &mut line, MAX_IPV6_PAYLOAD) {
+                match read_line(&mut stdin, &mut line, max_line) {
                     Ok(Line::End) => break,
-                    Ok(Line::Read) => match broadcast(&options, &line, &mut sockets) {
-                        Ok(code) => note(code),
-                        Err(LogFailed) => return exit::FAILURE,
-                    },
+                    Ok(Line::Read) => {
+                        match broadcast(&options, &line, &mut sockets, &mut confirmer) {
+                            Ok(code) => note(code),
+                            Err(LogFailed) => return exit::FAILURE,
+                        }
+                    }
                     Ok(Line::TooLong(len)) => {
-                        let too_large = check_size(len, MAX_IPV6_PAYLOAD, "a").unwrap_err();
+                        let too_large = check_size(len, max_line, "a").unwrap_err();
                         log_error(&format!("{too_large}: line skipped"));
                         note(exit::USAGE);
                     }
@@ -213,6 +227,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut family = None;
     let mut repeat = None;
     let mut interval = None;
+    let mut timeout = None;
+    let mut confirm = false;
     let mut idle = false;
     let mut list = false;
     let mut others = 0;
@@ -225,6 +241,11 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("family") => family = Some(parser.text()?),
             Some("repeat") => repeat = Some(parser.text()?),
             Some("interval") => interval = Some(parser.text()?),
+            Some("timeout") => timeout = Some(parser.text()?),
+            Some("confirm") => {
+                parser.flag()?;
+                confirm = true;
+            }
             Some("idle") => {
                 parser.flag()?;
                 idle = true;
@@ -249,9 +270,9 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         }
         return Ok(Mode::Idle);
     }
-    if list && (message.is_some() || repeat.is_some() || interval.is_some()) {
+    if list && (message.is_some() || repeat.is_some() || interval.is_some() || confirm) {
         return Err(UsageError::Invalid(
-            "--list sends nothing: drop -m, -r and -i".into(),
+            "--list sends nothing: drop -m, -r, -i and --confirm".into(),
         ));
     }
     use std::os::unix::ffi::OsStringExt;
@@ -290,18 +311,62 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_duration(&text, &from)?,
         None => Duration::from_secs(1),
     };
-    if let Some(m) = &message {
-        check_size(m.len(), MAX_IPV6_PAYLOAD, "a").map_err(UsageError::Invalid)?;
+    let confirm = confirm || confirm_from_env()?;
+    if timeout.is_some() && !confirm {
+        return Err(UsageError::Invalid("--timeout needs --confirm".into()));
     }
-    Ok(Mode::Send(Options {
+    // Without --confirm the variable is ignored, so a pod spec can set
+    // both and switch confirmations with UDP_HEADLESS_CONFIRM alone.
+    let confirm = if !confirm {
+        None
+    } else {
+        match args::option_or_env(timeout, "--timeout", "UDP_HEADLESS_TIMEOUT")? {
+            Some((text, from)) => match args::parse_duration(&text, &from)? {
+                zero if zero.is_zero() => {
+                    return Err(UsageError::bad_value(&from, &text, "more than 0"))
+                }
+                timeout => Some(timeout),
+            },
+            None => Some(confirm::DEFAULT_TIMEOUT),
+        }
+    };
+    let options = Options {
         service,
         message,
         port,
         family,
         repeat,
         interval,
+        confirm,
         list,
-    }))
+    };
+    if let Some(m) = &options.message {
+        let max = MAX_IPV6_PAYLOAD - framing(&options);
+        check_size(m.len(), max, "a").map_err(UsageError::Invalid)?;
+    }
+    Ok(Mode::Send(options))
+}
+
+/// UDP_HEADLESS_CONFIRM: 1 (or true, yes) confirms, 0 (false, no, empty)
+/// does not.
+fn confirm_from_env() -> Result<bool, UsageError> {
+    let Some((text, from)) = args::option_or_env(None, "", "UDP_HEADLESS_CONFIRM")? else {
+        return Ok(false);
+    };
+    match text.as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        _ => Err(UsageError::bad_value(&from, &text, "1 or 0")),
+    }
+}
+
+/// The bytes a frame adds to each message: none without --confirm.
+fn framing(options: &Options) -> usize {
+    if options.confirm.is_some() {
+        frame::HEADER_LEN
+    } else {
+        0
+    }
 }
 
 /// `datagram` names the kind of datagram `max` is for ("an IPv4").
@@ -322,7 +387,12 @@ struct LogFailed;
 /// code this broadcast alone would have.
 ///
 /// `message` fits an IPv6 datagram: `parse` and `read_line` see to that.
-fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> Result<i32, LogFailed> {
+fn broadcast(
+    options: &Options,
+    message: &[u8],
+    sockets: &mut Sockets,
+    confirmer: &mut Option<Confirmer>,
+) -> Result<i32, LogFailed> {
     let pods = match discover::discover(&options.service, options.port, options.family) {
         Ok(pods) => pods,
         Err(e) => {
@@ -332,7 +402,11 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> Result
     };
     let has_ipv4 = pods.addrs.iter().any(SocketAddr::is_ipv4);
     if has_ipv4 {
-        if let Err(e) = check_size(message.len(), MAX_IPV4_PAYLOAD, "an IPv4") {
+        if let Err(e) = check_size(
+            message.len(),
+            MAX_IPV4_PAYLOAD - framing(options),
+            "an IPv4",
+        ) {
             log_error(&e);
             return Ok(exit::USAGE);
         }
@@ -349,16 +423,28 @@ fn broadcast(options: &Options, message: &[u8], sockets: &mut Sockets) -> Result
     }
     // One write for the whole round, not one per pod.
     let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
-    for addr in pods.addrs {
-        let ip = pyrepr::ip_text(addr.ip());
-        match sockets.send(message, addr) {
-            Ok(_) => {
-                let line = log_line::line(log_line::INFO, &format!("sent message to :{ip}"));
-                let _ = out.write_all(line.as_bytes());
+    if let Some(confirmer) = confirmer {
+        let sock = sockets.for_addr(pods.addrs[0]);
+        let mut resolve = || {
+            let found = discover::discover(&options.service, options.port, options.family);
+            found.ok().map(|pods| pods.addrs)
+        };
+        let report = confirmer.broadcast(sock, message, &pods.addrs, &mut resolve, &mut |sent| {
+            for (addr, result) in sent {
+                if !log_send(&mut out, *addr, result) {
+                    status = exit::PARTIAL;
+                }
             }
-            Err(e) => {
-                let _ = out.flush();
-                log_error(&format!("failed to send message to :{ip}: {e}"));
+            // Before the wait, so the lines show at once.
+            let _ = out.flush();
+        });
+        let confirmed = report.log();
+        if status == exit::OK {
+            status = confirmed;
+        }
+    } else {
+        for addr in pods.addrs {
+            if !log_send(&mut out, addr, &sockets.send(message, addr)) {
                 status = exit::PARTIAL;
             }
         }
@@ -400,6 +486,24 @@ fn list(options: &Options) -> i32 {
     }
 }
 
+/// Logs one send: `sent message to :IP` on stdout, or the error on stderr.
+/// False if it failed.
+fn log_send(out: &mut impl Write, addr: SocketAddr, result: &io::Result<usize>) -> bool {
+    let ip = pyrepr::ip_text(addr.ip());
+    match result {
+        Ok(_) => {
+            let line = log_line::line(log_line::INFO, &format!("sent message to :{ip}"));
+            let _ = out.write_all(line.as_bytes());
+            true
+        }
+        Err(e) => {
+            let _ = out.flush();
+            log_error(&format!("failed to send message to :{ip}: {e}"));
+            false
+        }
+    }
+}
+
 fn log_error(message: &str) {
     log_line::to_stderr(log_line::ERROR, message);
 }
@@ -430,11 +534,12 @@ impl Sockets {
     }
 
     fn send(&self, message: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.for_addr(to).send_to(message, to)
+    }
+
+    fn for_addr(&self, to: SocketAddr) -> &UdpSocket {
         let socket = if to.is_ipv4() { &self.v4 } else { &self.v6 };
-        socket
-            .as_ref()
-            .expect("opened by Sockets::open")
-            .send_to(message, to)
+        socket.as_ref().expect("opened by Sockets::open")
     }
 }
 

@@ -1,0 +1,342 @@
+//! `sender --confirm`: send a message framed (docs/PROTOCOL.md) to every
+//! pod, then wait for their acknowledgements, re-sending with backoff to
+//! the pods that have not answered and re-resolving the service before
+//! each retry, until all have answered or the timeout has passed.
+
+use crate::frame::{self, Frame, Id};
+use crate::{log_line, pyrepr, signals};
+use std::collections::HashSet;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// First pause before a retry; it doubles up to `MAX_BACKOFF`. A pod
+/// answers within a millisecond or two unless something was lost, so the
+/// first retry comes soon; the cap keeps many retries within the default
+/// 2 s timeout (at 0.1, 0.3, 0.55, 0.8, ... 1.8 s): at 10% loss each way,
+/// a thousand pods then all confirm in about a second.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Sends between two looks at the acknowledgements that have arrived.
+const SEND_BATCH: usize = 64;
+
+/// The receive buffer to ask for: a thousand acknowledgements' worth.
+const ACK_BUFFER: usize = 1 << 20;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A sender's identity and its message numbering.
+pub struct Confirmer {
+    sender: u64,
+    last_seq: u64,
+    timeout: Duration,
+}
+
+/// A pod and how its first send went.
+pub type Sent = (SocketAddr, io::Result<usize>);
+
+/// How one confirmed broadcast ended.
+#[derive(Debug, Default, PartialEq)]
+pub struct Report {
+    pub confirmed: Vec<SocketAddr>,
+    /// Pods still in the service that never acknowledged, in send order.
+    pub unconfirmed: Vec<SocketAddr>,
+}
+
+/// The pods of one message and which of them have acknowledged it.
+#[derive(Debug)]
+pub struct Waiting {
+    id: Id,
+    /// (pod, acknowledged), in the order first sent to.
+    pods: Vec<(SocketAddr, bool)>,
+}
+
+impl Waiting {
+    pub fn new(id: Id) -> Waiting {
+        Waiting {
+            id,
+            pods: Vec::new(),
+        }
+    }
+
+    /// Counts `datagram` from `from` if it is the acknowledgement of this
+    /// message from a pod waited for; true if it confirmed a pod. Anything
+    /// else (another message's id, another sender's, an address that is
+    /// not a pod, not an ACK at all) confirms nothing.
+    pub fn acknowledged(&mut self, datagram: &[u8], from: SocketAddr) -> bool {
+        if frame::parse(datagram) != Some(Frame::Ack(self.id)) {
+            return false;
+        }
+        let pod = self.pods.iter_mut().find(|(pod, acked)| {
+            !acked
+                && pod.ip().to_canonical() == from.ip().to_canonical()
+                && pod.port() == from.port()
+        });
+        match pod {
+            Some((_, acked)) => {
+                *acked = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes the service's current pods: new ones are added (returned, to
+    /// be sent to); unconfirmed ones that left are no longer waited for.
+    /// Confirmed pods stay confirmed, in the service or not.
+    pub fn update(&mut self, current: &[SocketAddr]) -> Vec<SocketAddr> {
+        // Sets: a retry with thousands of pods stays linear.
+        let current_set: HashSet<_> = current.iter().collect();
+        self.pods
+            .retain(|(pod, acked)| *acked || current_set.contains(pod));
+        let known: HashSet<_> = self.pods.iter().map(|&(pod, _)| pod).collect();
+        let new: Vec<_> = current
+            .iter()
+            .filter(|pod| !known.contains(pod))
+            .copied()
+            .collect();
+        self.pods.extend(new.iter().map(|&pod| (pod, false)));
+        new
+    }
+
+    pub fn unconfirmed(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.pods
+            .iter()
+            .filter(|(_, acked)| !acked)
+            .map(|&(pod, _)| pod)
+    }
+
+    fn done(&self) -> bool {
+        self.pods.iter().all(|&(_, acked)| acked)
+    }
+
+    fn report(self) -> Report {
+        let (confirmed, unconfirmed): (Vec<_>, Vec<_>) =
+            self.pods.into_iter().partition(|&(_, acked)| acked);
+        Report {
+            confirmed: confirmed.into_iter().map(|(pod, _)| pod).collect(),
+            unconfirmed: unconfirmed.into_iter().map(|(pod, _)| pod).collect(),
+        }
+    }
+}
+
+impl Confirmer {
+    pub fn new(timeout: Duration) -> Confirmer {
+        Confirmer {
+            sender: frame::random_sender_id(),
+            last_seq: 0,
+            timeout,
+        }
+    }
+
+    /// Sends `message` to `pods` through `sock` (bound to their address
+    /// family) and waits for every acknowledgement, or `timeout`. Before
+    /// each retry, `resolve` gives the service's current pods (None: keep
+    /// the list). `first_sends` is told of each batch of first sends (to
+    /// log them); retries are silent.
+    pub fn broadcast(
+        &mut self,
+        sock: &UdpSocket,
+        message: &[u8],
+        pods: &[SocketAddr],
+        resolve: &mut dyn FnMut() -> Option<Vec<SocketAddr>>,
+        first_sends: &mut dyn FnMut(&[Sent]),
+    ) -> Report {
+        let start = Instant::now();
+        let deadline = start + self.timeout;
+        self.last_seq += 1;
+        let id = Id {
+            sender: self.sender,
+            seq: self.last_seq,
+        };
+        let datagram = frame::data(id, message);
+        // Room for many acknowledgements where the node allows it (the
+        // kernel caps this at net.core.rmem_max); see `send_each`.
+        let _ = crate::socket::set_receive_buffer(sock, ACK_BUFFER);
+        let same_family =
+            |pod: &SocketAddr| pod.is_ipv4() == pods.first().is_some_and(SocketAddr::is_ipv4);
+        let mut waiting = Waiting::new(id);
+        let mut buf = [0u8; 64];
+        let mut send_new = |waiting: &mut Waiting, current: &[SocketAddr], buf: &mut [u8]| {
+            let new = waiting.update(current);
+            send_each(sock, &datagram, &new, waiting, buf, first_sends);
+        };
+        send_new(&mut waiting, pods, &mut buf);
+        let mut backoff = FIRST_BACKOFF;
+        let mut next_retry = start + backoff;
+        while !waiting.done() && !signals::stop_requested() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if now >= next_retry {
+                let mut retry: Vec<_> = waiting.unconfirmed().collect();
+                if let Some(current) = resolve() {
+                    let current: Vec<_> = current.into_iter().filter(same_family).collect();
+                    send_new(&mut waiting, &current, &mut buf);
+                }
+                // Departed pods are no longer waited for, nor sent to.
+                let waited: HashSet<_> = waiting.unconfirmed().collect();
+                retry.retain(|pod| waited.contains(pod));
+                // A failure shows as unconfirmed.
+                send_each(sock, &datagram, &retry, &mut waiting, &mut buf, &mut |_| {});
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                next_retry = Instant::now() + backoff;
+                continue;
+            }
+            let wait = next_retry.min(deadline) - now;
+            // A zero timeout is refused; one millisecond is near enough.
+            let _ = sock.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+            // An error is a timeout, a signal or an ICMP error from an
+            // earlier send: the loop checks the clock again either way.
+            if let Ok((len, from)) = sock.recv_from(&mut buf) {
+                waiting.acknowledged(&buf[..len], from);
+                take_acks(sock, &mut waiting, &mut buf);
+            }
+        }
+        waiting.report()
+    }
+}
+
+/// Sends `datagram` to each pod in turn, in batches: after each, `sent`
+/// is told how the batch went, and the acknowledgements that have arrived
+/// meanwhile are taken in. A thousand of them at once would overflow the
+/// socket's receive buffer (208 KiB by default, about 250 of them), and a
+/// lost acknowledgement costs a retry.
+fn send_each(
+    sock: &UdpSocket,
+    datagram: &[u8],
+    pods: &[SocketAddr],
+    waiting: &mut Waiting,
+    buf: &mut [u8],
+    sent: &mut dyn FnMut(&[Sent]),
+) {
+    for batch in pods.chunks(SEND_BATCH) {
+        let results: Vec<Sent> = batch
+            .iter()
+            .map(|&pod| (pod, sock.send_to(datagram, pod)))
+            .collect();
+        take_acks(sock, waiting, buf);
+        sent(&results);
+        take_acks(sock, waiting, buf);
+    }
+}
+
+/// Takes in every acknowledgement already waiting, without blocking.
+fn take_acks(sock: &UdpSocket, waiting: &mut Waiting, buf: &mut [u8]) {
+    if sock.set_nonblocking(true).is_err() {
+        return;
+    }
+    while let Ok((len, from)) = sock.recv_from(buf) {
+        waiting.acknowledged(&buf[..len], from);
+    }
+    let _ = sock.set_nonblocking(false);
+}
+
+impl Report {
+    /// Logs the unconfirmed pods and the summary on stderr; returns the
+    /// exit code: 0 when every pod confirmed, else 4.
+    pub fn log(&self) -> i32 {
+        for pod in &self.unconfirmed {
+            log_line::to_stderr(
+                log_line::ERROR,
+                &format!(
+                    "no confirmation from :{} (not running, unreachable, or its receiver \
+                     does not confirm, such as the original Python one)",
+                    pyrepr::ip_text(pod.ip())
+                ),
+            );
+        }
+        let total = self.confirmed.len() + self.unconfirmed.len();
+        log_line::to_stderr(
+            log_line::INFO,
+            &format!("confirmed by {} of {total} pods", self.confirmed.len()),
+        );
+        if self.unconfirmed.is_empty() {
+            crate::exit::OK
+        } else {
+            crate::exit::PARTIAL
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    const ID: Id = Id { sender: 9, seq: 3 };
+
+    #[test]
+    fn only_a_matching_ack_from_a_waited_pod_confirms() {
+        let pod = addr("10.0.0.1:12000");
+        let other = |sender, seq| frame::ack(Id { sender, seq });
+        let mut data = frame::data(ID, b"x");
+        data.truncate(frame::HEADER_LEN);
+        let cases: Vec<(&str, Vec<u8>, SocketAddr, bool)> = vec![
+            ("stale sequence", other(9, 2).to_vec(), pod, false),
+            ("next sequence", other(9, 4).to_vec(), pod, false),
+            ("another sender", other(8, 3).to_vec(), pod, false),
+            (
+                "not a pod",
+                frame::ack(ID).to_vec(),
+                addr("10.0.0.9:12000"),
+                false,
+            ),
+            (
+                "other port",
+                frame::ack(ID).to_vec(),
+                addr("10.0.0.1:12001"),
+                false,
+            ),
+            ("data, not ack", data, pod, false),
+            (
+                "ack with a tail",
+                [&frame::ack(ID)[..], b"x"].concat(),
+                pod,
+                false,
+            ),
+            ("plain bytes", b"ok".to_vec(), pod, false),
+            ("the ack", frame::ack(ID).to_vec(), pod, true),
+            ("the ack again", frame::ack(ID).to_vec(), pod, false),
+        ];
+        let mut waiting = Waiting::new(ID);
+        waiting.update(&[pod, addr("10.0.0.2:12000")]);
+        for (what, datagram, from, want) in cases {
+            assert_eq!(waiting.acknowledged(&datagram, from), want, "{what}");
+        }
+        assert_eq!(
+            waiting.unconfirmed().collect::<Vec<_>>(),
+            [addr("10.0.0.2:12000")]
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_source_matches_ipv4_pod() {
+        let mut waiting = Waiting::new(ID);
+        waiting.update(&[addr("10.0.0.1:7")]);
+        assert!(waiting.acknowledged(&frame::ack(ID), addr("[::ffff:10.0.0.1]:7")));
+    }
+
+    #[test]
+    fn update_adds_new_pods_and_drops_departed_unconfirmed_ones() {
+        let [a, b, c, d] = ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "10.0.0.4:1"].map(addr);
+        let mut waiting = Waiting::new(ID);
+        assert_eq!(waiting.update(&[a, b, c]), [a, b, c]);
+        assert!(waiting.acknowledged(&frame::ack(ID), a));
+        // a (confirmed) and b (not) leave; d arrives.
+        assert_eq!(waiting.update(&[c, d]), [d]);
+        assert_eq!(waiting.update(&[c, d]), []);
+        assert_eq!(
+            waiting.report(),
+            Report {
+                confirmed: vec![a],
+                unconfirmed: vec![c, d]
+            }
+        );
+    }
+}

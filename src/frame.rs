@@ -1,0 +1,271 @@
+//! Framed datagrams (docs/PROTOCOL.md): a fixed 22-byte header, then the
+//! message. Plain datagrams stay plain; only `sender --confirm` and
+//! `relay --frame` send frames, and parsing is total: anything that is not
+//! a well-formed frame of a known kind is `None`, i.e. plain bytes.
+//!
+//! ```text
+//! 0      4        5     6           14          22
+//! | magic | version | kind | sender id | sequence | kind-specific ...
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Starts every frame. 0xFF never occurs in UTF-8 text, so a text message
+/// cannot look like a frame by accident.
+pub const MAGIC: [u8; 4] = [0xFF, b'U', b'D', b'H'];
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 22;
+/// An acknowledgement is the header alone: never larger than the frame it
+/// answers, which has at least a header.
+pub const ACK_LEN: usize = HEADER_LEN;
+
+/// The kind byte.
+pub const KIND_DATA: u8 = 1;
+pub const KIND_ACK: u8 = 2;
+pub const KIND_FORWARDED: u8 = 3;
+
+/// Family bytes of a forwarded frame's original source.
+const SOURCE_V4: u8 = 4;
+const SOURCE_V6: u8 = 6;
+/// Largest original-source block: family, port, IPv6 address.
+pub const MAX_SOURCE_LEN: usize = 1 + 2 + 16;
+
+/// Names one message of one sender: what an acknowledgement answers and
+/// what the receiver remembers to log each message once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Id {
+    /// Random per sender process, so two senders' sequences never mix.
+    pub sender: u64,
+    pub seq: u64,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Frame<'a> {
+    /// A message to log once and acknowledge.
+    Data { id: Id, message: &'a [u8] },
+    /// The receiver's answer to `Data` with the same id.
+    Ack(Id),
+    /// A message a relay forwarded: logged with the client's address
+    /// (`source`) as if the client had sent it directly; not acknowledged.
+    Forwarded {
+        id: Id,
+        source: SocketAddr,
+        message: &'a [u8],
+    },
+}
+
+/// The frame in `datagram`, or None: not a frame, another version, an
+/// unknown kind, or cut short. Never panics, whatever the bytes.
+pub fn parse(datagram: &[u8]) -> Option<Frame<'_>> {
+    if datagram.len() < HEADER_LEN || datagram[..4] != MAGIC || datagram[4] != VERSION {
+        return None;
+    }
+    let id = Id {
+        sender: u64::from_be_bytes(datagram[6..14].try_into().ok()?),
+        seq: u64::from_be_bytes(datagram[14..22].try_into().ok()?),
+    };
+    let body = &datagram[HEADER_LEN..];
+    match datagram[5] {
+        KIND_DATA => Some(Frame::Data { id, message: body }),
+        KIND_ACK if body.is_empty() => Some(Frame::Ack(id)),
+        KIND_FORWARDED => {
+            let (&family, rest) = body.split_first()?;
+            let port = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+            let rest = &rest[2..];
+            let (ip, message) = match family {
+                SOURCE_V4 => {
+                    let octets: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+                    (IpAddr::from(Ipv4Addr::from(octets)), &rest[4..])
+                }
+                SOURCE_V6 => {
+                    let octets: [u8; 16] = rest.get(..16)?.try_into().ok()?;
+                    (IpAddr::from(Ipv6Addr::from(octets)), &rest[16..])
+                }
+                _ => return None,
+            };
+            Some(Frame::Forwarded {
+                id,
+                source: SocketAddr::new(ip, port),
+                message,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn write_header(out: &mut Vec<u8>, kind: u8, id: Id) {
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(kind);
+    out.extend_from_slice(&id.sender.to_be_bytes());
+    out.extend_from_slice(&id.seq.to_be_bytes());
+}
+
+/// A data frame carrying `message`.
+pub fn data(id: Id, message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + message.len());
+    write_header(&mut out, KIND_DATA, id);
+    out.extend_from_slice(message);
+    out
+}
+
+/// The acknowledgement of the data frame `id`.
+pub fn ack(id: Id) -> [u8; ACK_LEN] {
+    let mut out = Vec::with_capacity(ACK_LEN);
+    write_header(&mut out, KIND_ACK, id);
+    out.try_into().expect("a header is ACK_LEN bytes")
+}
+
+/// Replaces `out` with a forwarded frame: `message` as `source` sent it.
+/// An IPv4-mapped source is written as the IPv4 address it is.
+pub fn write_forwarded(out: &mut Vec<u8>, id: Id, source: SocketAddr, message: &[u8]) {
+    out.clear();
+    write_header(out, KIND_FORWARDED, id);
+    let ip = source.ip().to_canonical();
+    match ip {
+        IpAddr::V4(v4) => {
+            out.push(SOURCE_V4);
+            out.extend_from_slice(&source.port().to_be_bytes());
+            out.extend_from_slice(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            out.push(SOURCE_V6);
+            out.extend_from_slice(&source.port().to_be_bytes());
+            out.extend_from_slice(&v6.octets());
+        }
+    }
+    out.extend_from_slice(message);
+}
+
+/// A sender id that another process is unlikely to share: std's
+/// `RandomState` is seeded from the OS's random source once per process.
+pub fn random_sender_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: Id = Id {
+        sender: 0x0102_0304_0506_0708,
+        seq: 42,
+    };
+
+    /// The example in docs/PROTOCOL.md, byte by byte.
+    const DATA_TEST: &[u8] =
+        b"\xffUDH\x01\x01\x01\x02\x03\x04\x05\x06\x07\x08\0\0\0\0\0\0\0\x2atest";
+
+    #[test]
+    fn encodes_as_documented() {
+        assert_eq!(data(ID, b"test"), DATA_TEST);
+        assert_eq!(&ack(ID)[..5], b"\xffUDH\x01");
+        assert_eq!(ack(ID)[5], KIND_ACK);
+        assert_eq!(ack(ID)[6..], DATA_TEST[6..HEADER_LEN]);
+        let mut fwd = Vec::new();
+        write_forwarded(&mut fwd, ID, "10.1.2.3:5000".parse().unwrap(), b"hi");
+        let mut want = DATA_TEST[..HEADER_LEN].to_vec();
+        want[5] = KIND_FORWARDED;
+        want.extend_from_slice(b"\x04\x13\x88\x0a\x01\x02\x03hi");
+        assert_eq!(fwd, want);
+    }
+
+    #[test]
+    fn round_trips() {
+        let sources = ["10.1.2.3:5000", "[fd00::1]:1", "[::ffff:10.0.0.1]:7"];
+        for message in [&b""[..], b"x", b"\xffUDH\x01\x01", &[0u8; 300]] {
+            let framed = data(ID, message);
+            assert_eq!(parse(&framed), Some(Frame::Data { id: ID, message }));
+            for source in sources {
+                let source: SocketAddr = source.parse().unwrap();
+                let mut fwd = Vec::new();
+                write_forwarded(&mut fwd, ID, source, message);
+                let want = SocketAddr::new(source.ip().to_canonical(), source.port());
+                let got = parse(&fwd);
+                assert_eq!(
+                    got,
+                    Some(Frame::Forwarded {
+                        id: ID,
+                        source: want,
+                        message
+                    })
+                );
+            }
+        }
+        assert_eq!(parse(&ack(ID)), Some(Frame::Ack(ID)));
+    }
+
+    #[test]
+    fn anything_else_is_plain_bytes() {
+        let with = |at: usize, byte: u8| {
+            let mut d = DATA_TEST.to_vec();
+            d[at] = byte;
+            d
+        };
+        let mut ack_with_tail = ack(ID).to_vec();
+        ack_with_tail.push(0);
+        let forwarded = |source: &[u8]| {
+            let mut d = DATA_TEST[..HEADER_LEN].to_vec();
+            d[5] = KIND_FORWARDED;
+            d.extend_from_slice(source);
+            d
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", vec![]),
+            ("text", b"test".to_vec()),
+            ("magic only", MAGIC.to_vec()),
+            ("header cut short", DATA_TEST[..HEADER_LEN - 1].to_vec()),
+            ("wrong magic", with(0, 0xFE)),
+            ("wrong magic, last byte", with(3, b'h')),
+            ("version 0", with(4, 0)),
+            ("version 2", with(4, 2)),
+            ("kind 0", with(5, 0)),
+            ("kind 4", with(5, 4)),
+            ("kind 255", with(5, 255)),
+            ("ack with a tail", ack_with_tail),
+            ("forwarded, no source", forwarded(b"")),
+            (
+                "forwarded, family 5",
+                forwarded(b"\x05\x00\x01\x0a\x00\x00\x01"),
+            ),
+            ("forwarded, port cut", forwarded(b"\x04\x00")),
+            (
+                "forwarded, IPv4 cut",
+                forwarded(b"\x04\x00\x01\x0a\x00\x00"),
+            ),
+            ("forwarded, IPv6 cut", forwarded(&[6, 0, 1, 0xfd, 0, 0, 0])),
+        ];
+        for (what, datagram) in cases {
+            assert_eq!(parse(&datagram), None, "{what}");
+        }
+    }
+
+    #[test]
+    fn never_panics_on_any_prefix_or_mutation() {
+        let mut fwd = Vec::new();
+        write_forwarded(&mut fwd, ID, "[fd00::1]:9".parse().unwrap(), b"m");
+        for frame in [DATA_TEST.to_vec(), ack(ID).to_vec(), fwd] {
+            for len in 0..=frame.len() {
+                let _ = parse(&frame[..len]);
+                for at in 0..len {
+                    for byte in [0, 1, 2, 3, 4, 6, 0xff] {
+                        let mut d = frame[..len].to_vec();
+                        d[at] = byte;
+                        let _ = parse(&d);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sender_ids_differ() {
+        assert_ne!(random_sender_id(), random_sender_id());
+    }
+}

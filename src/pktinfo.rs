@@ -1,0 +1,232 @@
+//! Receiving a datagram together with the address it was sent to, and
+//! answering from that address (IP_PKTINFO / IPV6_RECVPKTINFO with
+//! recvmsg/sendmsg; std has neither). A receiver on a wildcard address of a
+//! host with several addresses must acknowledge from the one the sender
+//! used, or the sender cannot match the acknowledgement to the pod.
+//!
+//! The calls are in `sys`; this module builds and reads their bytes
+//! (sockaddr, cmsghdr), Linux 64-bit layouts.
+
+use crate::sys::{
+    self, AF_INET, AF_INET6_FAMILY as AF_INET6, IPV6_PKTINFO, IP_PKTINFO, SOL_IP, SOL_IPV6,
+};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+
+/// `struct cmsghdr`: length (header included), level, type; data follows
+/// at CMSG_HDR_LEN.
+const CMSG_HDR_LEN: usize = 16;
+const IN_PKTINFO_LEN: usize = 12;
+const IN6_PKTINFO_LEN: usize = 20;
+
+/// Asks the kernel to tell `recv` each datagram's destination address.
+pub fn enable(sock: &UdpSocket) -> io::Result<()> {
+    sys::enable_pktinfo(sock)
+}
+
+/// One datagram received: its length, source, and the local address it
+/// was sent to (None if the kernel did not say).
+pub struct Received {
+    pub len: usize,
+    pub from: SocketAddr,
+    pub to: Option<IpAddr>,
+}
+
+/// `recv_from`, plus the destination address. Errors as `recv_from`'s
+/// (WouldBlock, TimedOut, Interrupted...).
+pub fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
+    let mut name = [0u8; 128];
+    let mut control = [0u64; 16];
+    let (len, name_len, control_len) = sys::recv_msg(sock, buf, &mut name, &mut control)?;
+    let from = sockaddr(&name[..name_len])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown source address"))?;
+    let mut bytes = [0u8; 128];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip(control) {
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
+    Ok(Received {
+        len,
+        from,
+        to: destination(&bytes[..control_len]),
+    })
+}
+
+/// Sends `data` to `to` from the local address `from` (as `recv` gave it),
+/// or as `send_to` would when `from` is None.
+pub fn send_from(
+    sock: &UdpSocket,
+    data: &[u8],
+    to: SocketAddr,
+    from: Option<IpAddr>,
+) -> io::Result<usize> {
+    let Some(from) = from else {
+        return sock.send_to(data, to);
+    };
+    // `recv` gives an IPv6 (maybe IPv4-mapped) source on an IPv6 socket.
+    let v6_socket = to.is_ipv6();
+    let (name, name_len) = encode_sockaddr(to, v6_socket);
+    let mut control = [0u8; 64];
+    let control_len = encode_pktinfo(&mut control, from, v6_socket)?;
+    // Aligned for the kernel's cmsghdr.
+    let mut words = [0u64; 8];
+    for (word, bytes) in words.iter_mut().zip(control.chunks_exact(8)) {
+        *word = u64::from_ne_bytes(bytes.try_into().expect("8 bytes"));
+    }
+    sys::send_msg(sock, data, &name[..name_len as usize], &words, control_len)
+}
+
+/// The source as std's `recv_from` builds it, so log lines do not change.
+fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes(name.get(..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
+    match family {
+        AF_INET => {
+            let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
+            Some(SocketAddrV4::new(ip.into(), port).into())
+        }
+        AF_INET6 => {
+            let flowinfo = u32::from_ne_bytes(name.get(4..8)?.try_into().ok()?);
+            let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
+            let scope_id = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
+            Some(SocketAddrV6::new(ip.into(), port, flowinfo, scope_id).into())
+        }
+        _ => None,
+    }
+}
+
+/// `sockaddr_in` or `sockaddr_in6` for `to`; an IPv6 socket needs IPv4
+/// destinations IPv4-mapped.
+fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> ([u8; 28], u32) {
+    let mut name = [0u8; 28];
+    name[2..4].copy_from_slice(&to.port().to_be_bytes());
+    match to {
+        SocketAddr::V4(v4) if !v6_socket => {
+            name[..2].copy_from_slice(&AF_INET.to_ne_bytes());
+            name[4..8].copy_from_slice(&v4.ip().octets());
+            (name, 16)
+        }
+        _ => {
+            let (ip, flowinfo, scope_id) = match to {
+                SocketAddr::V4(v4) => (v4.ip().to_ipv6_mapped(), 0, 0),
+                SocketAddr::V6(v6) => (*v6.ip(), v6.flowinfo(), v6.scope_id()),
+            };
+            name[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
+            name[4..8].copy_from_slice(&flowinfo.to_ne_bytes());
+            name[8..24].copy_from_slice(&ip.octets());
+            name[24..28].copy_from_slice(&scope_id.to_ne_bytes());
+            (name, 28)
+        }
+    }
+}
+
+/// Writes one pktinfo control message choosing `from` as the source;
+/// returns its length. The interface is left to the routing table.
+fn encode_pktinfo(out: &mut [u8], from: IpAddr, v6_socket: bool) -> io::Result<usize> {
+    let (level, kind, data) = match from {
+        IpAddr::V4(v4) if !v6_socket => {
+            // in_pktinfo: ifindex, spec_dst (the source to use), addr.
+            let mut data = [0u8; IN_PKTINFO_LEN];
+            data[4..8].copy_from_slice(&v4.octets());
+            (SOL_IP, IP_PKTINFO, data.to_vec())
+        }
+        _ => {
+            let ip = match from {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            // in6_pktinfo: address, ifindex.
+            let mut data = [0u8; IN6_PKTINFO_LEN];
+            data[..16].copy_from_slice(&ip.octets());
+            (SOL_IPV6, IPV6_PKTINFO, data.to_vec())
+        }
+    };
+    let len = CMSG_HDR_LEN + data.len();
+    let space = CMSG_HDR_LEN + data.len().next_multiple_of(8);
+    let out = out
+        .get_mut(..space)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "control buffer too small"))?;
+    out.fill(0);
+    out[..8].copy_from_slice(&len.to_ne_bytes());
+    out[8..12].copy_from_slice(&level.to_ne_bytes());
+    out[12..16].copy_from_slice(&kind.to_ne_bytes());
+    out[CMSG_HDR_LEN..len].copy_from_slice(&data);
+    Ok(space)
+}
+
+/// The destination address from the control messages `recvmsg` wrote.
+fn destination(mut control: &[u8]) -> Option<IpAddr> {
+    while control.len() >= CMSG_HDR_LEN {
+        let len = usize::from_ne_bytes(control[..8].try_into().ok()?);
+        let level = i32::from_ne_bytes(control[8..12].try_into().ok()?);
+        let kind = i32::from_ne_bytes(control[12..16].try_into().ok()?);
+        let data = control.get(CMSG_HDR_LEN..len)?;
+        match (level, kind) {
+            (SOL_IP, IP_PKTINFO) if data.len() >= IN_PKTINFO_LEN => {
+                // ipi_addr: the header's destination address.
+                let ip: [u8; 4] = data[8..12].try_into().ok()?;
+                return Some(Ipv4Addr::from(ip).into());
+            }
+            (SOL_IPV6, IPV6_PKTINFO) if data.len() >= IN6_PKTINFO_LEN => {
+                let ip: [u8; 16] = data[..16].try_into().ok()?;
+                return Some(Ipv6Addr::from(ip).to_canonical());
+            }
+            _ => {}
+        }
+        control = control.get(len.next_multiple_of(8)..)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The destination is reported for each family of a dual-stack socket
+    /// and of single-family sockets, and an answer goes out from it.
+    #[test]
+    fn knows_the_destination_and_answers_from_it() {
+        let cases = [
+            ("[::]:0", "127.0.0.1"),
+            ("[::]:0", "::1"),
+            ("0.0.0.0:0", "127.0.0.1"),
+            ("[::1]:0", "::1"),
+        ];
+        for (bind, to) in cases {
+            let sock = crate::socket::bind_udp(bind.parse().unwrap()).unwrap();
+            enable(&sock).unwrap();
+            let port = sock.local_addr().unwrap().port();
+            let client = UdpSocket::bind((to, 0)).unwrap();
+            client.send_to(b"ping", (to, port)).unwrap();
+            let mut buf = [0; 16];
+            let got = recv(&sock, &mut buf).unwrap();
+            assert_eq!(&buf[..got.len], b"ping");
+            let want_from = client.local_addr().unwrap();
+            assert_eq!(got.from.ip().to_canonical(), want_from.ip(), "{bind} {to}");
+            assert_eq!(got.from.port(), want_from.port());
+            let to_ip: IpAddr = to.parse().unwrap();
+            assert_eq!(got.to, Some(to_ip), "{bind} {to}");
+            send_from(&sock, b"pong", got.from, got.to).unwrap();
+            let (n, answered_from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"pong");
+            assert_eq!(answered_from, SocketAddr::new(to_ip, port), "{bind} {to}");
+        }
+    }
+
+    #[test]
+    fn other_control_messages_are_skipped_and_junk_is_safe() {
+        let mut control = vec![0u8; 24];
+        control[..8].copy_from_slice(&20usize.to_ne_bytes());
+        control[8..12].copy_from_slice(&1i32.to_ne_bytes());
+        let mut v4 = [0u8; 64];
+        let len = encode_pktinfo(&mut v4, "10.0.0.9".parse().unwrap(), false).unwrap();
+        // Sent and received in_pktinfo differ in which field holds the
+        // address: move spec_dst to ipi_addr.
+        let mut received = v4[..len].to_vec();
+        received.copy_within(20..24, 24);
+        control.extend_from_slice(&received);
+        assert_eq!(destination(&control), Some("10.0.0.9".parse().unwrap()));
+        for junk in [&[0xffu8; 40][..], &[0; 16], &[0; 3], &[]] {
+            assert_eq!(destination(junk), None);
+        }
+    }
+}

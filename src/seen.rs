@@ -1,0 +1,207 @@
+//! The receiver's side of confirmed delivery (docs/PROTOCOL.md): what to
+//! log and what to acknowledge for each datagram, and the bounded memory
+//! of recent (sender id, sequence) pairs that logs each message once when
+//! a lost acknowledgement makes the sender send it again.
+
+use crate::frame::{self, Frame, Id};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Pairs remembered per source. A sender waits for one message at a time
+/// (retries end within its timeout), so a few suffice.
+pub const PER_SOURCE: usize = 4;
+/// Sources per generation: fills a hash map of 2048 buckets exactly.
+pub const GENERATION: usize = 1792;
+/// Sources remembered at most: two generations.
+pub const SOURCES: usize = 2 * GENERATION;
+
+/// Recent (sender id, sequence) pairs per source address and port.
+///
+/// Bounded whatever arrives: at most `SOURCES` (3584) sources of
+/// `PER_SOURCE` pairs, two maps of 2048 buckets of about 110 bytes, so
+/// about 430 KiB. Sources are kept in two generations; when the current
+/// one has `GENERATION` sources, the older one is forgotten. A source seen again moves to the current
+/// generation, so a flood of new sources pushes out the least recently
+/// active ones; forgetting can only mean a late retry is logged again.
+#[derive(Default)]
+pub struct Seen {
+    current: HashMap<SocketAddr, Recent>,
+    previous: HashMap<SocketAddr, Recent>,
+}
+
+/// A ring of the last `PER_SOURCE` pairs of one source.
+#[derive(Clone, Default)]
+struct Recent {
+    ids: [Id; PER_SOURCE],
+    len: u8,
+    next: u8,
+}
+
+impl Seen {
+    /// Records `id` from `source`; true the first time it is seen.
+    pub fn first_time(&mut self, source: SocketAddr, id: Id) -> bool {
+        let recent = match self.current.get_mut(&source) {
+            Some(recent) => recent,
+            None => {
+                let moved = self.previous.remove(&source).unwrap_or_default();
+                if self.current.len() >= GENERATION {
+                    self.previous = std::mem::take(&mut self.current);
+                }
+                self.current.entry(source).or_insert(moved)
+            }
+        };
+        if recent.ids[..usize::from(recent.len)].contains(&id) {
+            return false;
+        }
+        recent.ids[usize::from(recent.next)] = id;
+        recent.next = (recent.next + 1) % PER_SOURCE as u8;
+        recent.len = (recent.len + 1).min(PER_SOURCE as u8);
+        true
+    }
+
+    /// Sources remembered (for tests of the bound).
+    pub fn sources(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
+
+/// What to do with one datagram.
+#[derive(Debug, PartialEq)]
+pub struct Handling<'a> {
+    /// The message to log and the source to log it with; None for a copy
+    /// already logged.
+    pub log: Option<(&'a [u8], SocketAddr)>,
+    /// The acknowledgement to send back to the datagram's source.
+    pub ack: Option<[u8; frame::ACK_LEN]>,
+}
+
+impl Seen {
+    /// Plain datagrams (anything not a DATA or FORWARDED frame) are logged
+    /// whole, from their source, as always.
+    pub fn handle<'a>(&mut self, datagram: &'a [u8], from: SocketAddr) -> Handling<'a> {
+        match frame::parse(datagram) {
+            Some(Frame::Data { id, message }) => Handling {
+                log: self.first_time(from, id).then_some((message, from)),
+                ack: Some(frame::ack(id)),
+            },
+            Some(Frame::Forwarded {
+                source, message, ..
+            }) => Handling {
+                log: Some((message, source)),
+                ack: None,
+            },
+            Some(Frame::Ack(_)) | None => Handling {
+                log: Some((datagram, from)),
+                ack: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(i: u32) -> SocketAddr {
+        SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5000))
+    }
+
+    fn id(sender: u64, seq: u64) -> Id {
+        Id { sender, seq }
+    }
+
+    #[test]
+    fn each_pair_once_per_source() {
+        let mut seen = Seen::default();
+        // (source, sender, seq, first time?)
+        let steps = [
+            (1, 7, 1, true),
+            (1, 7, 1, false),
+            (1, 7, 2, true),
+            (1, 8, 1, true),
+            (2, 7, 1, true),
+            (2, 7, 1, false),
+            (1, 7, 1, false),
+        ];
+        for (i, &(source, sender, seq, want)) in steps.iter().enumerate() {
+            assert_eq!(
+                seen.first_time(addr(source), id(sender, seq)),
+                want,
+                "step {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_source_keeps_its_last_pairs() {
+        let mut seen = Seen::default();
+        for seq in 0..100 {
+            assert!(seen.first_time(addr(1), id(1, seq)));
+        }
+        for seq in 100 - PER_SOURCE as u64..100 {
+            assert!(!seen.first_time(addr(1), id(1, seq)), "{seq}");
+        }
+        assert!(
+            seen.first_time(addr(1), id(1, 0)),
+            "forgotten: logged again"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_sources_stays_bounded_and_spares_active_ones() {
+        let mut seen = Seen::default();
+        assert!(seen.first_time(addr(0), id(1, 1)));
+        for i in 1..100_000 {
+            seen.first_time(addr(i), id(i as u64, 1));
+            assert!(seen.sources() <= SOURCES);
+            if i % 100 == 0 {
+                // The active source is still known.
+                assert!(!seen.first_time(addr(0), id(1, 1)), "{i}");
+            }
+        }
+        assert!(seen.first_time(addr(1), id(1, 1)), "long gone");
+    }
+
+    #[test]
+    fn handling() {
+        let from = addr(1);
+        let relay_client: SocketAddr = "10.9.9.9:4000".parse().unwrap();
+        let msg_id = id(5, 1);
+        let data = frame::data(msg_id, b"test");
+        let mut forwarded = Vec::new();
+        frame::write_forwarded(&mut forwarded, msg_id, relay_client, b"hi");
+        let ack = frame::ack(msg_id);
+        let mut bad_version = data.clone();
+        bad_version[4] = 9;
+        let mut seen = Seen::default();
+        type Case<'a> = (&'a str, &'a [u8], Option<(&'a [u8], SocketAddr)>, bool);
+        let cases: Vec<Case> = vec![
+            ("plain", b"test", Some((b"test", from)), false),
+            ("data", &data, Some((b"test", from)), true),
+            ("data again", &data, None, true),
+            ("forwarded", &forwarded, Some((b"hi", relay_client)), false),
+            (
+                "forwarded again",
+                &forwarded,
+                Some((b"hi", relay_client)),
+                false,
+            ),
+            ("an ack", &ack, Some((&ack, from)), false),
+            (
+                "bad version",
+                &bad_version,
+                Some((&bad_version, from)),
+                false,
+            ),
+        ];
+        for (what, datagram, log, acked) in cases {
+            let got = seen.handle(datagram, from);
+            assert_eq!(got.log, log, "{what}");
+            assert_eq!(got.ack.is_some(), acked, "{what}");
+            if let Some(ack) = got.ack {
+                assert_eq!(frame::parse(&ack), Some(Frame::Ack(msg_id)));
+                assert!(ack.len() <= datagram.len(), "no amplification");
+            }
+        }
+    }
+}

@@ -1,0 +1,689 @@
+//! `sender --confirm` and the receiver's acknowledgements, with the real
+//! binaries over loopback: confirmations, exactly-once logging, answers
+//! from the address a frame was sent to, forged and stale
+//! acknowledgements, malformed frames, pods that never answer.
+
+mod common;
+
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+use udp_headless::frame::{self, ack, Frame, Id};
+
+fn sender(args: &[&str]) -> Output {
+    bin("sender")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The sender's stderr messages, asserting each has the log shape.
+fn stderr_messages(out: &Output) -> Vec<String> {
+    text(&out.stderr)
+        .lines()
+        .map(|line| {
+            let (_, message) =
+                parse_log_line(line).unwrap_or_else(|| panic!("not a log line: {line:?}"));
+            message.to_string()
+        })
+        .collect()
+}
+
+/// A test socket: a client of the receiver, or a fake pod.
+fn socket(ip: &str) -> UdpSocket {
+    let sock = UdpSocket::bind((ip, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock
+}
+
+#[test]
+fn every_mode_confirms_and_logs_each_message_once() {
+    let receiver = Receiver::start("confirm-modes", &[]);
+    let port = receiver.port.to_string();
+    let base = ["--port", &port, "--confirm"];
+    // (service, extra arguments, stdin, messages)
+    let cases: &[(&str, &[&str], &str, &[&str])] = &[
+        ("127.0.0.1", &["-m", "one"], "", &["one"]),
+        ("::1", &["-m", "six"], "", &["six"]),
+        (
+            "localhost",
+            &["-m", "again", "-r", "3", "-i", "10ms"],
+            "",
+            &["again"; 3],
+        ),
+        ("127.0.0.1", &[], "a\n\nb\n", &["a", "", "b"]),
+    ];
+    let mut want = Vec::new();
+    for &(service, extra, stdin, messages) in cases {
+        let mut child = bin("sender")
+            .args(["-s", service])
+            .args(base)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{service} {extra:?}: {out:?}");
+        let ip = if service == "::1" { "::1" } else { "127.0.0.1" };
+        assert_eq!(
+            info_messages(&text(&out.stdout)),
+            vec![format!("sent message to :{ip}"); messages.len()]
+        );
+        assert_eq!(
+            stderr_messages(&out),
+            vec!["confirmed by 1 of 1 pods"; messages.len()]
+        );
+        want.extend(messages.iter().map(|m| format!("b'{m}'")));
+    }
+    let lines = receiver.wait_lines(want.len());
+    let got: Vec<String> = info_messages(&lines.join("\n"))
+        .iter()
+        .map(|m| {
+            let repr = m.strip_prefix("Message from Client:").unwrap();
+            repr[..repr.find(" Client IP Address:").unwrap()].to_string()
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_retry_is_acknowledged_again_but_logged_once() {
+    let receiver = Receiver::start("confirm-once", &[]);
+    let client = socket("127.0.0.1");
+    let to = ("127.0.0.1", receiver.port);
+    let id = Id { sender: 77, seq: 1 };
+    let other = Id { sender: 78, seq: 1 };
+    let sends = [
+        (id, "first"),
+        (id, "first"),
+        (other, "other"),
+        (id, "first"),
+    ];
+    for (id, message) in sends {
+        client
+            .send_to(&frame::data(id, message.as_bytes()), to)
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(frame::parse(&buf[..n]), Some(Frame::Ack(id)));
+        assert_eq!(n, frame::ACK_LEN);
+        assert_eq!(from, SocketAddr::from(([127, 0, 0, 1], receiver.port)));
+    }
+    // A plain marker after them: once it is logged, so is all before it.
+    client.send_to(b"marker", to).unwrap();
+    let lines = receiver.wait_lines(3);
+    let client_addr = format!("('127.0.0.1', {})", client.local_addr().unwrap().port());
+    assert_eq!(
+        info_messages(&lines.join("\n")),
+        [
+            received("b'first'", &client_addr),
+            received("b'other'", &client_addr),
+            received("b'marker'", &client_addr),
+        ]
+    );
+}
+
+/// All of 127.0.0.0/8 is local: a receiver on the wildcard address must
+/// answer a frame sent to 127.0.0.2 from 127.0.0.2, and to ::1 from ::1.
+#[test]
+fn acknowledges_from_the_address_the_frame_was_sent_to() {
+    let receiver = Receiver::start("confirm-from", &[]);
+    for (client_ip, to_ip) in [
+        ("127.0.0.1", "127.0.0.2"),
+        ("127.0.0.1", "127.0.0.3"),
+        ("::1", "::1"),
+    ] {
+        let client = socket(client_ip);
+        let to = SocketAddr::new(to_ip.parse().unwrap(), receiver.port);
+        let id = Id { sender: 5, seq: 9 };
+        client.send_to(&frame::data(id, b"x"), to).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(frame::parse(&buf[..n]), Some(Frame::Ack(id)));
+        assert_eq!(from, to, "answered from the wrong address");
+    }
+    // And the sender, sending to 127.0.0.2, is confirmed.
+    let out = sender(&[
+        "-s",
+        "127.0.0.2",
+        "-m",
+        "y",
+        "--confirm",
+        "-p",
+        &receiver.port.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn malformed_frames_are_logged_as_bytes_and_not_acknowledged() {
+    let receiver = Receiver::start("confirm-malformed", &[]);
+    let client = socket("127.0.0.1");
+    let to = ("127.0.0.1", receiver.port);
+    let id = Id { sender: 1, seq: 2 };
+    let good = frame::data(id, b"test");
+    let with = |at: usize, byte: u8| {
+        let mut d = good.clone();
+        d[at] = byte;
+        d
+    };
+    let mut forwarded_bad_family = good.clone();
+    forwarded_bad_family[5] = frame::KIND_FORWARDED;
+    let malformed = [
+        good[..frame::HEADER_LEN - 1].to_vec(), // truncated header
+        with(4, 2),                             // version 2
+        with(4, 0),                             // version 0
+        with(5, 9),                             // unknown kind
+        frame::ack(id).to_vec(),                // an ACK is not for receivers
+        forwarded_bad_family,                   // family byte 't'
+        frame::MAGIC.to_vec(),
+    ];
+    for datagram in &malformed {
+        client.send_to(datagram, to).unwrap();
+    }
+    // A good frame last: its ACK must be the first and only one.
+    let last = Id { sender: 1, seq: 3 };
+    client.send_to(&frame::data(last, b"good"), to).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(frame::parse(&buf[..n]), Some(Frame::Ack(last)));
+    client.set_nonblocking(true).unwrap();
+    assert!(
+        client.recv_from(&mut buf).is_err(),
+        "a malformed frame was acknowledged"
+    );
+
+    let lines = receiver.wait_lines(malformed.len() + 1);
+    // python3 itself renders the bytes, as the original receiver would.
+    let hexes: Vec<String> = malformed.iter().map(|d| hex(d)).collect();
+    let hexes: Vec<&str> = hexes.iter().map(String::as_str).collect();
+    let reprs = python3(
+        "import sys\nfor h in sys.argv[1:]: print(bytes.fromhex(h))",
+        &hexes,
+    );
+    let client_addr = format!("('127.0.0.1', {})", client.local_addr().unwrap().port());
+    let mut want: Vec<String> = reprs.lines().map(|r| received(r, &client_addr)).collect();
+    want.push(received("b'good'", &client_addr));
+    assert_eq!(info_messages(&lines.join("\n")), want);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fake pod on 127.0.0.1 that answers the first `frames` frames it
+/// gets as `reply` says, and ignores the rest.
+struct FakePod {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+/// How a fake pod answers: given the frame's id, the pod's socket, a
+/// socket on the same port of another address, and the sender's address.
+type Reply = fn(Id, &UdpSocket, &UdpSocket, SocketAddr);
+
+impl FakePod {
+    fn start(reply: Reply, frames: usize) -> FakePod {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let elsewhere = UdpSocket::bind(("127.0.0.5", port)).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 65_536];
+            let mut answered = 0;
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(Frame::Data { id, .. }) = frame::parse(&buf[..n]) {
+                    if answered < frames {
+                        reply(id, &sock, &elsewhere, from);
+                        answered += 1;
+                    }
+                }
+            }
+        });
+        FakePod {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakePod {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.thread.take().unwrap().join();
+    }
+}
+
+#[test]
+fn forged_and_stale_acknowledgements_confirm_nothing() {
+    // (what, reply, confirmed?)
+    let cases: &[(&str, Reply, bool)] = &[
+        (
+            "the right ack (control)",
+            |id, s, _, to| {
+                s.send_to(&ack(id), to).unwrap();
+            },
+            true,
+        ),
+        (
+            "stale sequence",
+            |id, s, _, to| {
+                s.send_to(
+                    &ack(Id {
+                        seq: id.seq - 1,
+                        ..id
+                    }),
+                    to,
+                )
+                .unwrap();
+            },
+            false,
+        ),
+        (
+            "next sequence",
+            |id, s, _, to| {
+                s.send_to(
+                    &ack(Id {
+                        seq: id.seq + 1,
+                        ..id
+                    }),
+                    to,
+                )
+                .unwrap();
+            },
+            false,
+        ),
+        (
+            "another sender id",
+            |id, s, _, to| {
+                s.send_to(
+                    &ack(Id {
+                        sender: id.sender ^ 1,
+                        ..id
+                    }),
+                    to,
+                )
+                .unwrap();
+            },
+            false,
+        ),
+        (
+            "from another address",
+            |id, _, other, to| {
+                other.send_to(&ack(id), to).unwrap();
+            },
+            false,
+        ),
+        (
+            "from another port",
+            |id, _, _, to| {
+                UdpSocket::bind("127.0.0.1:0")
+                    .unwrap()
+                    .send_to(&ack(id), to)
+                    .unwrap();
+            },
+            false,
+        ),
+        (
+            "the frame echoed back",
+            |id, s, _, to| {
+                s.send_to(&frame::data(id, b""), to).unwrap();
+            },
+            false,
+        ),
+        (
+            "an ack with a tail",
+            |id, s, _, to| {
+                s.send_to(&[&ack(id)[..], b"!"].concat(), to).unwrap();
+            },
+            false,
+        ),
+        (
+            "plain bytes",
+            |_, s, _, to| {
+                s.send_to(b"ok", to).unwrap();
+            },
+            false,
+        ),
+    ];
+    for &(what, reply, confirmed) in cases {
+        // Only the first frame is answered; retries get nothing.
+        let pod = FakePod::start(reply, 1);
+        let out = sender(&[
+            "-s",
+            "127.0.0.1",
+            "-m",
+            "x",
+            "--confirm",
+            "--timeout",
+            "300ms",
+            "-p",
+            &pod.port.to_string(),
+        ]);
+        let want_code = if confirmed { 0 } else { 4 };
+        assert_eq!(out.status.code(), Some(want_code), "{what}: {out:?}");
+        let summary = if confirmed {
+            "confirmed by 1 of 1 pods"
+        } else {
+            "confirmed by 0 of 1 pods"
+        };
+        assert_eq!(stderr_messages(&out).last().unwrap(), summary, "{what}");
+    }
+}
+
+/// With --repeat, the second message's only answer is the first's ACK.
+#[test]
+fn an_earlier_messages_ack_does_not_confirm_the_next() {
+    let pod = FakePod::start(
+        |id, s, _, to| {
+            let answer = Id { seq: 1, ..id };
+            s.send_to(&frame::ack(answer), to).unwrap();
+        },
+        usize::MAX,
+    );
+    let out = sender(&[
+        "-s",
+        "127.0.0.1",
+        "-m",
+        "x",
+        "--confirm",
+        "--timeout",
+        "300ms",
+        "-r",
+        "2",
+        "-i",
+        "1ms",
+        "-p",
+        &pod.port.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let messages = stderr_messages(&out);
+    assert_eq!(messages[0], "confirmed by 1 of 1 pods");
+    assert!(
+        messages[1].starts_with("no confirmation from :127.0.0.1 ("),
+        "{messages:?}"
+    );
+    assert_eq!(messages[2], "confirmed by 0 of 1 pods");
+    assert_eq!(messages.len(), 3);
+}
+
+#[test]
+fn a_pod_with_no_receiver_is_named_and_exit_4() {
+    let port = free_port().to_string();
+    let out = sender(&[
+        "-s",
+        "127.0.0.1",
+        "-m",
+        "x",
+        "--confirm",
+        "-t",
+        "300ms",
+        "-p",
+        &port,
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        info_messages(&text(&out.stdout)),
+        ["sent message to :127.0.0.1"]
+    );
+    assert_eq!(
+        stderr_messages(&out),
+        [
+            "no confirmation from :127.0.0.1 (not running, unreachable, or its receiver \
+             does not confirm, such as the original Python one)",
+            "confirmed by 0 of 1 pods",
+        ]
+    );
+}
+
+/// The original receiver's logic (bind, recvfrom, log), inline: it gets
+/// the frame, logs it as bytes, and never answers.
+const PYTHON_RECEIVER: &str = "
+import logging, socket, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+    format='%(asctime)s - %(name)s - %(levelname)s - %(message)s')
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 0))
+print(s.getsockname()[1], flush=True)
+msg, addr = s.recvfrom(65535)
+logging.info('Message from Client:{} Client IP Address:{}'.format(msg, addr))
+";
+
+#[test]
+fn the_original_python_receiver_logs_bytes_and_is_unconfirmed() {
+    let mut python = PythonReceiver::start();
+    let out = sender(&[
+        "-s",
+        "127.0.0.1",
+        "-m",
+        "test",
+        "--confirm",
+        "-t",
+        "300ms",
+        "-p",
+        &python.port.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        stderr_messages(&out)[0]
+            .contains("its receiver does not confirm, such as the original Python one"),
+        "{out:?}"
+    );
+    let log = python.first_line();
+    assert!(
+        log.contains("Message from Client:b'\\xffUDH\\x01\\x01"),
+        "{log}"
+    );
+    assert!(
+        log.contains("test' Client IP Address:('127.0.0.1', "),
+        "{log}"
+    );
+}
+
+struct PythonReceiver {
+    child: Child,
+    port: u16,
+}
+
+impl PythonReceiver {
+    fn start() -> PythonReceiver {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new("python3")
+            .args(["-c", PYTHON_RECEIVER])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut first = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first.trim().parse().unwrap();
+        PythonReceiver { child, port }
+    }
+
+    /// Its log line (it exits after one datagram).
+    fn first_line(&mut self) -> String {
+        let status = wait_for_exit(&mut self.child, "the python receiver");
+        assert!(status.success());
+        let mut out = String::new();
+        use std::io::Read;
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    }
+}
+
+impl Drop for PythonReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn usage_errors() {
+    let big = "x".repeat(65_506);
+    // (arguments, environment, what stderr must name)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (
+            &["-s", "x", "-m", "m", "--timeout", "1s"],
+            &[],
+            "--timeout needs --confirm",
+        ),
+        (
+            &["-s", "x", "-m", "m", "--confirm", "-t", "0"],
+            &[],
+            "--timeout: '0' is not more than 0",
+        ),
+        (
+            &["-s", "x", "-m", "m", "--confirm", "-t", "soon"],
+            &[],
+            "--timeout: 'soon' is not a duration",
+        ),
+        (
+            &["-s", "x", "-m", "m"],
+            &[("UDP_HEADLESS_CONFIRM", "maybe")],
+            "$UDP_HEADLESS_CONFIRM: 'maybe' is not 1 or 0",
+        ),
+        (
+            &["-s", "x", "-m", "m", "--confirm=1"],
+            &[],
+            "option '--confirm' takes no value",
+        ),
+        (
+            &["-s", "x", "-m", &big, "--confirm"],
+            &[],
+            "the message is 65506 bytes; a UDP datagram holds at most 65505",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let out = bin("sender")
+            .args(*args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("sender: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn environment_switches_confirmation() {
+    let receiver = Receiver::start("confirm-env", &[]);
+    let port = receiver.port.to_string();
+    // (environment, confirmed summary expected?)
+    let cases: &[(&[(&str, &str)], bool)] = &[
+        (
+            &[
+                ("UDP_HEADLESS_CONFIRM", "1"),
+                ("UDP_HEADLESS_TIMEOUT", "5s"),
+            ],
+            true,
+        ),
+        (
+            &[
+                ("UDP_HEADLESS_CONFIRM", "0"),
+                ("UDP_HEADLESS_TIMEOUT", "5s"),
+            ],
+            false,
+        ),
+        (&[("UDP_HEADLESS_TIMEOUT", "bogus")], false),
+    ];
+    for (env, confirmed) in cases {
+        let out = bin("sender")
+            .args(["-s", "127.0.0.1", "-m", "e", "-p", &port])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{env:?}: {out:?}");
+        let summaries = stderr_messages(&out);
+        assert_eq!(
+            summaries == ["confirmed by 1 of 1 pods"],
+            *confirmed,
+            "{env:?}: {summaries:?}"
+        );
+    }
+    // Plain sends log the datagram as it is; the confirmed one its message.
+    let lines = receiver.wait_lines(3);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("Message from Client:b'e' ")),
+        "{lines:?}"
+    );
+}
+
+/// `relay --frame`'s frames: logged as if the client had sent them
+/// directly, not acknowledged, each copy logged.
+#[test]
+fn a_forwarded_frame_is_logged_with_its_original_source() {
+    let receiver = Receiver::start("confirm-forwarded", &[]);
+    let relay = socket("127.0.0.1");
+    let to = ("127.0.0.1", receiver.port);
+    let id = Id { sender: 3, seq: 1 };
+    let sources = [
+        ("10.1.2.3:5000", "('10.1.2.3', 5000)"),
+        ("[fd00::7]:53", "('fd00::7', 53, 0, 0)"),
+    ];
+    let mut datagram = Vec::new();
+    for (source, _) in sources {
+        frame::write_forwarded(&mut datagram, id, source.parse().unwrap(), b"hi");
+        relay.send_to(&datagram, to).unwrap();
+    }
+    relay.send_to(&frame::data(id, b"marker"), to).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = relay.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        frame::parse(&buf[..n]),
+        Some(Frame::Ack(id)),
+        "only the DATA frame is acknowledged"
+    );
+    let lines = receiver.wait_lines(3);
+    let relay_addr = format!("('127.0.0.1', {})", relay.local_addr().unwrap().port());
+    assert_eq!(
+        info_messages(&lines.join("\n")),
+        [
+            received("b'hi'", sources[0].1),
+            received("b'hi'", sources[1].1),
+            received("b'marker'", &relay_addr),
+        ]
+    );
+}

@@ -4,9 +4,9 @@
 //! Ignored by default (it builds a second target and needs qemu-user-static
 //! and the rustup target); scripts/test.sh runs it with --ignored.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,9 +3,9 @@
 //! from the address a frame was sent to, forged and stale
 //! acknowledgements, malformed frames, pods that never answer.
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

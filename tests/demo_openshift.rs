@@ -4,9 +4,9 @@
 //! the pods do not come up (the stand-in's rollout never finishes, as with
 //! an image that cannot be pulled).
 
-mod common;
+mod support;
 
-use common::TempDir;
+use support::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -2,9 +2,9 @@
 //! wait the demo builds on it when a DNS cache still has the answer from
 //! before a scale-out (kubeadm's CoreDNS `cache 30`, NodeLocal DNSCache).
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 use std::collections::BTreeSet;
 use std::fs;
 use std::process::{Child, Command, Output, Stdio};

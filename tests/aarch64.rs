@@ -6,11 +6,11 @@
 
 mod support;
 
-use support::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 const TARGET: &str = "aarch64-unknown-linux-musl";
 const QEMU: &str = "qemu-aarch64-static";

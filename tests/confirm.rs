@@ -5,13 +5,13 @@
 
 mod support;
 
-use support::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+use support::*;
 use udp_headless::frame::{self, ack, Frame, Id};
 
 fn sender(args: &[&str]) -> Output {

@@ -6,11 +6,11 @@
 
 mod support;
 
-use support::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use support::TempDir;
 
 const NS: &str = "dev-demo";
 

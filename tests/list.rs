@@ -4,12 +4,12 @@
 
 mod support;
 
-use support::*;
 use std::collections::BTreeSet;
 use std::fs;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use support::*;
 
 const NAME: &str = "headless-udp.default.svc.cluster.local";
 /// The cache's TTL, as kubeadm's CoreDNS (`ttl 30`, `cache 30`).

@@ -1,8 +1,9 @@
-//! scripts/demo.sh against a stand-in `oc` for OpenShift users without
-//! cluster-admin: which permission it checks in which order, how it makes
-//! and deletes the project, fresh pods on a re-run, and what it shows when
-//! the pods do not come up (the stand-in's rollout never finishes, as with
-//! an image that cannot be pulled).
+//! scripts/demo.sh's cluster mode against a stand-in `oc` (or `kubectl`):
+//! for OpenShift users without cluster-admin, which permission it checks in
+//! which order, how it makes and deletes the project; fresh pods on a
+//! re-run; the images it deploys on Kubernetes; and what it shows when the
+//! pods do not come up (the stand-in's rollout never finishes, as with an
+//! image that cannot be pulled).
 
 mod support;
 
@@ -14,18 +15,22 @@ use support::TempDir;
 
 const NS: &str = "dev-demo";
 
-/// Answers like OpenShift for a user whose rights the environment sets;
-/// logs every call.
-const STUB_OC: &str = r#"#!/bin/sh
+/// Answers like OpenShift (or, as `kubectl`, like Kubernetes) for a user
+/// whose rights the environment sets; logs every call, keeps what is
+/// applied, renders the kustomization with the real kubectl.
+const STUB: &str = r#"#!/bin/sh
 echo "$*" >>"$STUB_CALLS"
 case "$*" in
 whoami*) echo developer ;;
-api-resources*) echo templates.template.openshift.io ;;
+api-resources*) [ "${0##*/}" = kubectl ] || echo templates.template.openshift.io ;;
+"get namespace"*) [ "$STUB_PROJECT" = yes ] || { echo 'Error from server (NotFound)' >&2; exit 1; } ;;
+"create namespace"* | "delete namespace"* | "-n "*" scale "*) ;;
+kustomize*) exec "$STUB_REAL_KUBECTL" "$@" ;;
 "auth can-i create pods"*) echo "$STUB_PODS"; [ "$STUB_PODS" = yes ] ;;
 "auth can-i create projectrequests"*) echo "$STUB_PROJECTREQUESTS"; [ "$STUB_PROJECTREQUESTS" = yes ] ;;
 "get project"*) [ "$STUB_PROJECT" = yes ] || { echo 'Error from server (Forbidden)' >&2; exit 1; } ;;
 new-project*) echo "Now using project" ;;
-"-n "*" apply "*) cat >/dev/null ;;
+"-n "*" apply "*) cat >>"$STUB_CALLS.applied" ;;
 "-n "*" process "*) echo '{"kind": "List", "items": []}' ;;
 "-n "*" rollout status"*) echo "Waiting for 2 pods to be ready..."; exit 1 ;;
 "-n "*" get pods"*) echo "statefulset-udp-server-0   0/1   ImagePullBackOff" ;;
@@ -64,11 +69,15 @@ impl Run {
 /// demo.sh with the stand-in `oc` first on PATH; `rights`: the stand-in's
 /// STUB_* answers (yes or no).
 fn demo(dir: &Path, rights: &[(&str, &str)], args: &[&str]) -> Run {
+    demo_with("oc", dir, rights, args)
+}
+
+fn demo_with(cli: &str, dir: &Path, rights: &[(&str, &str)], args: &[&str]) -> Run {
     let bin = dir.join("bin");
     fs::create_dir_all(&bin).unwrap();
-    let oc = bin.join("oc");
-    fs::write(&oc, STUB_OC).unwrap();
-    fs::set_permissions(&oc, fs::Permissions::from_mode(0o755)).unwrap();
+    let stub = bin.join(cli);
+    fs::write(&stub, STUB).unwrap();
+    fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
     let calls = dir.join("calls");
     let _ = fs::remove_file(&calls);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
@@ -81,6 +90,7 @@ fn demo(dir: &Path, rights: &[(&str, &str)], args: &[&str]) -> Run {
             format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
         )
         .env("STUB_CALLS", &calls)
+        .env("STUB_REAL_KUBECTL", real_kubectl())
         .env("TMPDIR", dir)
         .envs(rights.iter().copied())
         .stdin(Stdio::null())
@@ -91,6 +101,16 @@ fn demo(dir: &Path, rights: &[(&str, &str)], args: &[&str]) -> Run {
         out,
         calls: calls.lines().map(String::from).collect(),
     }
+}
+
+/// The kubectl on PATH (install-deps installs it), which renders the
+/// kustomization for the stand-in.
+fn real_kubectl() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|file| file.is_file())
+        .unwrap_or_else(|| "kubectl (not found: run scripts/install-deps.sh)".into())
 }
 
 #[test]
@@ -184,4 +204,46 @@ fn a_rerun_in_an_existing_project_starts_from_fresh_pods_and_keeps_the_project()
     ]);
     assert_eq!(run.call("new-project"), None, "{:#?}", run.calls);
     assert_eq!(run.call("delete project"), None, "{:#?}", run.calls);
+}
+
+#[test]
+fn on_kubernetes_it_applies_the_kustomization_with_the_given_images() {
+    let dir = TempDir::new("demo-kubectl");
+    let rights = [("STUB_PODS", "yes"), ("STUB_PROJECT", "no")];
+    let images = [
+        "--receiver-image",
+        "registry.example:5000/me/receiver:1.2",
+        "--sender-image",
+        "registry.example:5000/me/sender@sha256:0123",
+    ];
+    let run = demo_with(
+        "kubectl",
+        &dir,
+        &rights,
+        &[&images[..], &["--cleanup"]].concat(),
+    );
+    assert_eq!(run.out.status.code(), Some(1), "{}", run.text());
+    run.in_order(&[
+        "get namespace dev-demo",
+        "create namespace dev-demo",
+        "-n dev-demo apply -f -",
+        "-n dev-demo rollout status",
+        "delete namespace dev-demo",
+    ]);
+    let applied = fs::read_to_string(dir.join("calls.applied")).unwrap();
+    let image_lines: Vec<&str> = applied
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("image:"))
+        .collect();
+    assert_eq!(
+        image_lines,
+        [
+            "image: registry.example:5000/me/receiver:1.2",
+            "image: registry.example:5000/me/sender@sha256:0123",
+        ],
+        "{applied}"
+    );
+    assert!(run.call("kustomize").is_some(), "{:#?}", run.calls);
+    assert!(applied.contains("kind: NetworkPolicy"), "{applied}");
 }

@@ -221,7 +221,9 @@ pub fn discover_from(
     // Slow: a large answer, or a slow DNS. Ask DNS ourselves meanwhile.
     let conf = conf();
     let ours = match &conf {
-        Ok(conf) if !conf.nameservers.is_empty() => Some(ask_dns(conf, service, family, deadline)),
+        Ok(conf) if !conf.nameservers.is_empty() => {
+            Some(ask_dns(conf, service, family, deadline, true))
+        }
         _ => None,
     };
     let left = deadline.saturating_duration_since(Instant::now());
@@ -317,10 +319,11 @@ impl Dns<'_> {
         conf: &ResolvConf,
         service: &str,
         family: Family,
+        large: bool,
     ) -> Result<dns::Found, LookupError> {
         match self.ours {
             Some(Err(LookupError::Unreachable(_))) | None => {
-                ask_dns(conf, service, family, self.deadline)
+                ask_dns(conf, service, family, self.deadline, large)
             }
             Some(ours) => ours,
         }
@@ -338,7 +341,7 @@ fn complete(
     let why_unchecked = match dns.conf {
         Err(why) => why.to_string(),
         Ok(conf) if conf.nameservers.is_empty() => "resolv.conf lists no nameserver".into(),
-        Ok(conf) => match dns.ours_or_ask(conf, service, family) {
+        Ok(conf) => match dns.ours_or_ask(conf, service, family, true) {
             Ok(found) if !shares_an_address(&addrs, &found) => {
                 return different_names(service, family, addrs, &found);
             }
@@ -424,7 +427,7 @@ fn explain(
         attempts: 1,
         ..conf.clone()
     };
-    match dns.ours_or_ask(&once, service, family) {
+    match dns.ours_or_ask(&once, service, family, false) {
         Ok(found) => {
             let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
             with_dns_cut(service, family, addrs.collect(), &found)
@@ -438,11 +441,14 @@ fn explain(
 
 /// Only IPv4 or only IPv6 asks for that type; `Auto` asks for AAAA only
 /// when the name has no A records, as `pick_family` prefers IPv4.
+/// `large`: the answer is likely too large for UDP (the system resolver
+/// returned 48 or more, or was slow), so TCP is asked first.
 fn ask_dns(
     conf: &ResolvConf,
     service: &str,
     family: Family,
     deadline: Instant,
+    large: bool,
 ) -> Result<dns::Found, LookupError> {
     let types: &[RecordType] = match family {
         Family::Auto => &[RecordType::A, RecordType::Aaaa],
@@ -451,6 +457,7 @@ fn ask_dns(
     };
     dns::lookup(&dns::Query {
         deadline: Some(deadline),
+        tcp_first: large,
         ..dns::Query::new(conf, service, types)
     })
 }

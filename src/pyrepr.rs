@@ -69,6 +69,24 @@ fn glibc_ipv6_text(ip: &Ipv6Addr) -> String {
     ip.to_string()
 }
 
+/// Appends the IP as the sender logs it, without allocating: the sender
+/// writes one line per pod, and musl's allocator can turn an allocation per
+/// line into an mmap and munmap per line.
+pub fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    let _ = match ip {
+        IpAddr::V4(v4) => write!(out, "{v4}"),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if s[..6] == [0; 6] && s[6] != 0 {
+                let [.., a, b, c, d] = v6.octets();
+                write!(out, "::{a}.{b}.{c}.{d}")
+            } else {
+                write!(out, "{v6}")
+            }
+        }
+    };
+}
+
 /// The IP as the sender logs it (`sent message to :10.0.0.1`).
 pub fn ip_text(ip: IpAddr) -> String {
     match ip {
@@ -112,6 +130,22 @@ mod tests {
         ];
         for (data, want) in cases {
             assert_eq!(bytes_repr(data), *want);
+        }
+    }
+
+    #[test]
+    fn write_ip_is_ip_text() {
+        for ip in [
+            "10.1.2.3",
+            "::1",
+            "::102:304",
+            "fd00::a:0:0:1",
+            "::ffff:10.1.2.3",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            write_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip_text(ip));
         }
     }
 

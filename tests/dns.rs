@@ -261,6 +261,31 @@ fn costs_one_udp_and_one_tcp_query() {
     assert_eq!(log.matches(&asked).count(), 2, "{log}");
 }
 
+/// Expecting a large answer, the client asks over TCP at once: one query.
+#[test]
+fn tcp_first_costs_one_query() {
+    let server = Dnsmasq::start(&hosts(SERVICE, 1000, pod_v4), &["--log-queries"]);
+    let conf = server.conf();
+    let query = Query {
+        tcp_first: true,
+        ..Query::new(&conf, "headless-udp", &[RecordType::A])
+    };
+    let found = dns::lookup(&query).unwrap();
+    assert_eq!(found.addrs.len(), 1000);
+    assert!(!found.truncated);
+    let asked = format!("query[A] {SERVICE} from");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut log = server.log();
+    while !log.contains(&asked) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        log = server.log();
+    }
+    // Give a second query, were there one, the time to be logged too.
+    thread::sleep(Duration::from_millis(100));
+    let log = server.log();
+    assert_eq!(log.matches("query[").count(), 1, "{log}");
+}
+
 #[test]
 fn dual_stack_picks_one_family() {
     let mut both = hosts(SERVICE, 60, pod_v4);
@@ -988,13 +1013,19 @@ fn udp_answers_but_tcp_is_blocked() {
             let mut conf = impatient_conf(front);
             conf.search = pod_conf(front).search;
             conf.ndots = 5;
-            let error = dns::lookup(&Query::new(&conf, "headless-udp", &[RecordType::A]));
-            let Err(LookupError::TcpFailed(detail)) = &error else {
-                panic!("{kind}, TCP listening {tcp_listens}: {error:?}");
-            };
-            assert!(detail.contains(&front.to_string()), "{detail}");
-            let message = error.unwrap_err().to_string();
-            assert!(message.contains("over TCP failed"), "{message}");
+            for tcp_first in [false, true] {
+                let query = Query {
+                    tcp_first,
+                    ..Query::new(&conf, "headless-udp", &[RecordType::A])
+                };
+                let error = dns::lookup(&query);
+                let Err(LookupError::TcpFailed(detail)) = &error else {
+                    panic!("{kind}, TCP listening {tcp_listens}, first {tcp_first}: {error:?}");
+                };
+                assert!(detail.contains(&front.to_string()), "{detail}");
+                let message = error.unwrap_err().to_string();
+                assert!(message.contains("over TCP failed"), "{message}");
+            }
         }
     }
 }

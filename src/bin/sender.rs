@@ -3,7 +3,7 @@
 
 use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::confirm::{self, Confirmer};
 use udp_headless::discover::{self, Family};
@@ -54,7 +54,7 @@ Options (the environment variable is used when the option is not given):
   -h, --help            print this help
   -V, --version         print the version
 
-Exit codes: 0 every send succeeded; 1 could not run (socket, stdin);
+Exit codes: 0 every send succeeded; 1 could not run (socket, stdin, stdout);
 2 usage error or message too large; 3 service did not resolve;
 4 some sends failed or the pod list is incomplete (others were sent),
 or with --confirm some pods did not confirm.
@@ -106,13 +106,13 @@ fn run() -> i32 {
             return e.exit_code();
         }
     };
-    // Repeated broadcasts stop cleanly between rounds; one-shot work (one
-    // broadcast, stdin lines) ends at once, even in a slow DNS lookup.
-    // Either way SIGTERM works when the sender is PID 1 in a container.
     if sys::stdout_was_closed() {
         log_error("standard output is closed: there is nowhere to write the log");
         return exit::FAILURE;
     }
+    // Repeated broadcasts stop cleanly between rounds; one-shot work (one
+    // broadcast, stdin lines) ends at once, even in a slow DNS lookup.
+    // Either way SIGTERM works when the sender is PID 1 in a container.
     let handled = if options.message.is_some() && options.repeat != 1 {
         signals::stop_on_term_and_int()
     } else {
@@ -423,6 +423,8 @@ fn broadcast(
     }
     // One write for the whole round, not one per pod.
     let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    // One line buffer for the round: no allocation per pod.
+    let mut line = Vec::with_capacity(128);
     if let Some(confirmer) = confirmer {
         let sock = sockets.for_addr(pods.addrs[0]);
         let mut resolve = || {
@@ -431,7 +433,7 @@ fn broadcast(
         };
         let report = confirmer.broadcast(sock, message, &pods.addrs, &mut resolve, &mut |sent| {
             for (addr, result) in sent {
-                if !log_send(&mut out, *addr, result) {
+                if !log_send(&mut out, &mut line, *addr, result) {
                     status = exit::PARTIAL;
                 }
             }
@@ -444,7 +446,7 @@ fn broadcast(
         }
     } else {
         for addr in pods.addrs {
-            if !log_send(&mut out, addr, &sockets.send(message, addr)) {
+            if !log_send(&mut out, &mut line, addr, &sockets.send(message, addr)) {
                 status = exit::PARTIAL;
             }
         }
@@ -488,16 +490,27 @@ fn list(options: &Options) -> i32 {
 
 /// Logs one send: `sent message to :IP` on stdout, or the error on stderr.
 /// False if it failed.
-fn log_send(out: &mut impl Write, addr: SocketAddr, result: &io::Result<usize>) -> bool {
-    let ip = pyrepr::ip_text(addr.ip());
+/// `line` is the caller's buffer, reused: musl's allocator can turn an
+/// allocation per pod into an mmap and munmap per pod.
+fn log_send(
+    out: &mut impl Write,
+    line: &mut Vec<u8>,
+    addr: SocketAddr,
+    result: &io::Result<usize>,
+) -> bool {
     match result {
         Ok(_) => {
-            let line = log_line::line(log_line::INFO, &format!("sent message to :{ip}"));
-            let _ = out.write_all(line.as_bytes());
+            line.clear();
+            log_line::write_prefix(line, SystemTime::now(), log_line::INFO);
+            line.extend_from_slice(b"sent message to :");
+            pyrepr::write_ip(line, addr.ip());
+            line.push(b'\n');
+            let _ = out.write_all(line);
             true
         }
         Err(e) => {
             let _ = out.flush();
+            let ip = pyrepr::ip_text(addr.ip());
             log_error(&format!("failed to send message to :{ip}: {e}"));
             false
         }

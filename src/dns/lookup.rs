@@ -25,6 +25,9 @@ pub struct Query<'a> {
     pub types: &'a [RecordType],
     /// No exchange waits past this; None: only the conf's timeouts bound it.
     pub deadline: Option<Instant>,
+    /// Ask over TCP first, when the answer is expected to be too large for
+    /// UDP (a Service with many pods): one exchange instead of two.
+    pub tcp_first: bool,
 }
 
 impl<'a> Query<'a> {
@@ -34,6 +37,7 @@ impl<'a> Query<'a> {
             name,
             types,
             deadline: None,
+            tcp_first: false,
         }
     }
 }
@@ -143,7 +147,7 @@ fn lookup_type(
     // The TTLs of the CNAMEs followed in earlier answers.
     let mut ttl = u32::MAX;
     for _ in 0..=MAX_REQUERIES {
-        let question = Question::new(&name, qtype);
+        let question = Question::new(&name, qtype, query.tcp_first);
         let reply = transport::query(query.conf, &question, query.deadline)?;
         if reply.rcode == RCODE_NXDOMAIN {
             return Err(LookupError::NotFound(vec![name_text(wire)]));

@@ -19,16 +19,19 @@ pub(crate) struct Question<'a> {
     name: &'a [u8],
     qtype: RecordType,
     message: Vec<u8>,
+    /// Ask over TCP first: the answer is expected not to fit UDP.
+    tcp_first: bool,
 }
 
 impl<'a> Question<'a> {
-    pub fn new(name: &'a [u8], qtype: RecordType) -> Question<'a> {
+    pub fn new(name: &'a [u8], qtype: RecordType, tcp_first: bool) -> Question<'a> {
         let id = random_id();
         Question {
             id,
             name,
             qtype,
             message: build_query(id, name, qtype),
+            tcp_first,
         }
     }
 
@@ -86,12 +89,28 @@ pub(crate) fn query(
     Err(describe_failures(conf, question, failures))
 }
 
-/// One server: UDP, then TCP if the answer did not fit.
+/// One server: UDP, then TCP if the answer did not fit. With `tcp_first`,
+/// TCP at once, saving the truncated UDP exchange; if TCP fails, the usual
+/// way, so that the error says whether UDP works.
 fn exchange(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
+    let mut tcp_failure = None;
+    if question.tcp_first {
+        match ask_tcp(server, question, timeout) {
+            Ok(reply) => {
+                check_rcode(&reply)?;
+                return Ok(reply);
+            }
+            Err(e) => tcp_failure = Some(e),
+        }
+    }
     let mut reply = ask_udp(server, question, timeout)?;
     check_rcode(&reply)?;
     if reply.truncated {
-        reply = ask_tcp(server, question, timeout).map_err(|e| Failure::Tcp(Box::new(e)))?;
+        let tcp = match tcp_failure {
+            Some(failure) => Err(failure),
+            None => ask_tcp(server, question, timeout),
+        };
+        reply = tcp.map_err(|e| Failure::Tcp(Box::new(e)))?;
         check_rcode(&reply)?;
     }
     Ok(reply)

@@ -71,17 +71,18 @@ pub(crate) fn query(
             if let Some(Failure::Rcode(_)) = failure {
                 continue;
             }
-            let timeout = match deadline {
-                Some(deadline) => deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(conf.timeout),
-                None => conf.timeout,
+            let limit = Limit {
+                timeout: conf.timeout,
+                deadline,
             };
-            if timeout.is_zero() {
+            if limit.left().is_zero() {
                 break 'rounds;
             }
-            match exchange(*server, question, timeout) {
+            match exchange(*server, question, limit) {
                 Ok(reply) => return Ok(reply),
+                // A later silence does not make an earlier, more telling
+                // failure (TCP failed, say) less true.
+                Err(Failure::Timeout) if failure.is_some() => {}
                 Err(e) => *failure = Some(e),
             }
         }
@@ -89,28 +90,40 @@ pub(crate) fn query(
     Err(describe_failures(conf, question, failures))
 }
 
-/// One server: UDP, then TCP if the answer did not fit. With `tcp_first`,
-/// TCP at once, saving the truncated UDP exchange; if TCP fails, the usual
-/// way, so that the error says whether UDP works.
-fn exchange(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
-    let mut tcp_failure = None;
-    if question.tcp_first {
-        match ask_tcp(server, question, timeout) {
-            Ok(reply) => {
-                check_rcode(&reply)?;
-                return Ok(reply);
-            }
-            Err(e) => tcp_failure = Some(e),
+/// How long one step of an exchange may wait: the conf's timeout, and
+/// never past the lookup's deadline.
+#[derive(Clone, Copy)]
+struct Limit {
+    timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+impl Limit {
+    fn left(self) -> Duration {
+        match self.deadline {
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .min(self.timeout),
+            None => self.timeout,
         }
     }
-    let mut reply = ask_udp(server, question, timeout)?;
+}
+
+/// One server: UDP, then TCP if the answer did not fit. With `tcp_first`,
+/// TCP at once, saving the truncated UDP exchange; if that fails, the
+/// usual way, so that the error says whether UDP works (and a server that
+/// was only slow to start gets its second chance).
+fn exchange(server: SocketAddr, question: &Question, limit: Limit) -> Result<Reply, Failure> {
+    if question.tcp_first {
+        if let Ok(reply) = ask_tcp(server, question, limit.left()) {
+            check_rcode(&reply)?;
+            return Ok(reply);
+        }
+    }
+    let mut reply = ask_udp(server, question, limit.left())?;
     check_rcode(&reply)?;
     if reply.truncated {
-        let tcp = match tcp_failure {
-            Some(failure) => Err(failure),
-            None => ask_tcp(server, question, timeout),
-        };
-        reply = tcp.map_err(|e| Failure::Tcp(Box::new(e)))?;
+        reply = ask_tcp(server, question, limit.left()).map_err(|e| Failure::Tcp(Box::new(e)))?;
         check_rcode(&reply)?;
     }
     Ok(reply)
@@ -165,6 +178,10 @@ fn ask_udp(server: SocketAddr, question: &Question, timeout: Duration) -> Result
 }
 
 fn ask_tcp(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
+    // std refuses a zero timeout; the deadline has passed.
+    if timeout.is_zero() {
+        return Err(Failure::Timeout);
+    }
     let message = &question.message;
     let deadline = Instant::now() + timeout;
     let mut stream = TcpStream::connect_timeout(&server, timeout).map_err(io_failure)?;

@@ -90,6 +90,9 @@ pub(crate) fn query(
     Err(describe_failures(conf, question, failures))
 }
 
+/// How long a TCP-first attempt waits before trying the usual way.
+const TCP_FIRST_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long one step of an exchange may wait: the conf's timeout, and
 /// never past the lookup's deadline.
 #[derive(Clone, Copy)]
@@ -115,7 +118,10 @@ impl Limit {
 /// was only slow to start gets its second chance).
 fn exchange(server: SocketAddr, question: &Question, limit: Limit) -> Result<Reply, Failure> {
     if question.tcp_first {
-        if let Ok(reply) = ask_tcp(server, question, limit.left()) {
+        // Short: if TCP is blocked, the usual way below waits out the full
+        // timeout for it again anyway.
+        let first = limit.left().min(TCP_FIRST_TIMEOUT);
+        if let Ok(reply) = ask_tcp(server, question, first) {
             check_rcode(&reply)?;
             return Ok(reply);
         }

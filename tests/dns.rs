@@ -4,6 +4,8 @@
 //! serving a headless Service the way a cluster does, and against tiny fake
 //! servers for the failures they do not produce.
 
+mod support;
+
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
@@ -1125,4 +1127,61 @@ fn ttl_is_the_smallest_of_the_records_used() {
     let conf = server.conf();
     let pods = discover::decide("short-alias", 9, Family::Auto, Err(no_system()), Ok(&conf));
     assert_eq!(pods.unwrap().ttl, Some(Duration::from_secs(3)));
+}
+
+/// Issue #8, defect 1, end to end: the real senders, glibc's and the static
+/// musl one, in a network and mount namespace of their own whose
+/// resolv.conf searches ns-a while LOCALDOMAIN says ns-b. Each sends to the
+/// 60 pods of exactly one of the two Services: glibc's honours LOCALDOMAIN
+/// (ns-b), musl's ignores it (ns-a), and so does each one's own DNS client.
+#[test]
+fn localdomain_never_mixes_two_services_in_one_broadcast() {
+    let dir = support::TempDir::new("localdomain");
+    let ip = |ns: u8, i: usize| format!("10.{ns}.0.{}", i + 1);
+    let mut hosts = String::new();
+    for (ns, name) in [(3, "ns-a"), (4, "ns-b")] {
+        for i in 0..60 {
+            hosts.push_str(&format!("{} web.{name}.svc.cluster.local\n", ip(ns, i)));
+        }
+    }
+    std::fs::write(dir.join("hosts"), hosts).unwrap();
+    std::fs::write(
+        dir.join("resolv.conf"),
+        "search ns-a.svc.cluster.local svc.cluster.local cluster.local\n\
+         nameserver 127.0.0.1\noptions ndots:5 timeout:2 attempts:2\n",
+    )
+    .unwrap();
+    let script = "set -e; ip link set lo up; ip route add local 10.0.0.0/8 dev lo; \
+        mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; \
+        /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
+            --no-resolv --no-hosts --local=/cluster.local/ --bind-interfaces \
+            --listen-address=127.0.0.1 --port=53 --addn-hosts=\"$DIR/hosts\" \
+            --log-facility=\"$DIR/dns.log\" & dns=$!; trap 'kill $dns' EXIT; \
+        timeout 10 sh -c 'until grep -qs \"read $DIR/hosts\" \"$DIR/dns.log\"; do sleep 0.02; done'; \
+        for sender in \"$GLIBC\" \"$MUSL\"; do \
+            LOCALDOMAIN=ns-b.svc.cluster.local timeout 60 \"$sender\" -s web -m hi -p 9 \
+                || echo \"exit $?\"; echo ===; \
+        done";
+    let out = support::unshare()
+        .args(["--net", "--mount", "sh", "-c", script])
+        .env("DIR", &*dir)
+        .env("GLIBC", support::bin_path("sender"))
+        .env("MUSL", support::musl_sender())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let runs: Vec<&str> = stdout.split("===\n").collect();
+    assert_eq!(runs.len(), 3, "{stdout}\n{stderr}");
+    for (run, (label, ns)) in runs.iter().zip([("glibc", 4), ("musl", 3)]) {
+        assert!(!run.contains("exit "), "{label}: {run}\n{stderr}");
+        let sent: HashSet<String> = support::info_messages(run)
+            .iter()
+            .map(|m| m.strip_prefix("sent message to :").unwrap().to_string())
+            .collect();
+        let want: HashSet<String> = (0..60).map(|i| ip(ns, i)).collect();
+        assert_eq!(sent, want, "{label}: {run}\n{stderr}");
+    }
 }

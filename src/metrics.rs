@@ -1,0 +1,294 @@
+//! Counters and their Prometheus text exposition (format 0.0.4), served by
+//! [`crate::http`] at `/metrics`.
+//!
+//! A counter is a `static` [`Counter`] here: its name, its help and an
+//! atomic, so any loop can count without a lock and whether or not anyone
+//! scrapes. Each program lists what it exposes in a [`Registry`]; a new
+//! counter is one `static` below and one `.counter(&X)` in the program.
+//! Labels are fixed strings only: nothing whose values grow with pods or
+//! clients.
+
+use std::fmt::Write as _;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Every name starts with this.
+pub const PREFIX: &str = "udp_headless_";
+
+/// The `Content-Type` of [`Registry::render`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub struct Counter {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Counter {
+    pub const fn new(name: &'static str, help: &'static str) -> Counter {
+        Counter {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    pub fn add(&self, n: u64) {
+        // Relaxed: each counter stands alone; a scrape needs no ordering.
+        self.value.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+pub static DATAGRAMS_RECEIVED: Counter = Counter::new(
+    "udp_headless_datagrams_received_total",
+    "Datagrams received (each one is logged).",
+);
+pub static BYTES_RECEIVED: Counter = Counter::new(
+    "udp_headless_bytes_received_total",
+    "Payload bytes of the datagrams received.",
+);
+pub static LOG_WRITE_ERRORS: Counter = Counter::new(
+    "udp_headless_log_write_errors_total",
+    "Failed writes of the log to standard output.",
+);
+
+type Read = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
+enum Source {
+    Counter(&'static Counter),
+    /// Read when scraped (a number the kernel keeps); no sample if None.
+    Read(Read),
+    /// A constant 1 carrying labels, like `build_info`.
+    Info(Vec<(&'static str, String)>),
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    source: Source,
+}
+
+/// What one program exposes, in order.
+pub struct Registry {
+    families: Vec<Family>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    /// Starts with `udp_headless_build_info{version="..."} 1`.
+    pub fn new() -> Registry {
+        Registry { families: vec![] }.info(
+            "udp_headless_build_info",
+            "The running version; always 1.",
+            vec![("version", env!("CARGO_PKG_VERSION").to_string())],
+        )
+    }
+
+    pub fn counter(mut self, counter: &'static Counter) -> Registry {
+        self.families.push(Family {
+            name: counter.name,
+            help: counter.help,
+            kind: "counter",
+            source: Source::Counter(counter),
+        });
+        self
+    }
+
+    /// A counter someone else keeps (the kernel), read at each scrape.
+    pub fn read_counter(
+        mut self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> Option<u64> + Send + Sync + 'static,
+    ) -> Registry {
+        self.families.push(Family {
+            name,
+            help,
+            kind: "counter",
+            source: Source::Read(Box::new(read)),
+        });
+        self
+    }
+
+    pub fn info(
+        mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Vec<(&'static str, String)>,
+    ) -> Registry {
+        self.families.push(Family {
+            name,
+            help,
+            kind: "gauge",
+            source: Source::Info(labels),
+        });
+        self
+    }
+
+    /// The exposition text: `# HELP`, `# TYPE` and the sample of every family.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(256 * self.families.len());
+        for family in &self.families {
+            let sample = match &family.source {
+                Source::Counter(counter) => Some((String::new(), counter.get())),
+                Source::Read(read) => read().map(|value| (String::new(), value)),
+                Source::Info(labels) => Some((label_set(labels), 1)),
+            };
+            // A number that cannot be read now is left out, family and all,
+            // rather than shown as a made-up 0.
+            let Some((labels, value)) = sample else {
+                continue;
+            };
+            let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
+            let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+            let _ = writeln!(out, "{}{labels} {value}", family.name);
+        }
+        out
+    }
+}
+
+fn label_set(labels: &[(&str, String)]) -> String {
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(name, value)| format!("{name}=\"{}\"", escape_label_value(value)))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
+}
+
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn escape_label_value(text: &str) -> String {
+    escape_help(text).replace('"', "\\\"")
+}
+
+/// The kernel's drop count for the UDP socket with inode `inode`: the
+/// `drops` column of /proc/net/udp{,6} (receive buffer full, among others).
+/// None if the socket is in neither table or /proc cannot be read.
+pub fn udp_socket_drops(inode: u64) -> Option<u64> {
+    ["/proc/net/udp6", "/proc/net/udp"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .find_map(|text| drops_in_table(&text, inode))
+}
+
+/// Rows: `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref
+/// pointer drops`; the inode is column 9, the drops column the last.
+fn drops_in_table(text: &str, inode: u64) -> Option<u64> {
+    text.lines().skip(1).find_map(|row| {
+        let columns: Vec<&str> = row.split_whitespace().collect();
+        if columns.len() < 13 || columns[9].parse::<u64>().ok()? != inode {
+            return None;
+        }
+        columns[12].parse().ok()
+    })
+}
+
+/// The inode of socket descriptor `fd`, as /proc/net tables list it:
+/// /proc/self/fd/N links to `socket:[INODE]`.
+pub fn socket_inode(fd: i32) -> io::Result<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
+    let text = link.to_string_lossy();
+    text.strip_prefix("socket:[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|number| number.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("fd {fd} is not a socket: {text}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static TEST_COUNTER: Counter = Counter::new(
+        "udp_headless_test_total",
+        "A test's \\ counter,\ntwo lines.",
+    );
+
+    #[test]
+    fn renders_help_type_and_sample_for_every_family() {
+        TEST_COUNTER.add(41);
+        TEST_COUNTER.inc();
+        let registry = Registry::new()
+            .counter(&TEST_COUNTER)
+            .read_counter("udp_headless_read_total", "Read at scrape.", || Some(7))
+            .read_counter("udp_headless_unreadable_total", "Gone.", || None)
+            .info(
+                "udp_headless_odd_info",
+                "Escapes.",
+                vec![("a", "x\"y\\z\nw".into()), ("b", String::new())],
+            );
+        let version = env!("CARGO_PKG_VERSION");
+        let expected = format!(
+            "# HELP udp_headless_build_info The running version; always 1.\n\
+             # TYPE udp_headless_build_info gauge\n\
+             udp_headless_build_info{{version=\"{version}\"}} 1\n\
+             # HELP udp_headless_test_total A test's \\\\ counter,\\ntwo lines.\n\
+             # TYPE udp_headless_test_total counter\n\
+             udp_headless_test_total 42\n\
+             # HELP udp_headless_read_total Read at scrape.\n\
+             # TYPE udp_headless_read_total counter\n\
+             udp_headless_read_total 7\n\
+             # HELP udp_headless_odd_info Escapes.\n\
+             # TYPE udp_headless_odd_info gauge\n\
+             udp_headless_odd_info{{a=\"x\\\"y\\\\z\\nw\",b=\"\"}} 1\n"
+        );
+        assert_eq!(registry.render(), expected);
+    }
+
+    #[test]
+    fn shipped_counters_are_named_in_prometheus_style() {
+        for counter in [&DATAGRAMS_RECEIVED, &BYTES_RECEIVED, &LOG_WRITE_ERRORS] {
+            assert!(counter.name.starts_with(PREFIX), "{}", counter.name);
+            assert!(counter.name.ends_with("_total"), "{}", counter.name);
+            assert!(
+                counter
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                counter.name
+            );
+            assert!(!counter.help.is_empty());
+        }
+    }
+
+    #[test]
+    fn finds_drops_by_inode() {
+        let table = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+            \x20 1: 00000000000000000000000000000000:2EE0 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
+            \x20 2: 00000000000000000000000000000000:2EE1 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4343 2 0000000000000000 0\n";
+        let cases: &[(u64, Option<u64>)] = &[(4242, Some(17)), (4343, Some(0)), (4444, None)];
+        for &(inode, drops) in cases {
+            assert_eq!(drops_in_table(table, inode), drops, "inode {inode}");
+        }
+        for garbage in ["", "header only\n", "h\n 1: short row 4242\n"] {
+            assert_eq!(drops_in_table(garbage, 4242), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn reads_a_live_sockets_drops() {
+        use std::os::fd::AsRawFd;
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let inode = socket_inode(sock.as_raw_fd()).unwrap();
+        assert_eq!(udp_socket_drops(inode), Some(0));
+        let file = std::fs::File::open("Cargo.toml").unwrap();
+        let err = socket_inode(file.as_raw_fd()).unwrap_err();
+        assert!(err.to_string().contains("is not a socket"), "{err}");
+    }
+}

@@ -51,6 +51,17 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     }
 }
 
+/// Listens on `addr` and serves `registry` there from now on; `/readyz`
+/// says 503 until [`Endpoints::set_ready`]. Also returns the address
+/// listened on (its port, when `addr`'s is 0).
+pub fn start(addr: SocketAddr, registry: Registry) -> io::Result<(Arc<Endpoints>, SocketAddr)> {
+    let listener = bind(addr)?;
+    let local = listener.local_addr()?;
+    let endpoints = Endpoints::new(registry);
+    spawn(listener, Arc::clone(&endpoints))?;
+    Ok((endpoints, local))
+}
+
 /// Serves `listener` on a thread of its own, for the life of the process.
 pub fn spawn(listener: TcpListener, endpoints: Arc<Endpoints>) -> io::Result<()> {
     thread::Builder::new()

@@ -59,6 +59,49 @@ pub static LOG_WRITE_ERRORS: Counter = Counter::new(
     "udp_headless_log_write_errors_total",
     "Failed writes of the log to standard output.",
 );
+pub static ACKS_SENT: Counter = Counter::new(
+    "udp_headless_acks_sent_total",
+    "Acknowledgements sent for confirmed messages (sender --confirm).",
+);
+pub static DUPLICATES_SUPPRESSED: Counter = Counter::new(
+    "udp_headless_duplicates_suppressed_total",
+    "Copies of confirmed messages already logged (a sender's retries), not logged again.",
+);
+
+/// The inode of the socket the datagrams arrive on, once bound (0 before):
+/// where `udp_headless_socket_drops_total` is read from.
+static RECEIVING_SOCKET: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one datagram of `len` bytes, received and logged.
+pub fn count_datagram(len: usize) {
+    DATAGRAMS_RECEIVED.inc();
+    BYTES_RECEIVED.add(len as u64);
+}
+
+/// Makes `sock` the socket whose kernel drop count is exposed.
+pub fn watch_drops_of(sock: &std::net::UdpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    RECEIVING_SOCKET.store(socket_inode(sock.as_raw_fd())?, Ordering::Relaxed);
+    Ok(())
+}
+
+/// What `receiver --metrics` exposes.
+pub fn receiver() -> Registry {
+    Registry::new()
+        .counter(&DATAGRAMS_RECEIVED)
+        .counter(&BYTES_RECEIVED)
+        .read_counter(
+            "udp_headless_socket_drops_total",
+            "Datagrams the kernel dropped at the receiving socket (mostly: its receive buffer was full).",
+            || match RECEIVING_SOCKET.load(Ordering::Relaxed) {
+                0 => None,
+                inode => udp_socket_drops(inode),
+            },
+        )
+        .counter(&LOG_WRITE_ERRORS)
+        .counter(&ACKS_SENT)
+        .counter(&DUPLICATES_SUPPRESSED)
+}
 
 type Read = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
@@ -252,7 +295,13 @@ mod tests {
 
     #[test]
     fn shipped_counters_are_named_in_prometheus_style() {
-        for counter in [&DATAGRAMS_RECEIVED, &BYTES_RECEIVED, &LOG_WRITE_ERRORS] {
+        for counter in [
+            &DATAGRAMS_RECEIVED,
+            &BYTES_RECEIVED,
+            &LOG_WRITE_ERRORS,
+            &ACKS_SENT,
+            &DUPLICATES_SUPPRESSED,
+        ] {
             assert!(counter.name.starts_with(PREFIX), "{}", counter.name);
             assert!(counter.name.ends_with("_total"), "{}", counter.name);
             assert!(

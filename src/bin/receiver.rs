@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::pktinfo::{self, Received};
 use udp_headless::seen::Seen;
-use udp_headless::{exit, log_line, pyrepr, readiness, signals, socket, sys};
+use udp_headless::{exit, http, log_line, metrics, pyrepr, readiness, signals, socket, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('p', "port"),
@@ -35,6 +35,9 @@ Options (the environment variable is used when the option is not given):
       --rcvbuf BYTES    socket receive buffer to ask for     UDP_HEADLESS_RCVBUF
                         [4194304]; the kernel caps it at
                         net.core.rmem_max
+      --metrics ADDR:PORT                                    UDP_HEADLESS_METRICS
+                        serve Prometheus /metrics, /livez and
+                        /readyz over HTTP there (e.g. [::]:9102)
       --check           exit 0 if a receiver is bound on the port in this
                         network namespace, else 1 (a readiness probe)
   -h, --help            print this help
@@ -53,6 +56,7 @@ struct Options {
     all_addresses: bool,
     rcvbuf: usize,
     rcvbuf_given: bool,
+    metrics: Option<SocketAddr>,
 }
 
 enum Mode {
@@ -81,12 +85,14 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut port = None;
     let mut bind = None;
     let mut rcvbuf = None;
+    let mut metrics = None;
     let mut check = false;
     while let Some(arg) = parser.next()? {
         match arg.name(SHORT_OPTIONS) {
             Some("port") => port = Some(parser.text()?),
             Some("bind") => bind = Some(parser.text()?),
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
+            Some("metrics") => metrics = Some(parser.text()?),
             Some("check") => {
                 parser.flag()?;
                 check = true;
@@ -113,6 +119,13 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => Some(args::parse_count(&text, &from)? as usize),
         None => None,
     };
+    let metrics = match args::option_or_env(metrics, "--metrics", "UDP_HEADLESS_METRICS")? {
+        Some((text, from)) => Some(
+            text.parse::<SocketAddr>()
+                .map_err(|_| UsageError::bad_value(&from, &text, "ADDR:PORT (like [::]:9102)"))?,
+        ),
+        None => None,
+    };
     if check {
         return Ok(Mode::Check(port));
     }
@@ -121,6 +134,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         all_addresses: bind.is_none(),
         rcvbuf: rcvbuf.unwrap_or(DEFAULT_RCVBUF),
         rcvbuf_given: rcvbuf.is_some(),
+        metrics,
     }))
 }
 
@@ -149,6 +163,20 @@ fn receive(options: &Options) -> i32 {
         eprintln!("receiver: cannot handle SIGTERM/SIGINT: {e}");
         return exit::FAILURE;
     }
+    let mut endpoints = None;
+    if let Some(addr) = options.metrics {
+        match http::start(addr, metrics::receiver()) {
+            Ok((started, local)) => {
+                let message = format!("metrics on http://{local}/metrics");
+                log_line::to_stderr(log_line::INFO, &message);
+                endpoints = Some(started);
+            }
+            Err(e) => {
+                eprintln!("receiver: cannot serve metrics on TCP {addr}: {e}");
+                return exit::FAILURE;
+            }
+        }
+    }
     let bound = if options.all_addresses {
         socket::bind_all_addresses(options.bind.port())
     } else {
@@ -174,6 +202,13 @@ fn receive(options: &Options) -> i32 {
             log_line::WARNING,
             &format!("cannot set the receive buffer: {e}"),
         ),
+    }
+    if let Some(endpoints) = endpoints {
+        if let Err(e) = metrics::watch_drops_of(&sock) {
+            let message = format!("socket drops will not be counted: {e}");
+            log_line::to_stderr(log_line::WARNING, &message);
+        }
+        endpoints.set_ready();
     }
     let local = sock.local_addr().map_or(options.bind, |a| a);
     log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
@@ -266,14 +301,18 @@ fn take(
     datagram: &[u8],
     got: &Received,
 ) -> Result<(), String> {
+    metrics::count_datagram(got.len);
     let handling = seen.handle(&datagram[..got.len], got.from);
-    if let Some((message, source)) = handling.log {
-        log.line(message, source)?;
+    match handling.log {
+        Some((message, source)) => log.line(message, source)?,
+        None => metrics::DUPLICATES_SUPPRESSED.inc(),
     }
     if let Some(ack) = handling.ack {
         // A lost acknowledgement is like a lost datagram: the sender
         // retries; a forged source must not fill the log with warnings.
-        let _ = pktinfo::send_from(sock, &ack, got.from, got.to);
+        if pktinfo::send_from(sock, &ack, got.from, got.to).is_ok() {
+            metrics::ACKS_SENT.inc();
+        }
     }
     Ok(())
 }
@@ -311,6 +350,7 @@ impl Log {
 }
 
 fn log_failed(e: io::Error) -> String {
+    metrics::LOG_WRITE_ERRORS.inc();
     format!("cannot write the log to standard output: {e}")
 }
 

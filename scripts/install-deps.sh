@@ -19,6 +19,7 @@ apt_packages=(
     podman-compose # compose.yaml test
     python3-venv   # the linters' virtualenv
     qemu-user-static # runs the aarch64 binaries in tests/aarch64.rs
+    prometheus     # tests/metrics.rs: a real Prometheus scrapes the receiver; promtool
 )
 # Python tools, in a virtualenv (see tools_venv below). Pinned: a new
 # release with new checks must not turn CI red on its own.

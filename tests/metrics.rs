@@ -1,0 +1,457 @@
+//! `receiver --metrics`: a real Prometheus scrapes a real receiver; promtool
+//! checks the exposition; bad HTTP clients cost the datagrams nothing; the
+//! socket drops counter follows the kernel's.
+
+mod support;
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+use support::{bin, signal, wait_until, Receiver, TempDir};
+
+/// Where the receiver serves its metrics (it logs `metrics on http://ADDR/metrics`).
+fn metrics_addr(receiver: &Receiver) -> SocketAddr {
+    let mut addr = None;
+    wait_until("the metrics address", Duration::from_secs(5), || {
+        let stderr = fs::read_to_string(&receiver.stderr).unwrap();
+        addr = stderr
+            .split_once("metrics on http://")
+            .and_then(|(_, rest)| rest.split_once("/metrics"))
+            .map(|(addr, _)| addr.parse().unwrap());
+        addr.is_some()
+    });
+    addr.unwrap()
+}
+
+/// One HTTP exchange: the status and the body.
+fn http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    (status.expect("a status"), body.to_string())
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = get(addr, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of the unlabelled sample `name` in an exposition text.
+fn sample(text: &str, name: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn send_all(port: u16, count: usize) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..count {
+        sock.send_to(format!("datagram {i}").as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+    }
+}
+
+/// A TCP port free right now on loopback.
+fn free_tcp_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A real Prometheus server scraping one target every 200 ms.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Prometheus {
+    fn start(test: &str, target: SocketAddr) -> Prometheus {
+        let dir = TempDir::new(&format!("{test}-prometheus"));
+        let config = dir.join("prometheus.yml");
+        fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n\
+                 scrape_configs:\n  - job_name: receiver\n    static_configs:\n\
+                 \x20     - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        let log = dir.join("prometheus.log");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("prometheus runs (scripts/install-deps.sh installs it)");
+        let mut prometheus = Prometheus {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        };
+        wait_until("Prometheus to be ready", Duration::from_secs(30), || {
+            if let Some(status) = prometheus.child.try_wait().unwrap() {
+                panic!("prometheus exited ({status}): {}", prometheus.log_text());
+            }
+            TcpStream::connect(addr).is_ok() && get(addr, "/-/ready").0 == 200
+        });
+        prometheus
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An instant query through Prometheus's HTTP API: each series' value.
+    fn query(&self, promql: &str) -> Vec<String> {
+        let (status, body) = get(self.addr, &format!("/api/v1/query?query={promql}"));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""status":"success""#), "{body}");
+        // Each series ends `"value":[<time>,"<value>"]`.
+        body.split(r#""value":["#)
+            .skip(1)
+            .map(|rest| {
+                let (_, value) = rest.split_once(",\"").unwrap();
+                value.split('"').next().unwrap().to_string()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_what_the_receiver_counts() {
+    let receiver = Receiver::start("metrics-prometheus", &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&receiver);
+    let prometheus = Prometheus::start("metrics-prometheus", addr);
+    let count = 500;
+    send_all(receiver.port, count);
+    receiver.wait_lines(count);
+    let want = count.to_string();
+    let mut seen = vec![];
+    wait_until(
+        "Prometheus to scrape every datagram",
+        Duration::from_secs(30),
+        || {
+            seen = prometheus.query("udp_headless_datagrams_received_total");
+            seen == [want.as_str()]
+        },
+    );
+    assert_eq!(prometheus.query("up"), ["1"], "{}", prometheus.log_text());
+    let bytes: usize = (0..count).map(|i| format!("datagram {i}").len()).sum();
+    assert_eq!(
+        prometheus.query("udp_headless_bytes_received_total"),
+        [bytes.to_string()]
+    );
+    assert_eq!(
+        prometheus.query("udp_headless_build_info"),
+        ["1"],
+        "one series, labelled with the version"
+    );
+    assert_eq!(prometheus.query("udp_headless_socket_drops_total"), ["0"]);
+    assert_eq!(
+        prometheus.query("udp_headless_log_write_errors_total"),
+        ["0"]
+    );
+}
+
+#[test]
+fn promtool_finds_the_exposition_clean() {
+    let receiver = Receiver::start("metrics-promtool", &["--metrics", "127.0.0.1:0"]);
+    let text = scrape(metrics_addr(&receiver));
+    for family in [
+        "udp_headless_build_info",
+        "udp_headless_datagrams_received_total",
+        "udp_headless_bytes_received_total",
+        "udp_headless_socket_drops_total",
+        "udp_headless_log_write_errors_total",
+    ] {
+        assert!(text.contains(&format!("# HELP {family} ")), "{text}");
+        assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/install-deps.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}\n{text}");
+    assert_eq!(said, "", "{text}");
+}
+
+#[test]
+fn endpoints_answer_by_path_and_method() {
+    let receiver = Receiver::start("metrics-endpoints", &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&receiver);
+    let cases = [
+        ("GET /livez HTTP/1.1\r\n\r\n", 200, "ok\n"),
+        ("GET /readyz HTTP/1.1\r\n\r\n", 200, "ok\n"),
+        ("GET /readyz?x=1 HTTP/1.0\r\n\r\n", 200, "ok\n"),
+        ("GET / HTTP/1.1\r\n\r\n", 404, "Not Found\n"),
+        ("GET /metricsx HTTP/1.1\r\n\r\n", 404, "Not Found\n"),
+        (
+            "POST /metrics HTTP/1.1\r\n\r\n",
+            405,
+            "Method Not Allowed\n",
+        ),
+        ("PUT /readyz HTTP/1.1\r\n\r\n", 405, "Method Not Allowed\n"),
+        ("GET /livez\r\n\r\n", 400, "Bad Request\n"),
+    ];
+    for (request, status, body) in cases {
+        assert_eq!(
+            http(addr, request),
+            (status, body.to_string()),
+            "{request:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_options_are_usage_errors_and_a_busy_port_a_failure() {
+    let cases: &[support::UsageCase] = &[
+        (
+            &["--metrics", "9102"],
+            &[],
+            "--metrics: '9102' is not ADDR:PORT",
+        ),
+        (
+            &[],
+            &[("UDP_HEADLESS_METRICS", "localhost:9102")],
+            "$UDP_HEADLESS_METRICS: 'localhost:9102' is not ADDR:PORT",
+        ),
+        (&["--metrics"], &[], "option '--metrics' needs a value"),
+    ];
+    for (args, env, want) in cases {
+        let out = bin("receiver")
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap();
+    let out = bin("receiver")
+        .args(["--port", &support::free_port().to_string()])
+        .env("UDP_HEADLESS_METRICS", taken.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot serve metrics on TCP {taken}")),
+        "{stderr}"
+    );
+}
+
+/// Opens a request and never finishes it, one byte at a time; how long
+/// until the server hung up.
+fn slow_client(addr: SocketAddr, give_up: Duration) -> Duration {
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    while start.elapsed() < give_up {
+        if stream.write_all(b"a").is_err() {
+            return start.elapsed();
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => panic!("an answer to a request that never ended"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return start.elapsed(),
+        }
+    }
+    panic!("the server kept a never-ending request open for {give_up:?}");
+}
+
+#[test]
+fn garbage_slow_and_half_open_clients_cost_the_datagrams_nothing() {
+    let receiver = Receiver::start("metrics-bad-clients", &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&receiver);
+    let port = receiver.port;
+    let count = 3000;
+    // Datagrams flow the whole time, paced so that none is lost to a full
+    // buffer whatever the clients do.
+    let flow = thread::spawn(move || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..count {
+            sock.send_to(format!("datagram {i}").as_bytes(), ("127.0.0.1", port))
+                .unwrap();
+            if i % 100 == 99 {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+    let slow = thread::spawn(move || slow_client(addr, Duration::from_secs(15)));
+    // Connects and sends nothing, ever.
+    let silent = TcpStream::connect(addr).unwrap();
+    // Connects and closes its sending side at once.
+    let half_open = TcpStream::connect(addr).unwrap();
+    half_open.shutdown(Shutdown::Write).unwrap();
+    // 100 KB of random bytes.
+    let mut garbage = vec![0u8; 100 * 1024];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut garbage)
+        .unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(&garbage); // the server may hang up midway
+    let mut answer = Vec::new();
+    let closed = match stream.read_to_end(&mut answer) {
+        Ok(_) => true,
+        Err(e) => e.kind() == ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the garbage client was not closed");
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 4"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // While the silent and the slow clients still hold their connections.
+    let during = scrape(addr);
+    assert!(sample(&during, "udp_headless_datagrams_received_total") <= count as u64);
+    let mut half_open_answer = Vec::new();
+    let mut half_open = half_open;
+    half_open
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    half_open.read_to_end(&mut half_open_answer).unwrap();
+    assert!(half_open_answer.is_empty(), "an answer to no request");
+
+    flow.join().unwrap();
+    let took = slow.join().unwrap();
+    assert!(
+        took < Duration::from_secs(8),
+        "the slow client was closed after {took:?}"
+    );
+    drop(silent);
+
+    let lines = receiver.wait_lines(count);
+    let messages = support::info_messages(&lines.join("\n"));
+    assert_eq!(messages.len(), count, "nothing lost, nothing extra");
+    for (i, message) in messages.iter().enumerate() {
+        assert!(
+            message.starts_with(&format!("Message from Client:b'datagram {i}' ")),
+            "{message}"
+        );
+    }
+    let after = scrape(addr);
+    assert_eq!(
+        sample(&after, "udp_headless_datagrams_received_total"),
+        count as u64
+    );
+    assert_eq!(sample(&after, "udp_headless_socket_drops_total"), 0);
+}
+
+/// The kernel's drop count for the UDP socket on `port`, as process `pid`
+/// sees its namespace's tables (the last column).
+fn kernel_drops(pid: u32, port: u16) -> u64 {
+    let local = format!(":{port:04X}");
+    ["udp", "udp6"]
+        .iter()
+        .flat_map(|table| {
+            fs::read_to_string(format!("/proc/{pid}/net/{table}"))
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .find(|row| {
+            row.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| a.ends_with(&local))
+        })
+        .and_then(|row| row.split_whitespace().last().map(|d| d.parse().unwrap()))
+        .expect("the receiver's socket row")
+}
+
+#[test]
+fn socket_drops_follow_the_kernels_count() {
+    let receiver = Receiver::start(
+        "metrics-drops",
+        &["--metrics", "127.0.0.1:0", "--rcvbuf", "4096"],
+    );
+    let addr = metrics_addr(&receiver);
+    let pid = receiver.child.id();
+    let before = scrape(addr);
+    assert_eq!(sample(&before, "udp_headless_socket_drops_total"), 0);
+    assert_eq!(kernel_drops(pid, receiver.port), 0);
+
+    let sent = 300;
+    signal(pid, "STOP");
+    send_all(receiver.port, sent);
+    let dropped = kernel_drops(pid, receiver.port);
+    signal(pid, "CONT");
+    assert!(dropped > 0, "a 4 KiB buffer held {sent} datagrams");
+    assert!(dropped < sent as u64, "the buffer held none");
+
+    let kept = sent - dropped as usize;
+    receiver.wait_lines(kept);
+    let after = scrape(addr);
+    assert_eq!(kernel_drops(pid, receiver.port), dropped);
+    assert_eq!(sample(&after, "udp_headless_socket_drops_total"), dropped);
+    assert_eq!(
+        sample(&after, "udp_headless_datagrams_received_total"),
+        kept as u64
+    );
+    assert_eq!(receiver.log_text().lines().count(), kept);
+}

@@ -17,9 +17,9 @@
 #   2. receiver: 64-byte datagrams at paced rates (examples/udp_flood.rs),
 #      every line logged to a file; lost = sent - lines in the log, and
 #      where: the socket's drops counter in /proc/net/udp{,6}. Contestants:
-#      our receiver with its default 4 MiB buffer and with the kernel's
-#      default 208 KiB, the Python receiver, and examples/recv_floor.rs (a
-#      bare recv loop, no log).
+#      our receiver with its default 4 MiB buffer, the same with --metrics
+#      on and scraped every 0.5 s, with the kernel's default 208 KiB, the
+#      Python receiver, and examples/recv_floor.rs (a bare recv loop, no log).
 #   3. sender --confirm to 1000 pods (one receiver answers for all of
 #      them), side by side with a plain broadcast; then the time to full
 #      confirmation with 10% of datagrams and of acknowledgements dropped
@@ -81,6 +81,7 @@ fi
 pod_counts=(2 1000 4000)
 payload_size=64
 port=12000
+metrics_port=9102
 # The receiver's default ask (4 MiB) and the kernel's default rmem_max.
 receiver_rcvbuf=4194304
 kernel_default_rcvbuf=212992
@@ -318,6 +319,7 @@ recv_trial() {
     local -a command
     case $who in
         ours) command=("$musl_dir/receiver") ;;
+        metrics) command=("$musl_dir/receiver" --metrics "127.0.0.1:$metrics_port") ;;
         ours208k) command=("$musl_dir/receiver" --rcvbuf "$kernel_default_rcvbuf") ;;
         python) command=("$python" "$seed/receiver.py") ;;
         floor) command=("$musl_dir/examples/recv_floor" "$port" "$count" "$receiver_rcvbuf") ;;
@@ -332,6 +334,14 @@ recv_trial() {
     local rss_idle
     rss_idle=$(status_kb "$pid" VmRSS)
 
+    local scraper=
+    if [ "$who" = metrics ]; then
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        ip netns exec "$ns" bash -c 'while sleep 0.5; do
+            exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3 >/dev/null
+            exec 3>&-; done' scrape "$metrics_port" &
+        scraper=$!
+    fi
     local report
     report=$(in_ns "$musl_dir/examples/udp_flood" --target "127.0.0.1:$port" \
         --rate "$rate" --count "$count" --size "$payload_size")
@@ -344,6 +354,10 @@ recv_trial() {
         [ "$(rx_queue "$pid")" = 0 ] && [ "$now" = "$lines" ] && break
         lines=$now
     done
+    if [ -n "$scraper" ]; then
+        kill "$scraper"
+        wait "$scraper" 2>/dev/null || true
+    fi
     local drops hwm
     drops=$(socket_drops "$pid")
     hwm=$(status_kb "$pid" VmHWM)
@@ -379,7 +393,7 @@ receiver_bench() {
         for rate in "${recv_rates[@]}"; do
             log "receiver: trial $trial/$recv_trials, rate ${rate/#0/max}/s"
             # Side by side: each rate is tried on every receiver in turn.
-            for who in ours ours208k python floor; do
+            for who in ours metrics ours208k python floor; do
                 recv_trial "$who" "$rate" "$trial"
             done
         done
@@ -502,7 +516,9 @@ n = {len(t) for t in times.values()}
 print(f"\n{'/'.join(map(str, sorted(n)))} timed runs per row.\n")
 
 # --- receiver: loss per (contestant, rate)
-rlabels = {"ours": "`receiver` (4 MiB buffer)", "ours208k": "`receiver --rcvbuf 212992` (208 KiB)",
+rlabels = {"ours": "`receiver` (4 MiB buffer)",
+           "metrics": "`receiver --metrics`, scraped every 0.5 s (4 MiB)",
+           "ours208k": "`receiver --rcvbuf 212992` (208 KiB)",
            "python": "Python `receiver.py` (208 KiB)", "floor": "floor: `recv_floor`, no log (4 MiB)"}
 trials = defaultdict(list)
 for line in open(os.path.join(results, "receiver.tsv")):
@@ -615,6 +631,10 @@ ratio = statistics.median(confirm["confirm"]) / plain
 print(f"- sender --confirm, 1000 pods, no loss: {ratio:.2f}x a plain broadcast (target at most 2x): "
       f"{verdict(ratio <= 2)}")
 print(f"- sender --confirm: no line logged twice: {verdict(duplicates == 0)}")
+if lossless.get("ours") and lossless.get("metrics"):
+    ratio = lossless["metrics"] / lossless["ours"]
+    print(f"- receiver: lossless rate with --metrics {ratio:.1%} of without"
+          f" (target at least 95%): {verdict(ratio >= 0.95)}")
 for kind, name, size in rows:
     print(f"- {kind} `{name}` under 600 KB: {int(size):,} bytes: {verdict(int(size) < 600_000)}")
 PYTHON

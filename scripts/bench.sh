@@ -358,9 +358,11 @@ recv_trial() {
         kill "$scraper"
         wait "$scraper" 2>/dev/null || true
     fi
-    local drops hwm
+    local drops hwm cpu
     drops=$(socket_drops "$pid")
     hwm=$(status_kb "$pid" VmHWM)
+    # CPU time so far, user + system, in clock ticks (stat fields 14 and 15).
+    cpu=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || true)
     if [ "$who" = floor ]; then
         wait "$pid" || true # it stops by itself after 1 s of silence
         lines=$(sed -n 's/^received=\([0-9]*\).*/\1/p' "$sink_log")
@@ -374,8 +376,8 @@ recv_trial() {
     read -r sent errors achieved < <(awk '{
         for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         print v["sent"], v["errors"], v["rate"] }' <<<"$report")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$rate" "$trial" "$sent" \
-        "$errors" "$achieved" "$lines" "$drops" "$rss_idle" "$hwm" >>"$tmp/results/receiver.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$rate" "$trial" "$sent" \
+        "$errors" "$achieved" "$lines" "$drops" "$rss_idle" "$hwm" "$cpu" >>"$tmp/results/receiver.tsv"
 }
 
 receiver_bench() {
@@ -522,11 +524,11 @@ rlabels = {"ours": "`receiver` (4 MiB buffer)",
            "python": "Python `receiver.py` (208 KiB)", "floor": "floor: `recv_floor`, no log (4 MiB)"}
 trials = defaultdict(list)
 for line in open(os.path.join(results, "receiver.tsv")):
-    who, rate, trial, sent, errors, achieved, lines, drops, rss, hwm = \
+    who, rate, trial, sent, errors, achieved, lines, drops, rss, hwm, cpu = \
         [f or "0" for f in line.rstrip("\n").split("\t")]
     trials[who, int(rate)].append(dict(sent=int(sent), errors=int(errors),
         achieved=float(achieved), lines=int(lines), drops=int(drops),
-        rss=int(rss), hwm=int(hwm)))
+        rss=int(rss), hwm=int(hwm), cpu=int(cpu) / os.sysconf("SC_CLK_TCK")))
 rates = sorted({r for _, r in trials}, key=lambda r: r or 10**9)
 def rate_name(r):
     return "max" if r == 0 else f"{r // 1000}k"
@@ -576,6 +578,14 @@ def lossless_text(who):
         return text + f" (first loss at {rate_name(first_loss[who])})"
     return text + " (every rate tried, max included)"
 print("| lossless up to | " + " | ".join(lossless_text(w) for w in rlabels) + " |")
+def cpu_per_datagram(who):
+    # Over every trial: seconds of CPU (all threads) per datagram received.
+    ts = [x for k, xs in trials.items() if k[0] == who for x in xs]
+    cpu, lines = sum(x["cpu"] for x in ts), sum(x["lines"] for x in ts)
+    return cpu / lines if cpu and lines else None
+cpu = {w: cpu_per_datagram(w) for w in rlabels}
+print("| CPU per datagram, all trials | "
+      + " | ".join(f"{cpu[w] * 1e6:.2f} us" if cpu[w] else "-" for w in rlabels) + " |")
 print("| all trials | " + " | ".join(where) + " |")
 print()
 
@@ -635,6 +645,8 @@ if lossless.get("ours") and lossless.get("metrics"):
     ratio = lossless["metrics"] / lossless["ours"]
     print(f"- receiver: lossless rate with --metrics {ratio:.1%} of without"
           f" (target at least 95%): {verdict(ratio >= 0.95)}")
+if cpu.get("ours") and cpu.get("metrics"):
+    print(f"- receiver: CPU per datagram with --metrics {cpu['metrics'] / cpu['ours']:.1%} of without")
 for kind, name, size in rows:
     print(f"- {kind} `{name}` under 600 KB: {int(size):,} bytes: {verdict(int(size) < 600_000)}")
 PYTHON

@@ -200,6 +200,8 @@ fn promtool_finds_the_exposition_clean() {
         "udp_headless_bytes_received_total",
         "udp_headless_socket_drops_total",
         "udp_headless_log_write_errors_total",
+        "udp_headless_acks_sent_total",
+        "udp_headless_duplicates_suppressed_total",
     ] {
         assert!(text.contains(&format!("# HELP {family} ")), "{text}");
         assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
@@ -454,4 +456,35 @@ fn socket_drops_follow_the_kernels_count() {
         kept as u64
     );
     assert_eq!(receiver.log_text().lines().count(), kept);
+}
+
+#[test]
+fn confirmed_messages_count_acknowledgements_and_duplicates() {
+    use udp_headless::frame::{self, Frame, Id};
+    let receiver = Receiver::start("metrics-confirm", &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&receiver);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let id = Id { sender: 7, seq: 1 };
+    let data = frame::data(id, b"once");
+    // A retry after a lost acknowledgement: the same frame again.
+    for _ in 0..3 {
+        sock.send_to(&data, ("127.0.0.1", receiver.port)).unwrap();
+        let mut ack = [0u8; 64];
+        let n = sock.recv(&mut ack).expect("an acknowledgement");
+        assert_eq!(frame::parse(&ack[..n]), Some(Frame::Ack(id)));
+    }
+    sock.send_to(b"plain", ("127.0.0.1", receiver.port))
+        .unwrap();
+    let lines = receiver.wait_lines(2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let text = scrape(addr);
+    assert_eq!(sample(&text, "udp_headless_datagrams_received_total"), 4);
+    assert_eq!(sample(&text, "udp_headless_acks_sent_total"), 3);
+    assert_eq!(sample(&text, "udp_headless_duplicates_suppressed_total"), 2);
+    let bytes = 3 * data.len() + b"plain".len();
+    assert_eq!(
+        sample(&text, "udp_headless_bytes_received_total"),
+        bytes as u64
+    );
 }

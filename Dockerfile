@@ -37,11 +37,11 @@
 # release profile in Cargo.toml has lto, codegen-units=1, panic=abort,
 # strip and opt-level "s". Each image is one binary, well under 600 KB.
 
-# No HEALTHCHECK: Kubernetes ignores it (the receiver's readinessProbe runs
-# `/receiver --check`), the OCI image format that podman and buildah write
+# No HEALTHCHECK: Kubernetes ignores it (the receiver's readinessProbe asks
+# its /readyz), the OCI image format that podman and buildah write
 # has no field for it (they drop it with a warning), and the sender has
 # nothing to check. `docker run` users can add --health-cmd.
-# checkov:skip=CKV_DOCKER_2:HEALTHCHECK is not in the OCI image format, and Kubernetes runs /receiver --check as its readinessProbe (see above)
+# checkov:skip=CKV_DOCKER_2:HEALTHCHECK is not in the OCI image format, and Kubernetes has the receiver's readinessProbe (see above)
 
 # Rust release used by the `build` stage. The tag is pinned; add a digest
 # (rust:1.95.0-slim@sha256:...) for fully reproducible builds.

@@ -123,7 +123,7 @@ in_subnet() {
     (((n ^ net) >> (32 - ${2#*/}) == 0))
 }
 
-# wait_ready CONTAINER: `/receiver --check` in it (the readinessProbe), 10 s.
+# wait_ready CONTAINER: `/receiver --check` in it (what /readyz tells the probe), 10 s.
 wait_ready() {
     local deadline=$(($(now_ms) + 10000))
     until podman exec "$1" /receiver --check >/dev/null 2>&1; do

@@ -181,7 +181,7 @@ k8s_deploy() {
     fi
 }
 
-# Waits for the receivers (readiness = `receiver --check`) and sender-app,
+# Waits for the receivers (readiness = the UDP socket is bound) and sender-app,
 # then for the Service's endpoints to list them all (counted by pod name: a
 # dual-stack Service has an IPv4 and an IPv6 EndpointSlice). DNS may lag
 # behind: wait_listed waits for it.

@@ -394,8 +394,12 @@ receiver_bench() {
     for ((trial = 1; trial <= recv_trials; trial++)); do
         for rate in "${recv_rates[@]}"; do
             log "receiver: trial $trial/$recv_trials, rate ${rate/#0/max}/s"
-            # Side by side: each rate is tried on every receiver in turn.
-            for who in ours metrics ours208k python floor; do
+            # Side by side: each rate is tried on every receiver in turn;
+            # ours and metrics swap places each trial, so neither always
+            # runs while the other's log is still being written back.
+            local first=ours second=metrics
+            ((trial % 2)) || { first=metrics second=ours; }
+            for who in "$first" "$second" ours208k python floor; do
                 recv_trial "$who" "$rate" "$trial"
             done
         done

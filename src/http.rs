@@ -6,6 +6,7 @@
 //! client is closed and costs a thread for at most [`DEADLINE`].
 
 use crate::metrics::{Registry, CONTENT_TYPE};
+use crate::sys::EAFNOSUPPORT;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -44,7 +45,7 @@ impl Endpoints {
 /// `0.0.0.0:PORT` where the kernel has no IPv6.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     match TcpListener::bind(addr) {
-        Err(e) if addr.ip() == Ipv6Addr::UNSPECIFIED && e.raw_os_error() == Some(97) => {
+        Err(e) if addr.ip() == Ipv6Addr::UNSPECIFIED && e.raw_os_error() == Some(EAFNOSUPPORT) => {
             TcpListener::bind((Ipv4Addr::UNSPECIFIED, addr.port()))
         }
         other => other,

@@ -63,6 +63,10 @@ pub static ACKS_SENT: Counter = Counter::new(
     "udp_headless_acks_sent_total",
     "Acknowledgements sent for confirmed messages (sender --confirm).",
 );
+pub static SEQUENCE_GAPS: Counter = Counter::new(
+    "udp_headless_sequence_gaps_total",
+    "Times a confirmed sender's sequence skipped numbers: messages that never arrived, retries included.",
+);
 pub static DUPLICATES_SUPPRESSED: Counter = Counter::new(
     "udp_headless_duplicates_suppressed_total",
     "Copies of confirmed messages already logged (a sender's retries), not logged again.",
@@ -101,6 +105,7 @@ pub fn receiver() -> Registry {
         .counter(&LOG_WRITE_ERRORS)
         .counter(&ACKS_SENT)
         .counter(&DUPLICATES_SUPPRESSED)
+        .counter(&SEQUENCE_GAPS)
 }
 
 type Read = Box<dyn Fn() -> Option<u64> + Send + Sync>;
@@ -301,6 +306,7 @@ mod tests {
             &LOG_WRITE_ERRORS,
             &ACKS_SENT,
             &DUPLICATES_SUPPRESSED,
+            &SEQUENCE_GAPS,
         ] {
             assert!(counter.name.starts_with(PREFIX), "{}", counter.name);
             assert!(counter.name.ends_with("_total"), "{}", counter.name);

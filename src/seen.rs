@@ -50,8 +50,19 @@ impl Seen {
                 self.current.entry(source).or_insert(moved)
             }
         };
-        if recent.ids[..usize::from(recent.len)].contains(&id) {
+        let known = &recent.ids[..usize::from(recent.len)];
+        if known.contains(&id) {
             return false;
+        }
+        // Past the next number of the same sender: a message in between
+        // never arrived, retries included (a metric, nothing more).
+        let last = known
+            .iter()
+            .filter(|k| k.sender == id.sender)
+            .map(|k| k.seq)
+            .max();
+        if last.is_some_and(|last| id.seq > last.saturating_add(1)) {
+            crate::metrics::SEQUENCE_GAPS.inc();
         }
         recent.ids[usize::from(recent.next)] = id;
         recent.next = (recent.next + 1) % PER_SOURCE as u8;

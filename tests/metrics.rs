@@ -202,6 +202,7 @@ fn promtool_finds_the_exposition_clean() {
         "udp_headless_log_write_errors_total",
         "udp_headless_acks_sent_total",
         "udp_headless_duplicates_suppressed_total",
+        "udp_headless_sequence_gaps_total",
     ] {
         assert!(text.contains(&format!("# HELP {family} ")), "{text}");
         assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
@@ -482,9 +483,31 @@ fn confirmed_messages_count_acknowledgements_and_duplicates() {
     assert_eq!(sample(&text, "udp_headless_datagrams_received_total"), 4);
     assert_eq!(sample(&text, "udp_headless_acks_sent_total"), 3);
     assert_eq!(sample(&text, "udp_headless_duplicates_suppressed_total"), 2);
+    assert_eq!(sample(&text, "udp_headless_sequence_gaps_total"), 0);
     let bytes = 3 * data.len() + b"plain".len();
     assert_eq!(
         sample(&text, "udp_headless_bytes_received_total"),
         bytes as u64
     );
+}
+
+#[test]
+fn a_skipped_sequence_number_is_a_gap() {
+    use udp_headless::frame::{self, Id};
+    let receiver = Receiver::start("metrics-gaps", &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&receiver);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // (sender, sequence): 7 skips 3, then 5 and 6; 8 starts at 10 (no gap:
+    // nothing of it was seen before); 7/4 again is a duplicate, not a gap.
+    let frames = [(7, 1), (7, 2), (7, 4), (8, 10), (7, 7), (7, 4), (8, 11)];
+    for (sender, seq) in frames {
+        let data = frame::data(Id { sender, seq }, format!("{sender}/{seq}").as_bytes());
+        sock.send_to(&data, ("127.0.0.1", receiver.port)).unwrap();
+    }
+    sock.send_to(b"end", ("127.0.0.1", receiver.port)).unwrap();
+    // Six frames logged once each, then `end`.
+    receiver.wait_lines(frames.len());
+    let text = scrape(addr);
+    assert_eq!(sample(&text, "udp_headless_sequence_gaps_total"), 2);
+    assert_eq!(sample(&text, "udp_headless_duplicates_suppressed_total"), 1);
 }

@@ -7,7 +7,7 @@ mod support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -233,6 +233,7 @@ fn hex(bytes: &[u8]) -> String {
 /// gets as `reply` says, and ignores the rest.
 struct FakePod {
     port: u16,
+    answered: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -250,26 +251,35 @@ impl FakePod {
         let elsewhere = UdpSocket::bind(("127.0.0.5", port)).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
         let thread = thread::spawn(move || {
             let mut buf = [0u8; 65_536];
-            let mut answered = 0;
             while !stopped.load(Ordering::SeqCst) {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else {
                     continue;
                 };
                 if let Some(Frame::Data { id, .. }) = frame::parse(&buf[..n]) {
-                    if answered < frames {
+                    if count.load(Ordering::SeqCst) < frames {
                         reply(id, &sock, &elsewhere, from);
-                        answered += 1;
+                        count.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
         });
         FakePod {
             port,
+            answered,
             stop,
             thread: Some(thread),
         }
+    }
+}
+
+impl FakePod {
+    /// How many frames it has answered.
+    fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
     }
 }
 
@@ -375,17 +385,22 @@ fn forged_and_stale_acknowledgements_confirm_nothing() {
     for &(what, reply, confirmed) in cases {
         // Only the first frame is answered; retries get nothing.
         let pod = FakePod::start(reply, 1);
+        // The control passes as soon as it is confirmed; the others wait
+        // out the timeout, long after the forged answer arrived.
+        let timeout = if confirmed { "5s" } else { "500ms" };
+        let port = pod.port.to_string();
         let out = sender(&[
             "-s",
             "127.0.0.1",
             "-m",
             "x",
             "--confirm",
-            "--timeout",
-            "300ms",
+            "-t",
+            timeout,
             "-p",
-            &pod.port.to_string(),
+            &port,
         ]);
+        assert_eq!(pod.answered(), 1, "{what}: the fake pod did not answer");
         let want_code = if confirmed { 0 } else { 4 };
         assert_eq!(out.status.code(), Some(want_code), "{what}: {out:?}");
         let summary = if confirmed {
@@ -414,7 +429,7 @@ fn an_earlier_messages_ack_does_not_confirm_the_next() {
         "x",
         "--confirm",
         "--timeout",
-        "300ms",
+        "1s",
         "-r",
         "2",
         "-i",
@@ -685,5 +700,40 @@ fn a_forwarded_frame_is_logged_with_its_original_source() {
             received("b'hi'", sources[1].1),
             received("b'marker'", &relay_addr),
         ]
+    );
+}
+
+/// SIGTERM ends a repeated broadcast's wait at once (not after --timeout),
+/// with the report and exit code of what was confirmed so far.
+#[test]
+fn sigterm_ends_the_wait_of_a_repeated_broadcast() {
+    let port = free_port().to_string();
+    let mut child = bin("sender")
+        .args([
+            "-s",
+            "127.0.0.1",
+            "-m",
+            "x",
+            "--confirm",
+            "-t",
+            "60s",
+            "-r",
+            "0",
+        ])
+        .args(["-p", &port])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_handler(child.id(), 15);
+    signal(child.id(), "TERM");
+    // wait_for_exit's deadline (5 s) is far below the 60 s timeout.
+    wait_for_exit(&mut child, "the sender to stop");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        stderr_messages(&out).last().unwrap(),
+        "confirmed by 0 of 1 pods"
     );
 }

@@ -8,6 +8,7 @@ use crate::{log_line, pyrepr, signals};
 use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// First pause before a retry; it doubles up to `MAX_BACKOFF`. A pod
@@ -35,6 +36,15 @@ pub struct Confirmer {
 
 /// A pod and how its first send went.
 pub type Sent = (SocketAddr, io::Result<usize>);
+
+/// The service's pods now; None if they could not be found (the list in
+/// hand is kept).
+pub type Resolve = Arc<dyn Fn() -> Option<Vec<SocketAddr>> + Send + Sync>;
+
+/// How long a retry waits for its re-resolution: a DNS server answers in
+/// milliseconds, and one that stopped answering must not hold up the
+/// retries or the timeout (a resolver can take 10 s to give up).
+const RESOLVE_WAIT: Duration = Duration::from_millis(100);
 
 /// How one confirmed broadcast ended.
 #[derive(Debug, Default, PartialEq)]
@@ -132,15 +142,16 @@ impl Confirmer {
 
     /// Sends `message` to `pods` through `sock` (bound to their address
     /// family) and waits for every acknowledgement, or `timeout`. Before
-    /// each retry, `resolve` gives the service's current pods (None: keep
-    /// the list). `first_sends` is told of each batch of first sends (to
-    /// log them); retries are silent.
+    /// each retry, `resolve` runs (on a thread of its own, waited for at
+    /// most `RESOLVE_WAIT`; a late answer serves the next retry).
+    /// `first_sends` is told of each batch of first sends (to log them);
+    /// retries are silent.
     pub fn broadcast(
         &mut self,
         sock: &UdpSocket,
         message: &[u8],
         pods: &[SocketAddr],
-        resolve: &mut dyn FnMut() -> Option<Vec<SocketAddr>>,
+        resolve: &Resolve,
         first_sends: &mut dyn FnMut(&[Sent]),
     ) -> Report {
         let start = Instant::now();
@@ -165,6 +176,7 @@ impl Confirmer {
         send_new(&mut waiting, pods, &mut buf);
         let mut backoff = FIRST_BACKOFF;
         let mut next_retry = start + backoff;
+        let mut resolving: Option<mpsc::Receiver<Option<Vec<SocketAddr>>>> = None;
         while !waiting.done() && !signals::stop_requested() {
             let now = Instant::now();
             if now >= deadline {
@@ -172,9 +184,23 @@ impl Confirmer {
             }
             if now >= next_retry {
                 let mut retry: Vec<_> = waiting.unconfirmed().collect();
-                if let Some(current) = resolve() {
-                    let current: Vec<_> = current.into_iter().filter(same_family).collect();
-                    send_new(&mut waiting, &current, &mut buf);
+                let answer = resolving.get_or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel();
+                    let resolve = Arc::clone(resolve);
+                    std::thread::spawn(move || tx.send(resolve()));
+                    rx
+                });
+                let wait = RESOLVE_WAIT.min(deadline.saturating_duration_since(now));
+                match answer.recv_timeout(wait) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(found) => {
+                        resolving = None;
+                        if let Some(current) = found {
+                            let current: Vec<_> = current.into_iter().filter(same_family).collect();
+                            send_new(&mut waiting, &current, &mut buf);
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => resolving = None,
                 }
                 // Departed pods are no longer waited for, nor sent to.
                 let waited: HashSet<_> = waiting.unconfirmed().collect();

@@ -901,3 +901,34 @@ fn a_pod_that_joins_during_the_retries_confirms_and_one_that_leaves_is_not_waite
     everyone.push(joined);
     check_delivery(&everyone, b"join", sender_ip()).unwrap();
 }
+
+/// DNS stops answering while the sender waits (its answers are dropped:
+/// a resolver then waits out its timeouts, 5 s and more): the retries go
+/// on with the pods known, and --timeout still ends the wait.
+#[test]
+fn a_silent_dns_server_does_not_hold_up_the_timeout() {
+    let (mut c, receivers, sender) = cluster("confirm-dns-down", 1);
+    let dead = c.add_pod(&format!("{STATEFULSET}-1"), &[pod_ip(1)]);
+    c.publish(&dead);
+    c.wait_dns(2);
+    let started = std::time::Instant::now();
+    let child = confirm_sender(&c, &sender, &["-m", "quiet", "-t", "1s"]);
+    wait_delivery(&receivers, b"quiet", sender_ip());
+    for protocol in ["udp", "tcp"] {
+        let out = c
+            .command(&sender, "iptables")
+            .args(["-A", "INPUT", "-p", protocol, "--sport", "53", "-j", "DROP"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "iptables: {out:?}");
+    }
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        stderr_messages(&out).last().unwrap(),
+        "confirmed by 1 of 2 pods"
+    );
+    // 1 s of timeout and the start; a resolver's own timeout would be 5 s.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+}

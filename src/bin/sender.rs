@@ -3,7 +3,6 @@
 
 use std::io::{self, BufRead, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::confirm::{self, Confirmer};
@@ -428,12 +427,12 @@ fn broadcast(
     let mut line = Vec::with_capacity(128);
     if let Some(confirmer) = confirmer {
         let sock = sockets.for_addr(pods.addrs[0]);
-        let (service, port, family) = (options.service.clone(), options.port, options.family);
-        let resolve: confirm::Resolve = Arc::new(move || {
-            let found = discover::discover(&service, port, family);
+        let mut resolve = |limit| {
+            let found =
+                discover::discover_within(&options.service, options.port, options.family, limit);
             found.ok().map(|pods| pods.addrs)
-        });
-        let report = confirmer.broadcast(sock, message, &pods.addrs, &resolve, &mut |sent| {
+        };
+        let report = confirmer.broadcast(sock, message, &pods.addrs, &mut resolve, &mut |sent| {
             // A pod whose send failed is retried; whether it confirms
             // decides the exit code.
             for (addr, result) in sent {

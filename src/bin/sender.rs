@@ -42,9 +42,10 @@ Options (the environment variable is used when the option is not given):
                         time; 0 = until stopped [1]
   -i, --interval TIME   pause between repeats [1s]          UDP_HEADLESS_INTERVAL
                         (500ms, 2s, 1.5m, ...)
-      --confirm         wait for each pod's acknowledgement, UDP_HEADLESS_CONFIRM=1
-                        re-sending until all confirm; report
-                        the ones that did not (see docs/PROTOCOL.md)
+      --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM=1
+                        re-sending until all have; report
+                        the ones that did not (see
+                        docs/PROTOCOL.md)
   -t, --timeout TIME    how long --confirm waits per        UDP_HEADLESS_TIMEOUT
                         message [2s]
       --idle            wait for SIGTERM/SIGINT, send nothing: the main

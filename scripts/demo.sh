@@ -6,8 +6,9 @@
 #   scripts/demo.sh         on the OpenShift/Kubernetes cluster oc/kubectl
 #                           is logged in to
 # Both: 2 receivers + sender-app, one broadcast, every receiver's log checked;
-# scale to 5, broadcast again, all 5 checked; a one-line verdict; exit 0 only
-# if every pod got every message meant for it exactly once.
+# scale to 5, broadcast again with --confirm, all 5 checked and the sender's
+# report compared with them; a one-line verdict; exit 0 only if every pod
+# got every message meant for it exactly once and confirmed the second.
 set -euo pipefail
 
 SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,8 +34,9 @@ Usage: scripts/demo.sh local [--bin-dir DIR] [--keep-logs] [--replicas N] [--sca
 Runs the original walkthrough and checks it: N receiver pods ($STS-0..)
 and a sender-app pod; \`sender -s headless-udp -m $MESSAGE_1\` in sender-app; every
 receiver must log the message exactly once, from sender-app's IP. Then the
-StatefulSet is scaled to M pods and \`-m $MESSAGE_2\` broadcast: all M must log
-it once (and the first N still have their first message, once). Before
+StatefulSet is scaled to M pods and \`-m $MESSAGE_2 --confirm\` broadcast: all M
+must log it once (and the first N still have their first message, once),
+and the sender must report all M confirmed, agreeing with their logs. Before
 each broadcast, \`sender --list\` in sender-app must list every ready receiver
 (waited for, up to 90 s: a DNS cache may hold the old answer for its TTL).
 Prints the commands as their oc equivalents, the sender's and each
@@ -238,11 +240,13 @@ wait_listed() {
 
 # `oc exec sender-app -- sender -s headless-udp -m MESSAGE`: shows its log
 # and checks it named exactly the receivers' IPs (wait_listed's), each once.
+# The broadcast after scaling asks every pod to confirm (--confirm).
 broadcast() {
-    local message=$1 round=$2 status=0
+    local message=$1 round=$2 status=0 confirm=()
     local log=$WORK_DIR/sender-$round.log
-    step "oc exec sender-app -- sender -s $SERVICE -m $message"
-    "${PLATFORM}_sender" -s "$SERVICE" -m "$message" >"$log" 2>"$log.err" || status=$?
+    [ "$message" = "$MESSAGE_2" ] && confirm=(--confirm)
+    step "oc exec sender-app -- sender -s $SERVICE -m $message${confirm[*]:+ --confirm}"
+    "${PLATFORM}_sender" -s "$SERVICE" -m "$message" "${confirm[@]}" >"$log" 2>"$log.err" || status=$?
     cat "$log" "$log.err"
     if [ "$status" != 0 ]; then
         echo "demo: the sender exited with status $status" >&2
@@ -280,7 +284,25 @@ check_receivers() {
         fi
         verify_no_stray_lines "$pod" "$log" || ok=0
         ((ok)) || FAILED+=("$pod ($message)")
+        if [ "$message" = "$MESSAGE_2" ] && ! confirmed_agrees "$pod" "$log"; then
+            FAILED+=("$pod (--confirm report)")
+        fi
     done
+    if [ "$message" = "$MESSAGE_2" ] && ! grep -q "confirmed by $replicas of $replicas pods" "$WORK_DIR/sender-2.log.err"; then
+        FAILED+=("sender --confirm: not all $replicas pods confirmed")
+    fi
+}
+
+# The sender's --confirm report agrees with POD's log (LOG): it named the
+# pod unconfirmed exactly when the pod did not log MESSAGE_2 once.
+confirmed_agrees() {
+    local ip logged=0 unconfirmed=0
+    ip=$("${PLATFORM}_pod_ip" "$1")
+    [ "$(verify_count_received "$2" "$MESSAGE_2" "$("${PLATFORM}_pod_ip" sender-app)")" = 1 ] && logged=1
+    grep -q -F "no confirmation from :$ip " "$WORK_DIR/sender-2.log.err" && unconfirmed=1
+    ((logged != unconfirmed)) && return 0
+    echo "demo: the sender's report on $1 ($ip) disagrees with its log" >&2
+    return 1
 }
 
 # ---------------------------------------------- local mode: the platform
@@ -364,7 +386,7 @@ verdict() {
     local replicas=$1 scale_to=$2
     VERDICT_DONE=1
     if [ "${#FAILED[@]}" -eq 0 ]; then
-        echo "demo: PASS — $scale_to/$scale_to pods received '$MESSAGE_2' after scaling, $replicas/$replicas received '$MESSAGE_1' before, each exactly once"
+        echo "demo: PASS — $scale_to/$scale_to pods received '$MESSAGE_2' after scaling (and confirmed it to the sender), $replicas/$replicas received '$MESSAGE_1' before, each exactly once"
         return 0
     fi
     local list

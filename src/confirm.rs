@@ -5,7 +5,6 @@
 
 use crate::frame::{self, Frame, Id};
 use crate::{log_line, pyrepr, signals};
-use std::collections::HashSet;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -35,6 +34,15 @@ pub struct Confirmer {
 
 /// A pod and how its first send went.
 pub type Sent = (SocketAddr, io::Result<usize>);
+
+/// The service's pods now, found within the time given; None keeps the
+/// list in hand.
+pub type Resolve<'a> = dyn FnMut(Duration) -> Option<Vec<SocketAddr>> + 'a;
+
+/// How long a retry's re-resolution may take: a DNS server answers in
+/// milliseconds, and one that stopped answering must not hold up the
+/// retries or the timeout (a resolver can take 10 s to give up).
+const RESOLVE_LIMIT: Duration = Duration::from_millis(250);
 
 /// How one confirmed broadcast ended.
 #[derive(Debug, Default, PartialEq)]
@@ -86,14 +94,14 @@ impl Waiting {
     /// be sent to); unconfirmed ones that left are no longer waited for.
     /// Confirmed pods stay confirmed, in the service or not.
     pub fn update(&mut self, current: &[SocketAddr]) -> Vec<SocketAddr> {
-        // Sets: a retry with thousands of pods stays linear.
-        let current_set: HashSet<_> = current.iter().collect();
+        // Sorted copies: a retry with thousands of pods stays n log n.
+        let now = sorted(current.iter().copied());
         self.pods
-            .retain(|(pod, acked)| *acked || current_set.contains(pod));
-        let known: HashSet<_> = self.pods.iter().map(|&(pod, _)| pod).collect();
+            .retain(|(pod, acked)| *acked || now.binary_search(pod).is_ok());
+        let known = sorted(self.pods.iter().map(|&(pod, _)| pod));
         let new: Vec<_> = current
             .iter()
-            .filter(|pod| !known.contains(pod))
+            .filter(|pod| known.binary_search(pod).is_err())
             .copied()
             .collect();
         self.pods.extend(new.iter().map(|&pod| (pod, false)));
@@ -132,15 +140,16 @@ impl Confirmer {
 
     /// Sends `message` to `pods` through `sock` (bound to their address
     /// family) and waits for every acknowledgement, or `timeout`. Before
-    /// each retry, `resolve` gives the service's current pods (None: keep
-    /// the list). `first_sends` is told of each batch of first sends (to
-    /// log them); retries are silent.
+    /// each retry, `resolve` gives the service's pods (within
+    /// `RESOLVE_LIMIT`).
+    /// `first_sends` is told of each batch of first sends (to log them);
+    /// retries are silent.
     pub fn broadcast(
         &mut self,
         sock: &UdpSocket,
         message: &[u8],
         pods: &[SocketAddr],
-        resolve: &mut dyn FnMut() -> Option<Vec<SocketAddr>>,
+        resolve: &mut Resolve,
         first_sends: &mut dyn FnMut(&[Sent]),
     ) -> Report {
         let start = Instant::now();
@@ -172,13 +181,14 @@ impl Confirmer {
             }
             if now >= next_retry {
                 let mut retry: Vec<_> = waiting.unconfirmed().collect();
-                if let Some(current) = resolve() {
+                let limit = RESOLVE_LIMIT.min(deadline.saturating_duration_since(now));
+                if let Some(current) = resolve(limit) {
                     let current: Vec<_> = current.into_iter().filter(same_family).collect();
                     send_new(&mut waiting, &current, &mut buf);
                 }
                 // Departed pods are no longer waited for, nor sent to.
-                let waited: HashSet<_> = waiting.unconfirmed().collect();
-                retry.retain(|pod| waited.contains(pod));
+                let waited = sorted(waiting.unconfirmed());
+                retry.retain(|pod| waited.binary_search(pod).is_ok());
                 // A failure shows as unconfirmed.
                 send_each(sock, &datagram, &retry, &mut waiting, &mut buf, &mut |_| {});
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -197,6 +207,12 @@ impl Confirmer {
         }
         waiting.report()
     }
+}
+
+fn sorted(pods: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+    let mut pods: Vec<_> = pods.collect();
+    pods.sort_unstable();
+    pods
 }
 
 /// Sends `datagram` to each pod in turn, in batches: after each, `sent`

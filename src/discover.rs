@@ -129,12 +129,23 @@ static LARGE_BEFORE: AtomicBool = AtomicBool::new(false);
 /// long answer or explain a failure (a short answer, the usual case, needs
 /// neither).
 pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, DiscoverError> {
+    discover_within(service, port, family, TIME_LIMIT)
+}
+
+/// `discover`, ending within `limit`: `sender --confirm` re-resolves
+/// between retries, which a silent DNS server must not hold up.
+pub fn discover_within(
+    service: &str,
+    port: u16,
+    family: Family,
+    limit: Duration,
+) -> Result<Pods, DiscoverError> {
     let name = service.to_string();
     discover_from(
         service,
         port,
         family,
-        TIME_LIMIT,
+        limit,
         move || system_resolver(&name, port),
         || {
             resolv_conf::load(Path::new(resolv_conf::PATH))

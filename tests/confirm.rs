@@ -1,13 +1,17 @@
 //! `sender --confirm` and the receiver's acknowledgements, with the real
 //! binaries over loopback: confirmations, exactly-once logging, answers
 //! from the address a frame was sent to, forged and stale
-//! acknowledgements, malformed frames, pods that never answer.
+//! acknowledgements, malformed frames, pods that never answer. Then in a
+//! simulated cluster (tests/support: pods in network namespaces, a real
+//! DNS server): loss injected with iptables, dead pods, pods that join or
+//! leave while the sender waits.
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -73,7 +77,6 @@ fn every_mode_confirms_and_logs_each_message_once() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        use std::io::Write;
         child
             .stdin
             .take()
@@ -233,6 +236,7 @@ fn hex(bytes: &[u8]) -> String {
 /// gets as `reply` says, and ignores the rest.
 struct FakePod {
     port: u16,
+    answered: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -250,26 +254,35 @@ impl FakePod {
         let elsewhere = UdpSocket::bind(("127.0.0.5", port)).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
         let thread = thread::spawn(move || {
             let mut buf = [0u8; 65_536];
-            let mut answered = 0;
             while !stopped.load(Ordering::SeqCst) {
                 let Ok((n, from)) = sock.recv_from(&mut buf) else {
                     continue;
                 };
                 if let Some(Frame::Data { id, .. }) = frame::parse(&buf[..n]) {
-                    if answered < frames {
+                    if count.load(Ordering::SeqCst) < frames {
                         reply(id, &sock, &elsewhere, from);
-                        answered += 1;
+                        count.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
         });
         FakePod {
             port,
+            answered,
             stop,
             thread: Some(thread),
         }
+    }
+}
+
+impl FakePod {
+    /// How many frames it has answered.
+    fn answered(&self) -> usize {
+        self.answered.load(Ordering::SeqCst)
     }
 }
 
@@ -375,17 +388,22 @@ fn forged_and_stale_acknowledgements_confirm_nothing() {
     for &(what, reply, confirmed) in cases {
         // Only the first frame is answered; retries get nothing.
         let pod = FakePod::start(reply, 1);
+        // The control passes as soon as it is confirmed; the others wait
+        // out the timeout, long after the forged answer arrived.
+        let timeout = if confirmed { "5s" } else { "500ms" };
+        let port = pod.port.to_string();
         let out = sender(&[
             "-s",
             "127.0.0.1",
             "-m",
             "x",
             "--confirm",
-            "--timeout",
-            "300ms",
+            "-t",
+            timeout,
             "-p",
-            &pod.port.to_string(),
+            &port,
         ]);
+        assert_eq!(pod.answered(), 1, "{what}: the fake pod did not answer");
         let want_code = if confirmed { 0 } else { 4 };
         assert_eq!(out.status.code(), Some(want_code), "{what}: {out:?}");
         let summary = if confirmed {
@@ -414,7 +432,7 @@ fn an_earlier_messages_ack_does_not_confirm_the_next() {
         "x",
         "--confirm",
         "--timeout",
-        "300ms",
+        "1s",
         "-r",
         "2",
         "-i",
@@ -686,4 +704,231 @@ fn a_forwarded_frame_is_logged_with_its_original_source() {
             received("b'marker'", &relay_addr),
         ]
     );
+}
+
+/// SIGTERM ends a repeated broadcast's wait at once (not after --timeout),
+/// with the report and exit code of what was confirmed so far.
+#[test]
+fn sigterm_ends_the_wait_of_a_repeated_broadcast() {
+    let port = free_port().to_string();
+    let mut child = bin("sender")
+        .args([
+            "-s",
+            "127.0.0.1",
+            "-m",
+            "x",
+            "--confirm",
+            "-t",
+            "60s",
+            "-r",
+            "0",
+        ])
+        .args(["-p", &port])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_handler(child.id(), 15);
+    signal(child.id(), "TERM");
+    // wait_for_exit's deadline (5 s) is far below the 60 s timeout.
+    wait_for_exit(&mut child, "the sender to stop");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        stderr_messages(&out).last().unwrap(),
+        "confirmed by 0 of 1 pods"
+    );
+}
+
+// ------------------------------------------------- in a simulated cluster
+
+/// A cluster with DNS, `n` receiver pods and sender-app.
+fn cluster(test: &str, n: usize) -> (Cluster, Vec<ReceiverPod>, Pod) {
+    let mut c = Cluster::new(test);
+    c.start_dns(5);
+    let receivers = c.receivers(n);
+    let sender = c.add_pod("sender-app", &[sender_ip()]);
+    (c, receivers, sender)
+}
+
+fn confirm_sender(c: &Cluster, sender: &Pod, args: &[&str]) -> Child {
+    c.command(sender, bin_path("sender"))
+        .args(["-s", SERVICE, "--confirm"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn ips(receivers: &[ReceiverPod]) -> Vec<IpAddr> {
+    receivers.iter().flat_map(|r| r.pod.ips.clone()).collect()
+}
+
+/// Packets the iptables rule in `pod` dropped.
+fn dropped(c: &Cluster, pod: &Pod) -> u64 {
+    let out = c
+        .command(pod, "iptables")
+        .args(["-L", "INPUT", "-v", "-n", "-x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "iptables -L: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rule = text.lines().find(|l| l.contains("DROP")).expect("the rule");
+    rule.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Drops a random part (`probability`) of the UDP datagrams arriving in
+/// `pod` whose `port_match` (`--dport` or `--sport`) is 12000.
+fn drop_some(c: &Cluster, pod: &Pod, port_match: &str, probability: &str) {
+    let out = c
+        .command(pod, "iptables")
+        .args(["-A", "INPUT", "-p", "udp", port_match, "12000"])
+        .args([
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            probability,
+        ])
+        .args(["-j", "DROP"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "iptables: {out:?}");
+}
+
+/// 20% of the frames (arriving at each pod) and, independently, 20% of
+/// the acknowledgements (arriving at sender-app) are dropped: every pod
+/// still confirms every message within the timeout, and logs each exactly
+/// once, also when only its acknowledgement was lost and a retry came.
+#[test]
+fn under_loss_both_ways_every_pod_confirms_and_logs_each_message_once() {
+    let (c, receivers, sender) = cluster("confirm-loss", 5);
+    for receiver in &receivers {
+        drop_some(&c, &receiver.pod, "--dport", "0.2");
+    }
+    drop_some(&c, &sender, "--sport", "0.2");
+    let messages: Vec<String> = (1..=20).map(|i| format!("loss-{i}")).collect();
+    let mut child = confirm_sender(&c, &sender, &["--timeout", "5s"]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(messages.join("\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stderr_messages(&out),
+        vec!["confirmed by 5 of 5 pods"; messages.len()]
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let per_message: Vec<&str> = stdout.lines().collect();
+    for round in per_message.chunks(receivers.len()) {
+        check_sender_log(&round.join("\n"), &ips(&receivers)).unwrap();
+    }
+    for message in &messages {
+        wait_delivery(&receivers, message.as_bytes(), sender_ip());
+        check_delivery(&receivers, message.as_bytes(), sender_ip()).unwrap();
+    }
+    // The loss was real, both ways (at 20% of 100 frames and of their
+    // acknowledgements, none dropped has odds of 2e-10).
+    let frames_dropped: u64 = receivers.iter().map(|r| dropped(&c, &r.pod)).sum();
+    let acks_dropped = dropped(&c, &sender);
+    assert!(
+        frames_dropped > 0 && acks_dropped > 0,
+        "{frames_dropped} {acks_dropped}"
+    );
+}
+
+/// A pod in DNS with no receiver: named, exit 4; the others confirm.
+#[test]
+fn a_dead_pod_is_named_and_the_others_confirm() {
+    let (mut c, receivers, sender) = cluster("confirm-dead", 2);
+    let dead = c.add_pod(&format!("{STATEFULSET}-2"), &[pod_ip(2)]);
+    c.publish(&dead);
+    c.wait_dns(3);
+    let out = confirm_sender(&c, &sender, &["-m", "anyone", "-t", "1s"])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        stderr_messages(&out),
+        [
+            "no confirmation from :10.244.1.3 (not running, unreachable, or its receiver \
+             does not confirm, such as the original Python one)",
+            "confirmed by 2 of 3 pods",
+        ]
+    );
+    let mut all = ips(&receivers);
+    all.push(pod_ip(2));
+    check_sender_log(&String::from_utf8_lossy(&out.stdout), &all).unwrap();
+    wait_delivery(&receivers, b"anyone", sender_ip());
+    check_delivery(&receivers, b"anyone", sender_ip()).unwrap();
+}
+
+/// While the sender waits (for a pod with no receiver), a new pod becomes
+/// ready: it gets the message and confirms. Then the dead pod leaves DNS:
+/// it is no longer waited for, and the sender ends with all confirmed.
+#[test]
+fn a_pod_that_joins_during_the_retries_confirms_and_one_that_leaves_is_not_waited_for() {
+    let (mut c, receivers, sender) = cluster("confirm-join", 1);
+    let dead = c.add_pod(&format!("{STATEFULSET}-1"), &[pod_ip(1)]);
+    c.publish(&dead);
+    c.wait_dns(2);
+    let child = confirm_sender(&c, &sender, &["-m", "join", "-t", "20s"]);
+    wait_delivery(&receivers, b"join", sender_ip());
+    let joined = c.receiver_pod(2);
+    wait_until("the new pod's copy", Duration::from_secs(10), || {
+        joined.count(b"join", sender_ip()) > 0
+    });
+    c.unpublish(&dead);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stderr_messages(&out), ["confirmed by 2 of 2 pods"]);
+    check_sender_log(
+        &String::from_utf8_lossy(&out.stdout),
+        &[pod_ip(0), pod_ip(1), pod_ip(2)],
+    )
+    .unwrap();
+    let mut everyone = receivers;
+    everyone.push(joined);
+    check_delivery(&everyone, b"join", sender_ip()).unwrap();
+}
+
+/// DNS stops answering while the sender waits (its answers are dropped:
+/// a resolver then waits out its timeouts, 5 s and more): the retries go
+/// on with the pods known, and --timeout still ends the wait.
+#[test]
+fn a_silent_dns_server_does_not_hold_up_the_timeout() {
+    let (mut c, receivers, sender) = cluster("confirm-dns-down", 1);
+    let dead = c.add_pod(&format!("{STATEFULSET}-1"), &[pod_ip(1)]);
+    c.publish(&dead);
+    c.wait_dns(2);
+    let started = std::time::Instant::now();
+    let child = confirm_sender(&c, &sender, &["-m", "quiet", "-t", "1s"]);
+    wait_delivery(&receivers, b"quiet", sender_ip());
+    for protocol in ["udp", "tcp"] {
+        let out = c
+            .command(&sender, "iptables")
+            .args(["-A", "INPUT", "-p", protocol, "--sport", "53", "-j", "DROP"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "iptables: {out:?}");
+    }
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(
+        stderr_messages(&out).last().unwrap(),
+        "confirmed by 1 of 2 pods"
+    );
+    // 1 s of timeout and the start; a resolver's own timeout would be 5 s.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
 }

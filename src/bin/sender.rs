@@ -42,9 +42,10 @@ Options (the environment variable is used when the option is not given):
                         time; 0 = until stopped [1]
   -i, --interval TIME   pause between repeats [1s]          UDP_HEADLESS_INTERVAL
                         (500ms, 2s, 1.5m, ...)
-      --confirm         wait for each pod's acknowledgement, UDP_HEADLESS_CONFIRM=1
-                        re-sending until all confirm; report
-                        the ones that did not (see docs/PROTOCOL.md)
+      --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM=1
+                        re-sending until all have; report
+                        the ones that did not (see
+                        docs/PROTOCOL.md)
   -t, --timeout TIME    how long --confirm waits per        UDP_HEADLESS_TIMEOUT
                         message [2s]
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
@@ -427,15 +428,16 @@ fn broadcast(
     let mut line = Vec::with_capacity(128);
     if let Some(confirmer) = confirmer {
         let sock = sockets.for_addr(pods.addrs[0]);
-        let mut resolve = || {
-            let found = discover::discover(&options.service, options.port, options.family);
+        let mut resolve = |limit| {
+            let found =
+                discover::discover_within(&options.service, options.port, options.family, limit);
             found.ok().map(|pods| pods.addrs)
         };
         let report = confirmer.broadcast(sock, message, &pods.addrs, &mut resolve, &mut |sent| {
+            // A pod whose send failed is retried; whether it confirms
+            // decides the exit code.
             for (addr, result) in sent {
-                if !log_send(&mut out, &mut line, *addr, result) {
-                    status = exit::PARTIAL;
-                }
+                log_send(&mut out, &mut line, *addr, result, true);
             }
             // Before the wait, so the lines show at once.
             let _ = out.flush();
@@ -446,7 +448,13 @@ fn broadcast(
         }
     } else {
         for addr in pods.addrs {
-            if !log_send(&mut out, &mut line, addr, &sockets.send(message, addr)) {
+            if !log_send(
+                &mut out,
+                &mut line,
+                addr,
+                &sockets.send(message, addr),
+                false,
+            ) {
                 status = exit::PARTIAL;
             }
         }
@@ -488,8 +496,8 @@ fn list(options: &Options) -> i32 {
     }
 }
 
-/// Logs one send: `sent message to :IP` on stdout, or the error on stderr.
-/// False if it failed.
+/// Logs one send: `sent message to :IP` on stdout, or the error on stderr
+/// (a warning if it will be `retried`). False if it failed.
 /// `line` is the caller's buffer, reused: musl's allocator can turn an
 /// allocation per pod into an mmap and munmap per pod.
 fn log_send(
@@ -497,6 +505,7 @@ fn log_send(
     line: &mut Vec<u8>,
     addr: SocketAddr,
     result: &io::Result<usize>,
+    retried: bool,
 ) -> bool {
     match result {
         Ok(_) => {
@@ -511,7 +520,12 @@ fn log_send(
         Err(e) => {
             let _ = out.flush();
             let ip = pyrepr::ip_text(addr.ip());
-            log_error(&format!("failed to send message to :{ip}: {e}"));
+            let failed = format!("failed to send message to :{ip}: {e}");
+            if retried {
+                log_line::to_stderr(log_line::WARNING, &format!("{failed} (retrying)"));
+            } else {
+                log_error(&failed);
+            }
             false
         }
     }

@@ -2,6 +2,7 @@
 #
 #   docker build --target receiver -t udp-headless/receiver:0.1.0 .
 #   docker build --target sender   -t udp-headless/sender:0.1.0 .
+#   docker build --target relay    -t udp-headless/relay:0.1.0 .
 #
 # (podman build / buildah bud take the same arguments.)
 #
@@ -86,17 +87,20 @@ RUN case "$TARGETARCH" in \
     && rustup target add "$target" \
     && RUSTFLAGS="-C linker=rust-lld" cargo build --release --locked --bins --target "$target" \
     && mkdir /out \
-    && cp "target/$target/release/sender" "target/$target/release/receiver" /out/
+    && cp "target/$target/release/sender" "target/$target/release/receiver" \
+          "target/$target/release/relay" /out/
 
 # ---------------------------------------------------------------------------
 # host: the same two binaries, built on the host (BINARIES=host), for the
 # TARGETARCH being built.
 FROM scratch AS host-amd64
 COPY target/x86_64-unknown-linux-musl/release/sender \
-     target/x86_64-unknown-linux-musl/release/receiver /out/
+     target/x86_64-unknown-linux-musl/release/receiver \
+     target/x86_64-unknown-linux-musl/release/relay /out/
 FROM scratch AS host-arm64
 COPY target/aarch64-unknown-linux-musl/release/sender \
-     target/aarch64-unknown-linux-musl/release/receiver /out/
+     target/aarch64-unknown-linux-musl/release/receiver \
+     target/aarch64-unknown-linux-musl/release/relay /out/
 # `:-amd64`: buildah 1.28 leaves TARGETARCH empty here without --platform
 # (see `binaries` below for the same workaround).
 # checkov:skip=CKV_DOCKER_7:FROM host-${TARGETARCH} names a stage of this file, not an image, so it has no tag
@@ -151,6 +155,26 @@ ENV PATH=/
 USER 65532:65532
 ENTRYPOINT ["/sender"]
 CMD ["--idle"]
+
+# ---------------------------------------------------------------------------
+# relay: every datagram in on UDP 12001, a copy out to every pod of the
+# Service (deployments/relay/). `/relay --check` is its readiness probe.
+FROM scratch AS relay
+ARG VERSION
+ARG SOURCE_URL
+ARG REVISION
+LABEL org.opencontainers.image.title="udp-headless relay" \
+      org.opencontainers.image.description="Sends every UDP datagram it receives to every pod behind a Kubernetes headless Service, following the Service as it scales" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}"
+COPY --from=binaries /out/relay /relay
+ENV PATH=/
+# See the sender stage: numeric non-root user, any UID works.
+USER 65532:65532
+EXPOSE 12001/udp
+ENTRYPOINT ["/relay"]
 
 # ---------------------------------------------------------------------------
 # receiver: listens on UDP 12000 (all addresses, IPv4 and IPv6) and logs

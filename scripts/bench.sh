@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh           the full run (about 5 minutes)
 #   scripts/bench.sh --quick   fewer runs and rates (about 1-2 minutes)
+#   scripts/bench.sh --relay   only 5. (and the stream-mode rows of 1.)
 #
 # What it measures, all inside one network namespace of its own:
 #   1. sender: broadcast to 2, 1000 and 4000 pods, whole process, start to
@@ -25,6 +26,11 @@
 #      confirmation with 10% of datagrams and of acknowledgements dropped
 #      (iptables), and whether any receiver line was logged twice.
 #   4. footprint: binary and image sizes, the receivers' resident memory.
+#   5. relay: copies delivered to 10 and 100 pods (examples/fanout_sink.rs,
+#      4 MiB buffers) of 64-byte datagrams from udp_flood, paced and flat
+#      out, our relay beside samplicator (built from ../shared/peers when
+#      present; UDP_HEADLESS_PEERS overrides). Stream mode: 2000 stdin lines
+#      to 10 pods vs sendto_floor's same 20,000 sends.
 #
 # The original's scripts are used unmodified from $UDP_HEADLESS_SEED
 # (default: ../shared/seed next to the repository). Needs root (network
@@ -45,9 +51,11 @@ usage() {
 }
 
 quick=0
+only=
 case "${1:-}" in
     "") ;;
     --quick) quick=1 ;;
+    --relay) only=relay ;;
     -h | --help)
         usage
         exit 0
@@ -79,6 +87,8 @@ else
     max_rate_count=1000000
 fi
 pod_counts=(2 1000 4000)
+[ "$only" = relay ] && pod_counts=()
+relay_trials=$((quick ? 1 : 3))
 payload_size=64
 port=12000
 metrics_port=9102
@@ -285,6 +295,18 @@ signal.pause()" &
             }
         done
     done
+    # Stream mode: 2000 stdin lines to 10 pods, cached pod list (the
+    # default) and resolving per line, vs the same 20,000 sends unresolved.
+    write_pods 10
+    start_dns 10
+    seq 2000 >"$tmp/lines"
+    for ((i = 0; i < 2000; i++)); do cat "$tmp/ips.10"; done >"$tmp/ips.20000"
+    log "sender: stream mode"
+    in_ns hyperfine --style none --warmup 1 --runs "$sender_runs" --output="$sink_log" \
+        --export-json "$tmp/results/stream.json" \
+        -n cached "$musl_dir/sender -s $service <$tmp/lines" \
+        -n per-line "$musl_dir/sender -s $service --refresh 0 <$tmp/lines" \
+        -n floor "$musl_dir/examples/sendto_floor $tmp/ips.20000 test" >/dev/null
     stop_dns
     kill "$sink_pid" 2>/dev/null || true
     wait "$sink_pid" 2>/dev/null || true
@@ -433,12 +455,78 @@ confirm_bench() {
     cut -c 24- "$tmp/confirm.log" | sort | uniq -d | wc -l >"$tmp/results/confirm-duplicates"
 }
 
+# 5. Relay vs samplicator: copies delivered to every pod.
+
+relay_trial() {
+    local who=$1 pods=$2 rate=$3 count pid sink i
+    # Paced: 2 s. Flat out: 600,000 in (about 2 s), far more than the
+    # relay's receive buffer holds, so its forwarding speed decides.
+    count=$((rate ? 2 * rate : 600000))
+    rm -f "$tmp/sink.ready"
+    # The relay gets a core of its own; the load generator and the sinks
+    # share the other, so both contestants meet the same competition.
+    ip netns exec "$ns" taskset -c 0 "$musl_dir/examples/fanout_sink" "$tmp/ips.$pods" "$port" \
+        "$receiver_rcvbuf" "$tmp/sink.ready" >"$tmp/sink.out" &
+    sink=$!
+    if [ "$who" = relay ]; then
+        ip netns exec "$ns" taskset -c 1 "$musl_dir/relay" -s "$service" --listen 127.0.0.1:12001 \
+            --rcvbuf "$receiver_rcvbuf" 2>"$tmp/relay.err" &
+    else
+        # shellcheck disable=SC2046 # one argument per pod
+        ip netns exec "$ns" taskset -c 1 "$samplicate" -s 127.0.0.1 -p 12001 -b "$receiver_rcvbuf" \
+            $(sed "s|\$|/$port|" "$tmp/ips.$pods") 2>"$tmp/relay.err" &
+    fi
+    pid=$!
+    for ((i = 0; i < 100; i++)); do
+        [ -e "$tmp/sink.ready" ] && in_ns "$musl_dir/receiver" --check -p 12001 2>/dev/null &&
+            { [ "$who" != relay ] || grep -q "pods: $pods\$" "$tmp/relay.err"; } && break
+        sleep 0.05
+    done
+    local report
+    report=$(in_ns taskset -c 0 "$musl_dir/examples/udp_flood" --target 127.0.0.1:12001 \
+        --rate "$rate" --count "$count" --size "$payload_size")
+    wait "$sink" || die "the sink failed: $(cat "$tmp/sink.out")"
+    # CPU time it used, user + system, in clock ticks (fields 14 and 15).
+    local ticks
+    ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" || true
+    printf '%s\t%s\t%s\t%s %s cpu_ticks=%s\n' "$who" "$pods" "$rate" "$report" \
+        "$(cat "$tmp/sink.out")" "$ticks" >>"$tmp/results/relay.tsv"
+}
+
+relay_bench() {
+    local peers=${UDP_HEADLESS_PEERS:-$repo/../shared/peers} pods trial who rate
+    local -a who_all=(relay)
+    samplicate=$tmp/peers/samplicate
+    if [ -x "$peers/build-samplicator.sh" ] && "$peers/build-samplicator.sh" "$tmp/peers" >/dev/null 2>&1; then
+        who_all+=(samplicator)
+    else
+        log "no samplicator (needs $peers/build-samplicator.sh): relay rows alone"
+        echo "samplicator: not run, no $peers/build-samplicator.sh" >"$tmp/results/relay-note.txt"
+    fi
+    for pods in 10 100; do
+        write_pods "$pods"
+        start_dns "$pods"
+        # The same copies per second paced: 20k/s in to 10 pods, 2k/s to 100.
+        for rate in $((200000 / pods)) 0; do
+            for ((trial = 1; trial <= relay_trials; trial++)); do
+                for who in "${who_all[@]}"; do
+                    log "relay: $who, $pods pods, rate ${rate/#0/max}/s, trial $trial"
+                    relay_trial "$who" "$pods" "$rate"
+                done
+            done
+        done
+    done
+    stop_dns
+}
+
 # ---------------------------------------------------------------------------
 # 4. Footprint: binaries and images.
 
 footprint() {
     local name image size
-    for name in sender receiver; do
+    for name in sender receiver relay; do
         printf 'binary\t%s\t%s\n' "$name" "$(stat -c %s "$musl_dir/$name")" >>"$tmp/results/footprint.tsv"
     done
     command -v podman >/dev/null || return 0
@@ -465,9 +553,8 @@ footprint() {
 
 started=$(date +%s)
 sender_bench
-receiver_bench
-confirm_bench
-footprint
+[ "$only" = relay ] || { receiver_bench && confirm_bench && footprint; }
+relay_bench
 elapsed=$(($(date +%s) - started))
 
 {
@@ -483,7 +570,7 @@ elapsed=$(($(date +%s) - started))
 rm -rf target/bench/latest
 mkdir -p target/bench
 cp -r "$tmp/results" target/bench/latest
-python3 - target/bench/latest <<'PYTHON' | tee target/bench/latest/tables.md
+[ "$only" = relay ] || python3 - target/bench/latest <<'PYTHON' >target/bench/latest/tables.md
 import glob, json, os, statistics, sys
 from collections import defaultdict
 
@@ -654,3 +741,67 @@ if cpu.get("ours") and cpu.get("metrics"):
 for kind, name, size in rows:
     print(f"- {kind} `{name}` under 600 KB: {int(size):,} bytes: {verdict(int(size) < 600_000)}")
 PYTHON
+python3 - target/bench/latest <<'PYTHON' >>target/bench/latest/tables.md
+import json, os, statistics, sys
+from collections import defaultdict
+
+results = sys.argv[1]
+
+def rate_name(r):
+    return "max" if r == 0 else f"{r // 1000}k"
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+# --- relay vs samplicator, and the sender's stream mode
+rows = defaultdict(list)
+relay_tsv = os.path.join(results, "relay.tsv")
+for line in open(relay_tsv) if os.path.exists(relay_tsv) else []:
+    who, pods, rate, kv = line.rstrip("\n").split("\t")
+    v = dict(x.split("=") for x in kv.split())
+    rows[int(pods), int(rate), who].append({k: float(x) for k, x in v.items()})
+tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+if rows:
+    print("### Relay: 64-byte datagrams in, a copy to every pod (copies delivered)\n")
+    note = os.path.join(results, "relay-note.txt")
+    if os.path.exists(note):
+        print(open(note).read())
+    print("| pods | rate in | program | copies delivered: median (min-max) | of those sent | per pod min-max "
+          "| in at | CPU per copy |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    verdicts = []
+    for pods, rate in sorted({(p, r) for p, r, _ in rows}, key=lambda k: (k[0], k[1] or 10**9)):
+        best = {}  # median copies delivered
+        for who in ("relay", "samplicator"):
+            t = rows.get((pods, rate, who))
+            if not t:
+                continue
+            pct = [100.0 * x["received"] / (x["sent"] * pods) for x in t]
+            best[who] = statistics.median(x["received"] for x in t)
+            got = [x["received"] for x in t]
+            print(f"| {pods} | {rate_name(rate)}/s | `{who}` | {statistics.median(got):,.0f} "
+                  f"({min(got):,.0f}-{max(got):,.0f}) | {statistics.median(pct):.2f}% "
+                  f"| {min(x['min'] for x in t):,.0f}-{max(x['max'] for x in t):,.0f} "
+                  f"| {statistics.median(x['rate'] for x in t) / 1000:.1f}k/s "
+                  f"| {statistics.median(x['cpu_ticks'] * tick_us / x['received'] for x in t):.2f} us |")
+        if "samplicator" in best:
+            verdicts.append(f"{pods} pods, {rate_name(rate)}: relay {best['relay']:,.0f} copies vs samplicator "
+                            f"{best['samplicator']:,.0f}: {verdict(best['relay'] >= best['samplicator'])}")
+        if rate:
+            lossless = all(x["received"] == x["sent"] * pods for x in rows[pods, rate, "relay"])
+            verdicts.append(f"{pods} pods, {rate_name(rate)}: relay without loss: {verdict(lossless)}")
+    print("\n" + "\n".join(f"- {v}" for v in verdicts) + "\n")
+stream = os.path.join(results, "stream.json")
+if os.path.exists(stream):
+    med = {r["command"]: statistics.median(r["times"]) for r in json.load(open(stream))["results"]}
+    print("### Sender stream mode: 2000 stdin lines to 10 pods (ms)\n")
+    print("| program | median | / floor |")
+    print("|---|---:|---:|")
+    for who, label in (("cached", "`sender` (pod list cached by TTL)"),
+                       ("per-line", "`sender --refresh 0` (resolves per line)"),
+                       ("floor", "floor: `sendto_floor`, the same 20,000 sends")):
+        print(f"| {label} | {med[who] * 1000:.1f} | {med[who] / med['floor']:.2f}x |")
+    ratio = med["cached"] / med["floor"]
+    print(f"\n- stream mode {ratio:.2f}x the floor (target at most 1.5x): {verdict(ratio <= 1.5)}")
+PYTHON
+cat target/bench/latest/tables.md

@@ -10,11 +10,12 @@
 #   4. kustomize: `kubectl kustomize deployments/` renders, passes the
 #      schema check and equals the plain manifests (so a new manifest
 #      cannot be forgotten in the Kustomization);
-#   5. security: checkov on the plain manifests and on the rendered
-#      Template objects; skipped checks are justified by checkov.io/skip
-#      annotations in the manifests;
+#   5. security: checkov on the plain manifests (subfolders included) and
+#      on the rendered Template objects; skipped checks are justified by
+#      checkov.io/skip annotations in the manifests;
 #   6. openshift-build/: the BuildConfigs name Dockerfile stages and
-#      ImageStreams that exist.
+#      ImageStreams that exist;
+#   7. deployments/relay/: schema, and its Kustomization renders the same.
 # The linters come from the virtualenv made by scripts/install-deps.sh.
 # Stops at the first failure, with a non-zero exit. Needs no network.
 set -euo pipefail
@@ -181,5 +182,11 @@ for b in builds:
         sys.exit(1)
 sys.exit(0 if builds else "check-manifests: no BuildConfig in openshift-build/")
 PYTHON
+
+step "7. deployments/relay/ (added on its own): schema, and its Kustomization"
+"$validate" --strict "$deploy"/relay/*.yaml
+concat "$deploy"/relay/*.yaml >"$work/relay.yaml"
+kubectl kustomize "$deploy/relay" >"$work/relay-kustomize.yaml"
+same_objects "$work/relay.yaml" "$work/relay-kustomize.yaml"
 
 printf '\ncheck-manifests: all checks passed\n'

@@ -363,10 +363,33 @@ local_walkthrough() {
 
     broadcast "$MESSAGE_2" 2
     check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
+    local_relay "$scale_to"
 
     step "oc delete project headless-demo   (here: every namespace, process and file of the run)"
     echo
     verdict "$replicas" "$scale_to"
+}
+
+# The relay (deployments/relay/): one datagram to its address, and every
+# receiver logs it once, from the relay pod.
+local_relay() {
+    local replicas=$1 ip=10.244.0.30 i log
+    [ -x "$CLUSTER_BIN_DIR/relay" ] || { echo "demo: no relay in $CLUSTER_BIN_DIR: relay step skipped"; return 0; }
+    step "oc create -f deployments/relay/; oc exec sender-app -- sender -s udp-relay -p 12001 -m via-relay"
+    cluster_add_pod relay "$ip"
+    ip netns exec "$(cluster_netns relay)" "$CLUSTER_BIN_DIR/relay" -s "$SERVICE" 2>"$(cluster_log relay)" &
+    for ((i = 0; i < 100; i++)); do
+        grep -q 'listening on' "$(cluster_log relay)" && break
+        sleep 0.05
+    done
+    cat "$(cluster_log relay)"
+    local_sender -s "$ip" -p 12001 -m via-relay
+    local missed=0
+    for ((i = 0; i < replicas; i++)); do
+        log=$(local_receiver_log "$STS-$i" via-relay "$ip" "$RECEIVE_WAIT")
+        verify_received "$STS-$i" "$log" via-relay "$ip" 1 || { FAILED+=("$STS-$i (via-relay)") && missed=1; }
+    done
+    ((missed)) || echo "$replicas/$replicas receivers logged 'via-relay' once, from the relay pod ($ip)"
 }
 
 # The verdict when the walkthrough stopped before its end.

@@ -14,6 +14,7 @@ pub mod exit;
 pub mod frame;
 pub mod http;
 pub mod log_line;
+pub mod membership;
 pub mod metrics;
 pub mod pktinfo;
 pub mod pyrepr;

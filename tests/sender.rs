@@ -417,10 +417,11 @@ fn a_name_that_does_not_resolve_exits_3_naming_it() {
     assert_eq!(stdout(&out), "");
 }
 
-#[test]
-fn stdin_mode_resolves_again_before_each_line() {
-    let dir = netns_dir("reresolve");
-    let script = with_receiver("-s svc");
+/// Sends one stdin line, scales `svc` from 1 to 3 addresses, waits
+/// `pause`, sends another: the addresses the second line went to.
+fn second_line_after_scaling(test: &str, refresh: &str, pause: Duration) -> Vec<String> {
+    let dir = netns_dir(test);
+    let script = with_receiver(&format!("-s svc --refresh {refresh}"));
     let mut child =
         in_private_netns_with_stdin(&dir, "127.0.0.1 svc\n", NO_DNS, &script, Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
@@ -439,21 +440,39 @@ fn stdin_mode_resolves_again_before_each_line() {
         "127.0.0.1 svc\n127.0.0.2 svc\n127.0.0.3 svc\n",
     )
     .unwrap();
+    std::thread::sleep(pause);
     stdin.write_all(b"after scaling\n").unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        sent_to(&out),
-        ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.3"]
-    );
+    let sent = sent_to(&out);
+    assert_eq!(sent[0], "127.0.0.1");
+    let after = sent[1..].to_vec();
     let log = receiver_log(&dir);
     assert_eq!(
         log.iter()
             .filter(|l| l.contains("b'after scaling'"))
             .count(),
-        3
+        after.len(),
+        "one datagram per address sent to"
     );
+    after
+}
+
+#[test]
+fn stdin_mode_with_refresh_0_resolves_again_before_each_line() {
+    let sent = second_line_after_scaling("reresolve", "0", Duration::ZERO);
+    assert_eq!(sent, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+}
+
+#[test]
+fn stdin_mode_reuses_the_pod_list_until_it_is_due() {
+    // Not due yet: the cached list, without the new pods.
+    let sent = second_line_after_scaling("cached", "1h", Duration::ZERO);
+    assert_eq!(sent, ["127.0.0.1"]);
+    // Due: resolved again.
+    let sent = second_line_after_scaling("refreshed", "200ms", Duration::from_millis(400));
+    assert_eq!(sent, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
 }
 
 #[test]

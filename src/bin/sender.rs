@@ -1,12 +1,13 @@
 //! `sender -s headless-udp -m test`: one UDP datagram to every pod of a
 //! headless Service, logging `sent message to :IP` for each.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, BufWriter, Stdout, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::confirm::{self, Confirmer};
 use udp_headless::discover::{self, Family};
+use udp_headless::membership::{self, Answer, Cache, Event};
 use udp_headless::{exit, frame, log_line, pyrepr, signals, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
@@ -29,8 +30,10 @@ Usage: sender -s SERVICE [-m MESSAGE] [options]
 
 Resolves SERVICE (a headless Service's DNS name has one address per ready
 pod) and sends MESSAGE to each address once, logging `sent message to :IP`.
-Without -m, or with -m -, each line of standard input is one message and
-the service is resolved again before each line.
+Without -m, or with -m -, each line of standard input is one message.
+Lines and repeats reuse the pod list until the DNS answer's TTL runs out
+(1-30 s; 5 s when only the system resolver answered), as a cluster DNS
+cache would; --refresh 0 resolves before every message.
 
 Options (the environment variable is used when the option is not given):
   -s, --service NAME    name (or address) to resolve        UDP_HEADLESS_SERVICE
@@ -38,10 +41,12 @@ Options (the environment variable is used when the option is not given):
   -p, --port PORT       destination UDP port [12000]        UDP_HEADLESS_PORT
   -f, --family FAMILY   auto, ipv4 or ipv6 [auto: IPv4 if   UDP_HEADLESS_FAMILY
                         the service has any, else IPv6]
-  -r, --repeat N        broadcast N times, resolving each   UDP_HEADLESS_REPEAT
-                        time; 0 = until stopped [1]
+  -r, --repeat N        broadcast N times; 0 = until        UDP_HEADLESS_REPEAT
+                        stopped [1]
   -i, --interval TIME   pause between repeats [1s]          UDP_HEADLESS_INTERVAL
                         (500ms, 2s, 1.5m, ...)
+      --refresh TIME    reuse the pod list this long        UDP_HEADLESS_REFRESH
+                        instead of by TTL; 0 = never
       --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM=1
                         re-sending until all have; report
                         the ones that did not (see
@@ -78,6 +83,8 @@ struct Options {
     list: bool,
     /// --confirm: how long to wait for acknowledgements.
     confirm: Option<Duration>,
+    /// `--refresh`: None = by TTL.
+    refresh: Option<Duration>,
 }
 
 enum Mode {
@@ -128,6 +135,14 @@ fn run() -> i32 {
         return list(&options);
     }
     let mut confirmer = options.confirm.map(Confirmer::new);
+    let (service, port, family) = (options.service.clone(), options.port, options.family);
+    let mut pods = Cache::new(
+        move || discover::discover(&service, port, family),
+        options.refresh,
+    );
+    // One buffer for every round's lines: one write per round, and no
+    // allocation per round (stream modes run many).
+    let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
     let max_line = MAX_IPV6_PAYLOAD - framing(&options);
     let mut status = exit::OK;
     let mut note = |code: i32| {
@@ -142,7 +157,14 @@ fn run() -> i32 {
                 if round > 0 && !signals::sleep_unless_stopped(options.interval) {
                     break;
                 }
-                match broadcast(&options, message, &mut sockets, &mut confirmer) {
+                match broadcast(
+                    &options,
+                    &mut pods,
+                    message,
+                    &mut sockets,
+                    &mut confirmer,
+                    &mut out,
+                ) {
                     Ok(code) => note(code),
                     Err(LogFailed) => return exit::FAILURE,
                 }
@@ -156,7 +178,14 @@ fn run() -> i32 {
                 match read_line(&mut stdin, &mut line, max_line) {
                     Ok(Line::End) => break,
                     Ok(Line::Read) => {
-                        match broadcast(&options, &line, &mut sockets, &mut confirmer) {
+                        match broadcast(
+                            &options,
+                            &mut pods,
+                            &line,
+                            &mut sockets,
+                            &mut confirmer,
+                            &mut out,
+                        ) {
                             Ok(code) => note(code),
                             Err(LogFailed) => return exit::FAILURE,
                         }
@@ -228,6 +257,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut family = None;
     let mut repeat = None;
     let mut interval = None;
+    let mut refresh = None;
     let mut timeout = None;
     let mut confirm = false;
     let mut idle = false;
@@ -243,6 +273,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("repeat") => repeat = Some(parser.text()?),
             Some("interval") => interval = Some(parser.text()?),
             Some("timeout") => timeout = Some(parser.text()?),
+            Some("refresh") => refresh = Some(parser.text()?),
             Some("confirm") => {
                 parser.flag()?;
                 confirm = true;
@@ -312,6 +343,10 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_duration(&text, &from)?,
         None => Duration::from_secs(1),
     };
+    let refresh = match args::option_or_env(refresh, "--refresh", "UDP_HEADLESS_REFRESH")? {
+        Some((text, from)) => Some(args::parse_duration(&text, &from)?),
+        None => None,
+    };
     let confirm = confirm || confirm_from_env()?;
     if timeout.is_some() && !confirm {
         return Err(UsageError::Invalid("--timeout needs --confirm".into()));
@@ -340,6 +375,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         interval,
         confirm,
         list,
+        refresh,
     };
     if let Some(m) = &options.message {
         let max = MAX_IPV6_PAYLOAD - framing(&options);
@@ -390,15 +426,26 @@ struct LogFailed;
 /// `message` fits an IPv6 datagram: `parse` and `read_line` see to that.
 fn broadcast(
     options: &Options,
+    pods: &mut Cache<impl FnMut() -> Answer>,
     message: &[u8],
     sockets: &mut Sockets,
     confirmer: &mut Option<Confirmer>,
+    out: &mut BufWriter<Stdout>,
 ) -> Result<i32, LogFailed> {
-    let pods = match discover::discover(&options.service, options.port, options.family) {
+    // A failed refresh keeps the last list: warned once per streak. The
+    // pod count is not logged: stdout has one line per send, as always.
+    let mut warn = |event: Event| {
+        if let (Event::Failed { kept: true, .. }, Some((level, line))) =
+            (&event, membership::describe(&event))
+        {
+            log_line::to_stderr(level, &line);
+        }
+    };
+    let pods = match pods.get(&mut warn) {
         Ok(pods) => pods,
         Err(e) => {
-            log_error(&e.to_string());
-            return Ok(e.exit_code());
+            log_error(&e.message);
+            return Ok(e.exit_code);
         }
     };
     let has_ipv4 = pods.addrs.iter().any(SocketAddr::is_ipv4);
@@ -422,10 +469,8 @@ fn broadcast(
         log_line::to_stderr(log_line::WARNING, why);
         status = exit::PARTIAL;
     }
-    // One write for the whole round, not one per pod.
-    let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     // One line buffer for the round: no allocation per pod.
-    let mut line = Vec::with_capacity(128);
+    let mut line = LogLine::default();
     if let Some(confirmer) = confirmer {
         let sock = sockets.for_addr(pods.addrs[0]);
         let mut resolve = |limit| {
@@ -437,7 +482,7 @@ fn broadcast(
             // A pod whose send failed is retried; whether it confirms
             // decides the exit code.
             for (addr, result) in sent {
-                log_send(&mut out, &mut line, *addr, result, true);
+                log_send(out, &mut line, *addr, result, true);
             }
             // Before the wait, so the lines show at once.
             let _ = out.flush();
@@ -447,14 +492,8 @@ fn broadcast(
             status = confirmed;
         }
     } else {
-        for addr in pods.addrs {
-            if !log_send(
-                &mut out,
-                &mut line,
-                addr,
-                &sockets.send(message, addr),
-                false,
-            ) {
+        for &addr in &pods.addrs {
+            if !log_send(out, &mut line, addr, &sockets.send(message, addr), false) {
                 status = exit::PARTIAL;
             }
         }
@@ -498,23 +537,20 @@ fn list(options: &Options) -> i32 {
 
 /// Logs one send: `sent message to :IP` on stdout, or the error on stderr
 /// (a warning if it will be `retried`). False if it failed.
-/// `line` is the caller's buffer, reused: musl's allocator can turn an
-/// allocation per pod into an mmap and munmap per pod.
 fn log_send(
     out: &mut impl Write,
-    line: &mut Vec<u8>,
+    line: &mut LogLine,
     addr: SocketAddr,
     result: &io::Result<usize>,
     retried: bool,
 ) -> bool {
     match result {
         Ok(_) => {
-            line.clear();
-            log_line::write_prefix(line, SystemTime::now(), log_line::INFO);
-            line.extend_from_slice(b"sent message to :");
-            pyrepr::write_ip(line, addr.ip());
-            line.push(b'\n');
-            let _ = out.write_all(line);
+            line.stamp(SystemTime::now());
+            line.bytes.extend_from_slice(b"sent message to :");
+            pyrepr::write_ip(&mut line.bytes, addr.ip());
+            line.bytes.push(b'\n');
+            let _ = out.write_all(&line.bytes);
             true
         }
         Err(e) => {
@@ -527,6 +563,35 @@ fn log_send(
                 log_error(&failed);
             }
             false
+        }
+    }
+}
+
+/// The caller's line buffer, reused: musl's allocator can turn an
+/// allocation per pod into an mmap and munmap per pod. The time stamp is
+/// formatted again only when its millisecond changes (stream modes log
+/// many lines, most in the same millisecond as the one before).
+#[derive(Default)]
+struct LogLine {
+    bytes: Vec<u8>,
+    /// The millisecond of the prefix at the start of `bytes`, and its length.
+    stamped: Option<(u128, usize)>,
+}
+
+impl LogLine {
+    /// Leaves just the log prefix for `now` in `bytes`.
+    fn stamp(&mut self, now: SystemTime) {
+        let ms = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        match self.stamped {
+            Some((stamped, len)) if stamped == ms => self.bytes.truncate(len),
+            _ => {
+                self.bytes.clear();
+                log_line::write_prefix(&mut self.bytes, now, log_line::INFO);
+                self.stamped = Some((ms, self.bytes.len()));
+            }
         }
     }
 }

@@ -1,0 +1,449 @@
+//! `relay -s headless-udp`: every datagram that arrives on UDP 12001 is
+//! sent, unchanged, to every pod of the Service, which is re-resolved in
+//! the background as pods come and go (see `membership`).
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use udp_headless::args::{self, Parser, UsageError};
+use udp_headless::discover::{self, Family};
+use udp_headless::membership::{self, Cache, Event, Watch};
+use udp_headless::{exit, frame, log_line, readiness, signals, socket};
+
+const SHORT_OPTIONS: &[(char, &str)] = &[
+    ('s', "service"),
+    ('p', "port"),
+    ('l', "listen"),
+    ('f', "family"),
+    ('h', "help"),
+    ('V', "version"),
+];
+
+const HELP: &str = "\
+relay: send every UDP datagram that arrives to every pod of a headless Service
+
+Usage: relay -s SERVICE [options]
+       relay --check [--listen ADDR:PORT]
+
+Each datagram received on the listen address is sent, unchanged, once to
+each pod of SERVICE. The pod list is resolved again in the background when
+the DNS answer's TTL runs out (1-30 s; every 5 s when only the system
+resolver answered), so forwarding never waits for DNS. When DNS fails the
+last list is kept; with no pods, datagrams are dropped and counted. The
+relay never sends to its own listen address. Logs go to standard error:
+the start, every change of the pod count, warnings; never one per datagram.
+SIGTERM or SIGINT stops it (exit 0).
+
+Options (the environment variable is used when the option is not given):
+  -s, --service NAME    name (or address) to resolve        UDP_HEADLESS_SERVICE
+  -p, --port PORT       the pods' UDP port [12000]          UDP_HEADLESS_PORT
+  -l, --listen ADDR:PORT  where datagrams arrive            UDP_HEADLESS_LISTEN
+                        [[::]:12001, IPv4 and IPv6]
+  -f, --family FAMILY   auto, ipv4 or ipv6 [auto: IPv4 if   UDP_HEADLESS_FAMILY
+                        the service has any, else IPv6]
+      --refresh TIME    resolve again this often instead    UDP_HEADLESS_REFRESH
+                        of by TTL (500ms, 2s, ...)
+      --rcvbuf BYTES    socket receive buffer to ask for     UDP_HEADLESS_RCVBUF
+                        [4194304]; capped at net.core.rmem_max
+      --frame           send each copy as a forwarded frame carrying the
+                        client's address and port: `receiver` logs the
+                        client, not the relay, as the source (any other
+                        UDP receiver gets the frame's header too)
+      --check           exit 0 if a relay (any UDP socket) is bound on the
+                        listen port in this network namespace, else 1
+  -h, --help            print this help
+  -V, --version         print the version
+
+Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a relay;
+1 could not listen or open a socket, or --check found none; 2 usage error.
+";
+
+const DEFAULT_LISTEN: &str = "[::]:12001";
+const DEFAULT_RCVBUF: usize = 4 << 20;
+
+struct Options {
+    service: String,
+    port: u16,
+    listen: SocketAddr,
+    family: Family,
+    refresh: Option<Duration>,
+    rcvbuf: usize,
+    frame: bool,
+}
+
+enum Mode {
+    Relay(Options),
+    Check(u16),
+    Done,
+}
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let options = match parse(Parser::from_env()) {
+        Ok(Mode::Relay(options)) => options,
+        Ok(Mode::Check(port)) => return check(port),
+        Ok(Mode::Done) => return exit::OK,
+        Err(e) => {
+            eprintln!("relay: {e} (see relay --help)");
+            return exit::USAGE;
+        }
+    };
+    if let Err(e) = signals::stop_on_term_and_int() {
+        eprintln!("relay: cannot handle SIGTERM/SIGINT: {e}");
+        return exit::FAILURE;
+    }
+    let bound = if options.listen == DEFAULT_LISTEN.parse().expect("a valid default") {
+        // Falls back to IPv4 where the kernel has no IPv6.
+        socket::bind_all_addresses(options.listen.port())
+    } else {
+        socket::bind_udp(options.listen)
+    };
+    let listen = match bound {
+        Ok(sock) => sock,
+        Err(e) => {
+            eprintln!("relay: cannot listen on UDP {}: {e}", options.listen);
+            return exit::FAILURE;
+        }
+    };
+    if let Err(e) = socket::set_receive_buffer(&listen, options.rcvbuf) {
+        warn(&format!("cannot set the receive buffer: {e}"));
+    }
+    // Unconnected, one per family; pods of the other family may not exist.
+    let out = Out {
+        v4: UdpSocket::bind("0.0.0.0:0").ok(),
+        v6: UdpSocket::bind("[::]:0").ok(),
+    };
+    if out.v4.is_none() && out.v6.is_none() {
+        eprintln!("relay: cannot open a UDP socket to send from");
+        return exit::FAILURE;
+    }
+    let local = listen.local_addr().unwrap_or(options.listen);
+    let started = Arc::new(AtomicBool::new(false));
+    let mut watch = start_membership(&options, local, Arc::clone(&started));
+    // Datagrams wait in the socket meanwhile; the first answer is logged.
+    while !watch.started() {
+        if !signals::sleep_unless_stopped(Duration::from_millis(10)) {
+            return exit::OK;
+        }
+    }
+    info(&format!(
+        "listening on UDP {local}, forwarding to service '{}' port {}, pods: {}",
+        options.service,
+        options.port,
+        watch.current().addrs.len()
+    ));
+    started.store(true, Ordering::Release);
+    let framing = options.frame.then(|| Framing {
+        id: frame::Id {
+            sender: frame::random_sender_id(),
+            seq: 0,
+        },
+        buffer: Vec::with_capacity(65_536),
+    });
+    match forward(&listen, &out, &mut watch, framing) {
+        Ok(counts) => {
+            info(&format!(
+                "stopped: {} datagrams in, {} copies sent, {} dropped with no pods, {} sends failed",
+                counts.received, counts.sent, counts.dropped, counts.failed
+            ));
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("relay: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// Resolves in the background, without the relay's own address; logs
+/// what changes (from the start line on: that one says the first count).
+fn start_membership(options: &Options, listen: SocketAddr, started: Arc<AtomicBool>) -> Watch {
+    let service = options.service.clone();
+    let (port, family) = (options.port, options.family);
+    let mut said_own = false;
+    let resolve = move || {
+        let mut pods = discover::discover(&service, port, family)?;
+        let (addrs, own) = membership::without_own(pods.addrs, listen, membership::is_local);
+        if own && !said_own {
+            said_own = true;
+            warn(&format!(
+                "service '{service}' includes this relay ({listen}): not forwarding to itself"
+            ));
+        }
+        pods.addrs = addrs;
+        Ok(pods)
+    };
+    let cache = Cache::new(resolve, options.refresh);
+    membership::spawn(cache, move |event| {
+        let first_count =
+            matches!(event, Event::Changed { .. }) && !started.load(Ordering::Acquire);
+        if let (Some((level, line)), false) = (membership::describe(&event), first_count) {
+            log_line::to_stderr(level, &line);
+        }
+    })
+}
+
+struct Out {
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+}
+
+#[derive(Default)]
+struct Counts {
+    received: u64,
+    sent: u64,
+    dropped: u64,
+    failed: u64,
+}
+
+/// The main loop: receive, send a copy to each pod, until stopped.
+/// `--frame`: each copy is a forwarded frame carrying the client's address
+/// (docs/PROTOCOL.md), so the receiver logs the client as the source.
+struct Framing {
+    id: frame::Id,
+    buffer: Vec<u8>,
+}
+
+fn forward(
+    listen: &UdpSocket,
+    out: &Out,
+    watch: &mut Watch,
+    mut framing: Option<Framing>,
+) -> Result<Counts, String> {
+    // Bounds how long a blocked recv can miss a stop request.
+    listen
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(|e| format!("the socket failed: {e}"))?;
+    let mut counts = Counts::default();
+    let mut datagram = vec![0u8; 65_536];
+    let mut targets = Targets::default();
+    let mut failing = false;
+    let mut said_dropping = false;
+    let mut receive_failures = 0;
+    while !signals::stop_requested() {
+        let (len, from) = match listen.recv_from(&mut datagram) {
+            Ok(got) => got,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                receive_failures += 1;
+                if receive_failures == 100 {
+                    return Err(format!("receiving failed 100 times in a row: {e}"));
+                }
+                warn(&format!("receive failed: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        receive_failures = 0;
+        counts.received += 1;
+        let generation = watch.generation();
+        let pods = watch.current();
+        targets.follow(pods, generation);
+        if pods.addrs.is_empty() {
+            counts.dropped += 1;
+            if !said_dropping {
+                said_dropping = true;
+                warn("no pods to forward to: dropping datagrams (counted) until there are");
+            }
+            continue;
+        }
+        said_dropping = false;
+        let mut all_sent = true;
+        let payload = match &mut framing {
+            Some(framing) => {
+                framing.id.seq += 1;
+                frame::write_forwarded(&mut framing.buffer, framing.id, from, &datagram[..len]);
+                &framing.buffer[..]
+            }
+            None => &datagram[..len],
+        };
+        for (to, connected) in &targets.list {
+            let result = match (connected, if to.is_ipv4() { &out.v4 } else { &out.v6 }) {
+                (Some(sock), _) => sock.send(payload),
+                (None, Some(sock)) => sock.send_to(payload, to),
+                (None, None) => Err(std::io::Error::other("no socket of that address family")),
+            };
+            match result {
+                Ok(_) => counts.sent += 1,
+                Err(e) => {
+                    counts.failed += 1;
+                    all_sent = false;
+                    // One warning per streak of failures, not per datagram.
+                    if !failing {
+                        warn(&format!(
+                            "cannot send to {to}: {e} (further failures are counted)"
+                        ));
+                        failing = true;
+                    }
+                }
+            }
+        }
+        if all_sent {
+            failing = false;
+        }
+    }
+    Ok(counts)
+}
+
+/// Connected sockets per pod, at most this many: a connected socket skips
+/// the route lookup of every `sendto` (measured in docs/BENCHMARKS.md);
+/// past this, unconnected sends, so a large Service cannot use up the
+/// file descriptors.
+const MAX_CONNECTED: usize = 512;
+
+/// The pods to send to, each with its connected socket when it has one.
+#[derive(Default)]
+struct Targets {
+    /// The `Watch::generation` `list` was made for.
+    made_for: Option<u64>,
+    list: Vec<(SocketAddr, Option<UdpSocket>)>,
+}
+
+impl Targets {
+    /// Follows a new pod list, keeping the sockets of pods still in it.
+    fn follow(&mut self, pods: &discover::Pods, generation: u64) {
+        if self.made_for == Some(generation) {
+            return;
+        }
+        self.made_for = Some(generation);
+        let mut old: std::collections::HashMap<SocketAddr, Option<UdpSocket>> =
+            self.list.drain(..).collect();
+        for (i, &to) in pods.addrs.iter().enumerate() {
+            let socket = match old.remove(&to) {
+                Some(socket) => socket,
+                None if i < MAX_CONNECTED => connect(to),
+                None => None,
+            };
+            self.list.push((to, socket));
+        }
+    }
+}
+
+/// A socket connected to `to`; None if that fails (unconnected sends then).
+fn connect(to: SocketAddr) -> Option<UdpSocket> {
+    let local = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let socket = UdpSocket::bind(local).ok()?;
+    socket.connect(to).ok()?;
+    Some(socket)
+}
+
+fn info(message: &str) {
+    log_line::to_stderr(log_line::INFO, message);
+}
+
+fn warn(message: &str) {
+    log_line::to_stderr(log_line::WARNING, message);
+}
+
+/// The readiness probe: is the listen port bound here?
+fn check(port: u16) -> i32 {
+    match readiness::udp_port_bound(port) {
+        Ok(true) => exit::OK,
+        Ok(false) => {
+            eprintln!("relay: no UDP socket is bound on port {port}");
+            exit::FAILURE
+        }
+        Err(e) => {
+            eprintln!("relay: cannot check port {port}: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
+    let mut service = None;
+    let mut port = None;
+    let mut listen = None;
+    let mut family = None;
+    let mut refresh = None;
+    let mut rcvbuf = None;
+    let mut check = false;
+    let mut frame = false;
+    while let Some(arg) = parser.next()? {
+        match arg.name(SHORT_OPTIONS) {
+            Some("service") => service = Some(parser.text()?),
+            Some("port") => port = Some(parser.text()?),
+            Some("listen") => listen = Some(parser.text()?),
+            Some("family") => family = Some(parser.text()?),
+            Some("refresh") => refresh = Some(parser.text()?),
+            Some("rcvbuf") => rcvbuf = Some(parser.text()?),
+            Some("check") => {
+                parser.flag()?;
+                check = true;
+            }
+            Some("frame") => {
+                parser.flag()?;
+                frame = true;
+            }
+            Some(option @ ("help" | "version")) => {
+                args::print_help_or_version(&mut parser, option, "relay", HELP)?;
+                return Ok(Mode::Done);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    let listen = match args::option_or_env(listen, "--listen", "UDP_HEADLESS_LISTEN")? {
+        Some((text, from)) => text.parse::<SocketAddr>().map_err(|_| {
+            UsageError::bad_value(
+                &from,
+                &text,
+                "ADDRESS:PORT (like 0.0.0.0:12001 or [::]:12001)",
+            )
+        })?,
+        None => DEFAULT_LISTEN.parse().expect("a valid default"),
+    };
+    if listen.port() == 0 {
+        return Err(UsageError::Invalid(
+            "--listen: the port must not be 0".into(),
+        ));
+    }
+    if check {
+        return Ok(Mode::Check(listen.port()));
+    }
+    let Some((service, _)) = args::option_or_env(service, "--service", "UDP_HEADLESS_SERVICE")?
+    else {
+        return Err(UsageError::Invalid(
+            "no service: give -s NAME (or set UDP_HEADLESS_SERVICE)".into(),
+        ));
+    };
+    if service.is_empty() {
+        return Err(UsageError::Invalid("the service name is empty".into()));
+    }
+    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT")? {
+        Some((text, from)) => args::parse_port(&text, &from)?,
+        None => 12000,
+    };
+    let family = match args::option_or_env(family, "--family", "UDP_HEADLESS_FAMILY")? {
+        Some((text, from)) => Family::parse(&text, &from)?,
+        None => Family::Auto,
+    };
+    let refresh = match args::option_or_env(refresh, "--refresh", "UDP_HEADLESS_REFRESH")? {
+        Some((text, from)) => Some(args::parse_duration(&text, &from)?),
+        None => None,
+    };
+    let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF")? {
+        Some((text, from)) => args::parse_count(&text, &from)? as usize,
+        None => DEFAULT_RCVBUF,
+    };
+    Ok(Mode::Relay(Options {
+        service,
+        port,
+        listen,
+        family,
+        refresh,
+        rcvbuf,
+        frame,
+    }))
+}

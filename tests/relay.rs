@@ -1,0 +1,587 @@
+//! The real `relay`. Loopback cases first; then membership cases in the
+//! simulated cluster of tests/support (pods are network namespaces, the
+//! cluster DNS is dnsmasq), with real `receiver` pods and a real `sender`
+//! streaming into the relay.
+
+mod support;
+
+use std::fs;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+use support::*;
+
+fn stderr_text(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+// ---- Loopback ----
+
+/// A relay on loopback forwarding to `pods` (one address list) on `port`.
+struct LoopRelay {
+    child: Child,
+    listen: u16,
+    stderr: PathBuf,
+    _dir: TempDir,
+}
+
+impl LoopRelay {
+    fn start(test: &str, service: &str, port: u16, args: &[&str]) -> LoopRelay {
+        LoopRelay::start_on(test, service, port, args, "127.0.0.1")
+    }
+
+    /// Listening on `ip` (as written in ADDRESS:PORT, `[::1]` for IPv6).
+    fn start_on(test: &str, service: &str, port: u16, args: &[&str], ip: &str) -> LoopRelay {
+        let dir = TempDir::new(test);
+        let stderr = dir.join("relay.err");
+        let listen = free_port();
+        let child = bin("relay")
+            .args(["-s", service, "-p", &port.to_string()])
+            .args(["--listen", &format!("{ip}:{listen}")])
+            .args(args)
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let relay = LoopRelay {
+            child,
+            listen,
+            stderr,
+            _dir: dir,
+        };
+        wait_until("the relay's start line", Duration::from_secs(10), || {
+            stderr_text(&relay.stderr).contains("listening on")
+        });
+        relay
+    }
+
+    fn send(&self, payload: &[u8]) {
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(payload, ("127.0.0.1", self.listen)).unwrap();
+    }
+
+    /// Stops it with `signal`; its exit code and stderr.
+    fn stop(mut self, signal_name: &str) -> (Option<i32>, String) {
+        signal(self.child.id(), signal_name);
+        let code = wait_for_exit(&mut self.child, "the relay to stop").code();
+        (code, stderr_text(&self.stderr))
+    }
+}
+
+impl Drop for LoopRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn datagrams_of_0_and_65507_bytes_arrive_unchanged() {
+    let pod = UdpSocket::bind("127.0.0.1:0").unwrap();
+    pod.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = pod.local_addr().unwrap().port();
+    let relay = LoopRelay::start("sizes", "127.0.0.1", port, &[]);
+    let big: Vec<u8> = (0..65_507u32).map(|i| (i % 251) as u8).collect();
+    let mut buf = vec![0; 65_536];
+    for payload in [&b""[..], &big, b"\x00\xff\n"] {
+        relay.send(payload);
+        let n = pod.recv(&mut buf).expect("the copy arrives");
+        assert_eq!(&buf[..n], payload, "{} bytes", payload.len());
+    }
+    let (code, err) = relay.stop("INT");
+    assert_eq!(code, Some(0), "{err}");
+    let last = err.lines().last().unwrap();
+    assert_eq!(parse_log_line(last).unwrap().0, "INFO");
+    assert!(
+        last.ends_with(
+            "stopped: 3 datagrams in, 3 copies sent, 0 dropped with no pods, 0 sends failed"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn with_frame_the_receiver_logs_the_client_as_the_source() {
+    // (the pod's address, the client's): both families, and a client of
+    // the other family than the pod's.
+    for (pod, client) in [
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+        ("127.0.0.1", "::1"),
+    ] {
+        let receiver = Receiver::start("frame", &["--bind", pod]);
+        let listen_ip = if client == "::1" { "[::1]" } else { client };
+        let relay = LoopRelay::start_on("frame", pod, receiver.port, &["--frame"], listen_ip);
+        let sock = UdpSocket::bind((client, 0)).unwrap();
+        sock.send_to(b"hello \xff", format!("{listen_ip}:{}", relay.listen))
+            .unwrap();
+        let lines = receiver.wait_lines(1);
+        let (_, message) = parse_log_line(&lines[0]).unwrap();
+        assert_eq!(
+            message,
+            received_message(b"hello \xff", sock.local_addr().unwrap()),
+            "pod {pod}, client {client}"
+        );
+    }
+}
+
+#[test]
+fn without_frame_the_receiver_logs_the_relay_as_the_source() {
+    let receiver = Receiver::start("noframe", &["--bind", "127.0.0.1"]);
+    let relay = LoopRelay::start("noframe", "127.0.0.1", receiver.port, &[]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .send_to(b"plain", ("127.0.0.1", relay.listen))
+        .unwrap();
+    let lines = receiver.wait_lines(1);
+    let (_, message) = parse_log_line(&lines[0]).unwrap();
+    assert!(message.starts_with("Message from Client:b'plain' Client IP Address:('127.0.0.1', "));
+    assert_ne!(
+        message,
+        received_message(b"plain", client.local_addr().unwrap()),
+        "the relay's own port, not the client's"
+    );
+}
+
+#[test]
+fn every_line_it_logs_has_the_log_format_and_none_is_per_datagram() {
+    let pod = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = pod.local_addr().unwrap().port();
+    let relay = LoopRelay::start("quiet", "127.0.0.1", port, &[]);
+    for _ in 0..200 {
+        relay.send(b"x");
+    }
+    let mut buf = [0; 4];
+    pod.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..200 {
+        pod.recv(&mut buf).unwrap();
+    }
+    let listen = relay.listen;
+    let check = |port: u16| {
+        bin("relay")
+            .args(["--check", "--listen", &format!("[::]:{port}")])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(check(listen), Some(0), "bound: ready");
+    let (code, err) = relay.stop("TERM");
+    assert_eq!(check(listen), Some(1), "stopped: not ready");
+    assert_eq!(code, Some(0));
+    let messages = info_messages(&err);
+    assert_eq!(messages.len(), 2, "{err}");
+    assert_eq!(
+        messages[0],
+        format!(
+            "listening on UDP 127.0.0.1:{listen}, forwarding to service '127.0.0.1' port {port}, pods: 1"
+        )
+    );
+}
+
+#[test]
+fn sigterm_stops_it_with_exit_0_also_as_pid_1() {
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(assert_cmd::cargo::cargo_bin("relay"))
+        .args(["-s", "127.0.0.1", "-p", "9"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("unshare runs (this test needs root)");
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    let mut pid1 = 0;
+    wait_until("the relay as PID 1", Duration::from_secs(5), || {
+        pid1 = fs::read_to_string(&children)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        pid1 != 0
+    });
+    wait_for_handler(pid1, 15);
+    signal(pid1, "TERM");
+    assert_eq!(
+        wait_for_exit(&mut unshare, "the PID 1 relay to end").code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    let cases: &[UsageCase] = &[
+        (&[], &[], "no service"),
+        (
+            &["-s", "x", "--listen", "12001"],
+            &[],
+            "'12001' is not ADDRESS:PORT",
+        ),
+        (&["-s", "x", "--listen", "[::]:0"], &[], "must not be 0"),
+        (&["-s", "x", "--refresh", "soon"], &[], "--refresh: 'soon'"),
+        (
+            &["-s", "x"],
+            &[("UDP_HEADLESS_LISTEN", "nope")],
+            "$UDP_HEADLESS_LISTEN",
+        ),
+        (&["-s", "x", "--bogus"], &[], "unknown option '--bogus'"),
+    ];
+    for (args, env, want) in cases {
+        let out = bin("relay")
+            .args(*args)
+            .env_remove("UDP_HEADLESS_SERVICE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let out = bin("relay").arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("relay: "));
+}
+
+#[test]
+fn listen_address_in_use_exits_1() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = bin("relay")
+        .args(["-s", "127.0.0.1", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on UDP"));
+}
+
+// ---- In the simulated cluster ----
+
+/// The relay pod's address, and the port it listens on.
+const RELAY_IP: &str = "10.244.0.30";
+const RELAY_PORT: &str = "12001";
+
+/// A cluster with DNS (records with `ttl`), sender-app, and a relay pod.
+struct Setup {
+    cluster: Cluster,
+    sender: Pod,
+    relay_pod: Pod,
+    relay: Option<PodProcess>,
+    relay_err: PathBuf,
+    /// sender-app streaming "tick" into the relay every 20 ms.
+    stream: Option<PodProcess>,
+}
+
+impl Setup {
+    fn new(test: &str, ttl: u32, dns_args: &[&str]) -> Setup {
+        let mut cluster = Cluster::new(test);
+        let dns_log = format!("--log-facility={}", cluster.dir.join("dns.log").display());
+        let mut args = dns_args.to_vec();
+        if args.contains(&"--log-queries") {
+            args.push(&dns_log);
+        }
+        cluster.start_dns_with(ttl, &args);
+        let sender = cluster.add_pod("sender-app", &[sender_ip()]);
+        let relay_pod = cluster.add_pod("relay", &[RELAY_IP.parse().unwrap()]);
+        let relay_err = cluster.dir.join("relay.err");
+        Setup {
+            cluster,
+            sender,
+            relay_pod,
+            relay: None,
+            relay_err,
+            stream: None,
+        }
+    }
+
+    /// A receiver pod that is not in DNS yet.
+    fn unpublished_receiver(&mut self, index: usize) -> ReceiverPod {
+        let pod = self
+            .cluster
+            .add_pod(&format!("{STATEFULSET}-{index}"), &[pod_ip(index)]);
+        self.cluster.start_receiver(pod)
+    }
+
+    /// Starts `relay -s headless-udp ARGS` in the relay pod; waits for its
+    /// start line.
+    fn start_relay(&mut self, args: &[&str]) {
+        let mut cmd = self.cluster.command(&self.relay_pod, bin_path("relay"));
+        cmd.args(["-s", SERVICE])
+            .args(args)
+            .stderr(fs::File::create(&self.relay_err).unwrap());
+        self.relay = Some(self.cluster.spawn(&mut cmd, "relay"));
+        wait_until("the relay's start line", Duration::from_secs(10), || {
+            self.relay_log().contains("listening on")
+        });
+    }
+
+    fn start_stream(&mut self) {
+        let mut cmd = self.cluster.command(&self.sender, bin_path("sender"));
+        cmd.args(["-s", RELAY_IP, "-p", RELAY_PORT, "-m", "tick"])
+            .args(["--repeat", "0", "--interval", "20ms"])
+            .stdout(Stdio::null());
+        self.stream = Some(self.cluster.spawn(&mut cmd, "sender"));
+    }
+
+    /// One datagram from sender-app to the relay.
+    fn send(&self, message: &str) {
+        let out = self
+            .cluster
+            .command(&self.sender, bin_path("sender"))
+            .args(["-s", RELAY_IP, "-p", RELAY_PORT, "-m", message])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn relay_log(&self) -> String {
+        stderr_text(&self.relay_err)
+    }
+
+    /// Stops the relay with SIGTERM: its exit code and log.
+    fn stop_relay(&mut self) -> (Option<i32>, String) {
+        let code = self.relay.as_mut().unwrap().stop().code();
+        (code, self.relay_log())
+    }
+}
+
+/// Lines `receiver` has logged so far.
+fn received(receiver: &ReceiverPod) -> usize {
+    receiver.log_text().lines().count()
+}
+
+/// Waits until each of `receivers` has logged more than now.
+fn wait_receiving(setup: &Setup, receivers: &[&ReceiverPod], within: Duration) {
+    let before: Vec<usize> = receivers.iter().map(|r| received(r)).collect();
+    let names: Vec<&str> = receivers.iter().map(|r| r.pod.name.as_str()).collect();
+    wait_until(
+        &format!("{names:?} to receive\n{}", setup.relay_log()),
+        within,
+        || receivers.iter().zip(&before).all(|(r, &b)| received(r) > b),
+    );
+}
+
+/// The relay's log lines with their level, asserting the log format.
+fn lines(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .map(|l| {
+            let (level, message) =
+                parse_log_line(l).unwrap_or_else(|| panic!("not a log line: {l:?}"));
+            (level.to_string(), message.to_string())
+        })
+        .collect()
+}
+
+/// Time for a refresh to see a change: the 5 s of an answer without TTL
+/// (the system resolver's, with fewer than 48 pods), plus 2 s.
+const NO_TTL_PLUS_2: Duration = Duration::from_secs(7);
+
+#[test]
+fn scaling_up_and_down_while_a_stream_flows() {
+    let mut setup = Setup::new("relay-scale", 5, &[]);
+    let pods: Vec<ReceiverPod> = (0..5).map(|i| setup.unpublished_receiver(i)).collect();
+    for pod in &pods[..2] {
+        setup.cluster.publish(&pod.pod);
+    }
+    setup.cluster.wait_dns(2);
+    setup.start_relay(&[]);
+    setup.start_stream();
+    wait_receiving(&setup, &[&pods[0], &pods[1]], Duration::from_secs(5));
+    assert_eq!(received(&pods[2]), 0, "not in the Service yet");
+
+    for pod in &pods[2..] {
+        setup.cluster.publish(&pod.pod);
+    }
+    wait_receiving(&setup, &[&pods[2], &pods[3], &pods[4]], NO_TTL_PLUS_2);
+
+    setup.cluster.unpublish(&pods[0].pod);
+    setup.cluster.unpublish(&pods[1].pod);
+    wait_until(
+        &format!("the relay to see two pods go\n{}", setup.relay_log()),
+        NO_TTL_PLUS_2,
+        || setup.relay_log().contains("pods: 5 -> 3"),
+    );
+    // In flight when the list changed, at most.
+    sleep(Duration::from_millis(200));
+    let gone = (received(&pods[0]), received(&pods[1]));
+    wait_receiving(
+        &setup,
+        &[&pods[2], &pods[3], &pods[4]],
+        Duration::from_secs(2),
+    );
+    sleep(Duration::from_millis(300));
+    assert_eq!(
+        (received(&pods[0]), received(&pods[1])),
+        gone,
+        "removed pods get nothing"
+    );
+
+    let (code, log) = setup.stop_relay();
+    assert_eq!(code, Some(0), "{log}");
+    let messages: Vec<_> = lines(&log).into_iter().map(|(_, m)| m).collect();
+    assert_eq!(
+        messages[0],
+        "listening on UDP [::]:12001, forwarding to service 'headless-udp' port 12000, pods: 2"
+    );
+    assert_eq!(messages[1..3], ["pods: 2 -> 5", "pods: 5 -> 3"], "{log}");
+    assert!(messages[3].starts_with("stopped: "), "{log}");
+    assert_eq!(
+        messages.len(),
+        4,
+        "one line per change, none per datagram: {log}"
+    );
+}
+
+#[test]
+fn when_dns_dies_the_last_list_is_kept_and_it_warns_once() {
+    let mut setup = Setup::new("relay-dnsdown", 5, &[]);
+    let pods = [setup.cluster.receiver_pod(0), setup.cluster.receiver_pod(1)];
+    setup.cluster.wait_dns(2);
+    setup.start_relay(&["--refresh", "1s"]);
+    setup.start_stream();
+    wait_receiving(&setup, &[&pods[0], &pods[1]], Duration::from_secs(5));
+    setup.cluster.stop_dns();
+    wait_until(
+        &format!("a warning\n{}", setup.relay_log()),
+        Duration::from_secs(20),
+        || setup.relay_log().contains("WARNING"),
+    );
+    // More failed refreshes (each waits out the DNS timeouts).
+    sleep(Duration::from_secs(4));
+    wait_receiving(&setup, &[&pods[0], &pods[1]], Duration::from_secs(2));
+    let log = setup.relay_log();
+    let warnings: Vec<_> = lines(&log)
+        .into_iter()
+        .filter(|(level, _)| level == "WARNING")
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(warnings.len(), 1, "once per failure streak: {log}");
+    assert!(
+        warnings[0].contains("'headless-udp'")
+            && warnings[0].ends_with("keeping the last list of pods, retrying"),
+        "{log}"
+    );
+}
+
+#[test]
+fn with_no_pods_datagrams_are_dropped_and_counted_until_pods_appear() {
+    let mut setup = Setup::new("relay-nopods", 5, &[]);
+    let pod = setup.unpublished_receiver(0);
+    setup.start_relay(&["--refresh", "1s"]);
+    let log = setup.relay_log();
+    assert!(log.contains("port 12000, pods: 0\n"), "{log}");
+    for _ in 0..3 {
+        setup.send("lost");
+    }
+    setup.cluster.publish(&pod.pod);
+    wait_until("the pod in the list", Duration::from_secs(5), || {
+        setup.relay_log().contains("pods: 0 -> 1")
+    });
+    setup.send("found");
+    wait_until("the pod to log", Duration::from_secs(5), || {
+        received(&pod) == 1
+    });
+    let (code, log) = setup.stop_relay();
+    assert_eq!(code, Some(0));
+    assert!(
+        log.contains(
+            "stopped: 4 datagrams in, 1 copies sent, 3 dropped with no pods, 0 sends failed"
+        ),
+        "{log}"
+    );
+    let warnings = lines(&log)
+        .into_iter()
+        .filter(|(l, _)| l == "WARNING")
+        .count();
+    assert_eq!(
+        warnings, 2,
+        "why there are no pods, and that it drops: {log}"
+    );
+    assert!(log.contains("not found"), "NXDOMAIN named: {log}");
+}
+
+#[test]
+fn a_service_that_includes_the_relay_itself_gets_no_copy_from_it() {
+    // The relay listens on the pods' port, and the Service lists its pod
+    // beside two receivers: forwarding there would loop.
+    let mut setup = Setup::new("relay-itself", 5, &[]);
+    let pods = [setup.cluster.receiver_pod(0), setup.cluster.receiver_pod(1)];
+    setup.cluster.publish(&setup.relay_pod);
+    setup.cluster.wait_dns(3);
+    setup.start_relay(&["--listen", "[::]:12000"]);
+    let log = setup.relay_log();
+    assert!(log.contains("port 12000, pods: 2\n"), "{log}");
+    assert!(
+        log.contains(
+            "service 'headless-udp' includes this relay ([::]:12000): not forwarding to itself"
+        ),
+        "{log}"
+    );
+    for _ in 0..3 {
+        let out = setup
+            .cluster
+            .command(&setup.sender, bin_path("sender"))
+            .args(["-s", RELAY_IP, "-p", "12000", "-m", "once"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    wait_until("both pods to log 3 lines", Duration::from_secs(5), || {
+        pods.iter().all(|p| received(p) == 3)
+    });
+    let (code, log) = setup.stop_relay();
+    assert_eq!(code, Some(0));
+    assert!(
+        log.contains("stopped: 3 datagrams in, 6 copies sent"),
+        "no datagram went round: {log}"
+    );
+    assert_eq!(
+        log.matches("not forwarding to itself").count(),
+        1,
+        "said once: {log}"
+    );
+}
+
+#[test]
+fn the_dns_answers_ttl_sets_the_refresh() {
+    // 50 more pods (one namespace holding 50 addresses): the relay's own
+    // DNS client asks too (the system resolver may have cut the list), so
+    // the answer's TTL is known: 1 s.
+    let mut setup = Setup::new("relay-ttl", 1, &["--log-queries"]);
+    let block = setup.cluster.add_block(0, 50);
+    let block = setup.cluster.start_receiver(block);
+    setup.cluster.publish(&block.pod);
+    let pod = setup.unpublished_receiver(0);
+    setup.cluster.wait_dns(50);
+    setup.start_relay(&[]);
+    setup.start_stream();
+    wait_receiving(&setup, &[&block], Duration::from_secs(5));
+    // The seconds (dnsmasq's log stamps) in which the Service was asked for.
+    let dns_log = setup.cluster.dir.join("dns.log");
+    let asked = || -> Vec<String> {
+        let log = fs::read_to_string(&dns_log).unwrap_or_default();
+        let mut seconds: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains(&format!("query[A] {SERVICE_FQDN} from {RELAY_IP}")))
+            .map(|l| l[..15].to_string())
+            .collect();
+        seconds.dedup();
+        seconds
+    };
+    let before = asked().len();
+    sleep(Duration::from_secs(5));
+    // Refreshed in at least 4 of 5 seconds: by the TTL, where an answer
+    // without one would be asked again once in 5 s.
+    let seconds = asked().len() - before;
+    assert!(
+        seconds >= 4,
+        "the Service asked for in {seconds} of 5 seconds"
+    );
+
+    setup.cluster.publish(&pod.pod);
+    // TTL + 2 s.
+    wait_receiving(&setup, &[&pod], Duration::from_secs(3));
+}

@@ -188,11 +188,12 @@ local_exit() {
 # A StatefulSet pod comes up: its namespace, the receiver, the readiness
 # probe, and only then its DNS records.
 local_start_receiver_pod() {
-    local index=$1 pod="$STS-$1"
-    cluster_add_pod "$pod" "$(cluster_pod_ip "$index")"
+    local pod="$STS-$1" ip
+    ip=$(cluster_pod_ip "$1")
+    cluster_add_pod "$pod" "$ip"
     cluster_start_receiver "$pod"
     cluster_wait_ready "$pod"
-    cluster_publish "$pod"
+    cluster_publish "$pod" "$ip"
 }
 
 # Like `oc get pods -o wide` (pods sorted by name).

@@ -21,7 +21,7 @@
 #
 # Usage: cluster_init BIN_DIR; trap cluster_down EXIT; cluster_up; then
 # cluster_add_pod / cluster_start_receiver / cluster_wait_ready /
-# cluster_publish / cluster_wait_dns / cluster_exec.
+# cluster_publish / cluster_exec.
 
 # What every user of it checks with.
 # shellcheck source-path=SCRIPTDIR
@@ -61,7 +61,7 @@ cluster_init() {
     CLUSTER_KEEP_DIR=${CLUSTER_KEEP_DIR:-0}
     # dnsmasq drops root and reads the hosts files as "nobody": let it in.
     chmod 711 "$CLUSTER_DIR"
-    mkdir -p "$CLUSTER_DIR/logs" "$CLUSTER_DIR/pods"
+    mkdir -p "$CLUSTER_DIR/logs"
     mkdir -m 755 "$CLUSTER_DIR/dns" "$CLUSTER_DIR/dns/hosts.d"
     # Remember whether /etc/netns existed, to remove it only if we made it.
     CLUSTER_MADE_ETC_NETNS=0
@@ -92,68 +92,33 @@ cluster_up() {
     cluster_start_dns
 }
 
-# Creates a pod namespace with eth0 on the bridge and the given addresses
-# (first one primary); writes its resolv.conf and hosts files.
-#   _cluster_netns POD HOSTS_LINE IP/PREFIX...
-_cluster_netns() {
-    local pod=$1 hosts_line=$2 netns first
-    shift 2
-    netns=$(cluster_netns "$pod")
-    first=${1%/*}
-    ip netns add "$netns"
-    ip -n "$netns" link set lo up
-    # The bridge-side end lives in the node namespace; its name only has to
-    # be unique there (<= 15 chars): "v" and the last two bytes of the pod's
-    # first address.
-    local veth
-    veth=$(awk -F. '{ printf "v%d-%d", $3, $4 }' <<<"$first")
-    ip -n "$CLUSTER_NODE" link add name "$veth" type veth peer name eth0 netns "$netns"
-    ip -n "$CLUSTER_NODE" link set "$veth" master br0 up
-    local addr
-    for addr in "$@"; do
-        echo "address add $addr dev eth0"
-    done | ip -n "$netns" -batch -
-    ip -n "$netns" link set eth0 up
-    _cluster_etc_files "$pod" "$netns" "$hosts_line"
-}
-
-# /etc/resolv.conf and /etc/hosts as the kubelet writes them for a pod
-# (dnsPolicy ClusterFirst), in /etc/netns/<netns>/ for `ip netns exec`.
-_cluster_etc_files() {
-    local pod=$1 netns=$2 hosts_line=$3 etc
-    etc=/etc/netns/$netns
-    mkdir -p "$etc"
-    cat >"$etc/resolv.conf" <<EOF
-search $CLUSTER_K8S_NAMESPACE.svc.$CLUSTER_DOMAIN svc.$CLUSTER_DOMAIN $CLUSTER_DOMAIN
-nameserver $CLUSTER_DNS_IP
-options ndots:5
-EOF
-    cat >"$etc/hosts" <<EOF
-# Kubernetes-managed hosts file.
-127.0.0.1	localhost
-::1	localhost ip6-localhost ip6-loopback
-fe00::0	ip6-localnet
-fe00::0	ip6-mcastprefix
-fe00::1	ip6-allnodes
-fe00::2	ip6-allrouters
-$hosts_line
-EOF
-}
-
-# A pod with one address. StatefulSet pods (statefulset-udp-server-N) get
-# the StatefulSet's DNS name (<pod>.<service>...) in their hosts file, as the
-# kubelet does for pods with a hostname and subdomain; other pods (sender-app)
-# only their name, and no DNS name (Kubernetes gives bare pods none).
+# A pod: a namespace with eth0 on the bridge and one address, and the
+# /etc/resolv.conf and /etc/hosts the kubelet writes for it (dnsPolicy
+# ClusterFirst), in /etc/netns/<netns>/ for `ip netns exec`. StatefulSet
+# pods get their DNS name (<pod>.<service>...) in their hosts file, as the
+# kubelet does for pods with a hostname and subdomain; bare pods only
+# their name.
 #   cluster_add_pod POD IP
 cluster_add_pod() {
-    local pod=$1 ip=$2 hosts_line
-    if [[ $pod == statefulset-* ]]; then
-        hosts_line="$ip	$pod.$(cluster_service_fqdn)	$pod"
-    else
-        hosts_line="$ip	$pod"
-    fi
-    _cluster_netns "$pod" "$hosts_line" "$ip/$CLUSTER_PREFIX_LEN"
-    echo "$ip $pod" >"$CLUSTER_DIR/pods/$pod"
+    local pod=$1 ip=$2 netns hosts_line="$2	$1"
+    netns=$(cluster_netns "$pod")
+    [[ $pod == statefulset-* ]] && hosts_line="$ip	$pod.$(cluster_service_fqdn)	$pod"
+    ip netns add "$netns"
+    ip -n "$netns" link set lo up
+    # The bridge-side end lives in the node namespace, where its name only
+    # has to be unique (<= 15 chars): "v" and the address's last two bytes.
+    local veth
+    veth=$(awk -F. '{ printf "v%d-%d", $3, $4 }' <<<"$ip")
+    ip -n "$CLUSTER_NODE" link add name "$veth" type veth peer name eth0 netns "$netns"
+    ip -n "$CLUSTER_NODE" link set "$veth" master br0 up
+    ip -n "$netns" address add "$ip/$CLUSTER_PREFIX_LEN" dev eth0
+    ip -n "$netns" link set eth0 up
+    mkdir -p "/etc/netns/$netns"
+    printf 'search %s\nnameserver %s\noptions ndots:5\n' \
+        "$CLUSTER_K8S_NAMESPACE.svc.$CLUSTER_DOMAIN svc.$CLUSTER_DOMAIN $CLUSTER_DOMAIN" \
+        "$CLUSTER_DNS_IP" >"/etc/netns/$netns/resolv.conf"
+    printf '# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\n' \
+        "$hosts_line" >"/etc/netns/$netns/hosts"
 }
 
 # The "container": the receiver as the pod's main process, its stdout in
@@ -181,45 +146,18 @@ cluster_wait_ready() {
     done
 }
 
-# Publishes a ready pod's addresses as the Service's A records (and each
-# pod's own StatefulSet name), like the endpoints controller + cluster DNS.
-# One hosts file per pod namespace in dnsmasq's --hostsdir, written next to
-# it under a dot-name (which dnsmasq ignores) and renamed into place: dnsmasq
-# (inotify) only ever reads a complete file.
+# Publishes a ready pod's address as the Service's A record (and the pod's
+# own StatefulSet name), like the endpoints controller + cluster DNS. One
+# hosts file per pod in dnsmasq's --hostsdir, written under a dot-name
+# (which dnsmasq ignores) and renamed into place: dnsmasq (inotify) only
+# ever reads a complete file.
+#   cluster_publish POD IP
 cluster_publish() {
     local pod=$1 dir="$CLUSTER_DIR/dns/hosts.d" svc
     svc=$(cluster_service_fqdn)
-    awk -v svc="$svc" '{ print $1 "\t" svc "\t" $2 "." svc }' \
-        "$CLUSTER_DIR/pods/$pod" >"$dir/.$pod.tmp"
+    printf '%s\t%s\t%s\n' "$2" "$svc" "$pod.$svc" >"$dir/.$pod.tmp"
     chmod 644 "$dir/.$pod.tmp"
     mv -f "$dir/.$pod.tmp" "$dir/$pod"
-}
-
-# Takes a pod's records out of DNS (a pod that stops being ready, or is
-# deleted): dnsmasq drops the records of a deleted hosts file.
-cluster_unpublish() {
-    rm -f "$CLUSTER_DIR/dns/hosts.d/$1"
-}
-
-# How many addresses the DNS server now serves for the service (glibc's
-# getent, from the DNS pod; 0 for NXDOMAIN).
-cluster_dns_count() {
-    ip netns exec "$(cluster_netns dns)" getent ahostsv4 "$(cluster_service_fqdn)." |
-        awk '{ print $1 }' | sort -u | grep -c . || true
-}
-
-# Waits until the DNS serves exactly COUNT records for the service: dnsmasq
-# picks a changed hosts file up within milliseconds, but not synchronously.
-#   cluster_wait_dns COUNT [TIMEOUT_SECONDS]
-cluster_wait_dns() {
-    local want=$1 deadline=$((SECONDS + ${2:-10})) got
-    while got=$(cluster_dns_count) && [ "${got:-0}" != "$want" ]; do
-        if ((SECONDS >= deadline)); then
-            echo "cluster: DNS serves ${got:-no} records for $(cluster_service_fqdn), not $want" >&2
-            return 1
-        fi
-        sleep 0.05
-    done
 }
 
 # The cluster DNS: dnsmasq in its own pod. It knows only what is published
@@ -234,10 +172,8 @@ cluster_wait_dns() {
 # Answers too big for 512 bytes (more than 28 pods) are sent truncated over
 # UDP and complete over TCP, which glibc and musl retry with.
 cluster_start_dns() {
-    local pod=dns
-    _cluster_netns "$pod" "$CLUSTER_DNS_IP	$pod" "$CLUSTER_DNS_IP/$CLUSTER_PREFIX_LEN"
-    echo "$CLUSTER_DNS_IP $pod" >"$CLUSTER_DIR/pods/$pod"
-    local netns dnsmasq
+    local pod=dns netns dnsmasq
+    cluster_add_pod "$pod" "$CLUSTER_DNS_IP"
     netns=$(cluster_netns "$pod")
     dnsmasq=$(cluster_dnsmasq)
     ip netns exec "$netns" "$dnsmasq" --keep-in-foreground \

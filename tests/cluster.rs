@@ -188,8 +188,60 @@ fn the_cluster_dns_answers_as_kubernetes_does() {
         (5, 0),
         "REFUSED"
     );
+    cluster.set_ttl(30);
+    let reply = cluster
+        .dns_query(SERVICE_FQDN, RecordType::A, false)
+        .unwrap();
+    assert!(reply.records.iter().all(|r| r.ttl == 30), "{reply:?}");
     cluster.unpublish(&pod.pod);
     cluster.wait_dns(0);
+}
+
+/// Dual-stack pods (an A and an AAAA record each): `--family ipv6` sends
+/// to each pod once, over IPv6, and the receiver logs the IPv6 source as
+/// python3 would.
+#[test]
+fn dual_stack_pods_get_one_datagram_over_the_chosen_family() {
+    let v6 = |i: u16| IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, i));
+    let mut cluster = Cluster::new("dual-stack");
+    cluster.start_dns(5);
+    let sender = cluster.add_pod("sender-app", &[sender_ip(), v6(0x20)]);
+    let receivers: Vec<ReceiverPod> = (0..3)
+        .map(|i| {
+            let pod = cluster.add_pod(
+                &format!("{STATEFULSET}-{i}"),
+                &[pod_ip(i), v6(0x100 + i as u16)],
+            );
+            let receiver = cluster.start_receiver(pod);
+            cluster.publish(&receiver.pod);
+            receiver
+        })
+        .collect();
+    cluster.wait_dns(3);
+    let out = cluster
+        .command(&sender, bin_path("sender"))
+        .args(["-s", SERVICE, "-m", "six", "--family", "ipv6"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Vec<IpAddr> = (0..3).map(|i| v6(0x100 + i)).collect();
+    check_sender_log(&String::from_utf8(out.stdout).unwrap(), &want).unwrap();
+    for r in &receivers {
+        wait_until(
+            "the IPv6 datagram",
+            std::time::Duration::from_secs(10),
+            || r.count(b"six", v6(0x20)) > 0,
+        );
+    }
+    for r in &receivers {
+        check_received(r, b"six", v6(0x20), 1).unwrap();
+        check_received(r, b"six", sender_ip(), 0).unwrap();
+    }
 }
 
 /// A sender's failures to resolve, each exit 3 with one ERROR line naming it.

@@ -615,12 +615,16 @@ fn a_service_too_large_for_one_dns_answer_is_sent_to_and_reported() {
     let resolv_conf = "nameserver 127.0.0.1\n\
         search default.svc.cluster.local svc.cluster.local cluster.local\n\
         options ndots:5 timeout:2 attempts:1\n";
+    // dnsmasq --no-daemon: no switch of user, which a user namespace (a
+    // normal user's test run) forbids. Ready within 10 s, or exit 99.
     let script = "ip route add local 10.96.0.0/16 dev lo; \
-        /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+        /usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts \
             --local=/#/ --listen-address=127.0.0.1 --bind-interfaces --port=53 \
-            --addn-hosts=\"$DIR/service.hosts\" --pid-file= 2>/dev/null & dns=$!; \
-        trap 'kill $dns' EXIT; \
-        until \"$RECEIVER\" --check -p 53 2>/dev/null; do sleep 0.02; done; \
+            --addn-hosts=\"$DIR/service.hosts\" --pid-file= 2>\"$DIR/dnsmasq.err\" & dns=$!; \
+        trap 'kill $dns' EXIT; tries=0; \
+        until \"$RECEIVER\" --check -p 53 2>/dev/null; do \
+            tries=$((tries + 1)); [ $tries -lt 500 ] || { cat \"$DIR/dnsmasq.err\" >&2; exit 99; }; \
+            sleep 0.02; done; \
         \"$SENDER\" -s headless-udp -m hi -p 9";
     let out = in_private_netns(&dir, "", resolv_conf, script);
     let err = stderr(&out);

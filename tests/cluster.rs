@@ -9,7 +9,7 @@ mod support;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use support::*;
 use udp_headless::dns::{RecordType, RCODE_NOERROR, RCODE_NXDOMAIN};
 
@@ -23,11 +23,12 @@ fn cluster(test: &str) -> (Cluster, Pod) {
 
 /// `sender -s headless-udp -m MESSAGE` in sender-app: (exit code, stdout, stderr).
 fn send(cluster: &Cluster, sender: &Pod, binary: &Path, message: &str) -> (i32, String, String) {
-    let out = cluster
-        .command(sender, binary)
-        .args(["-s", SERVICE, "-m", message])
-        .output()
-        .unwrap();
+    let out = output_within(
+        cluster
+            .command(sender, binary)
+            .args(["-s", SERVICE, "-m", message]),
+        Duration::from_secs(60),
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -218,11 +219,12 @@ fn dual_stack_pods_get_one_datagram_over_the_chosen_family() {
         })
         .collect();
     cluster.wait_dns(3);
-    let out = cluster
-        .command(&sender, bin_path("sender"))
-        .args(["-s", SERVICE, "-m", "six", "--family", "ipv6"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        cluster
+            .command(&sender, bin_path("sender"))
+            .args(["-s", SERVICE, "-m", "six", "--family", "ipv6"]),
+        Duration::from_secs(60),
+    );
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -44,7 +44,7 @@ const CLI_CASES: &[(&[&str], i32, &str)] = &[
 #[test]
 fn options_are_checked_before_anything_runs() {
     for (args, code, want) in CLI_CASES {
-        let out = demo().args(*args).output().unwrap();
+        let out = output_within(demo().args(*args), Duration::from_secs(60));
         assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", text(&out));
         assert!(text(&out).contains(want), "{args:?}: {}", text(&out));
     }
@@ -68,7 +68,10 @@ fn path_without_oc(dir: &Path) -> PathBuf {
 #[test]
 fn cluster_mode_says_what_is_missing() {
     let dir = TempDir::new("demo-no-oc");
-    let out = demo().env("PATH", path_without_oc(&dir)).output().unwrap();
+    let out = output_within(
+        demo().env("PATH", path_without_oc(&dir)),
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("neither oc nor kubectl is installed"));
 
@@ -81,11 +84,12 @@ fn cluster_mode_says_what_is_missing() {
             .is_ok_and(|o| o.status.success())
     });
     if has_cli {
-        let out = demo()
-            .env("KUBECONFIG", "/dev/null")
-            .args(["--namespace", "demo-test"])
-            .output()
-            .unwrap();
+        let out = output_within(
+            demo()
+                .env("KUBECONFIG", "/dev/null")
+                .args(["--namespace", "demo-test"]),
+            Duration::from_secs(120),
+        );
         assert_eq!(out.status.code(), Some(3), "{}", text(&out));
         assert!(text(&out).contains("not logged in"), "{}", text(&out));
     }
@@ -150,7 +154,7 @@ fn local_demo_passes_and_cleans_up() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("\ndemo: PASS — 5/5 pods"),
@@ -187,7 +191,7 @@ fn local_demo_reports_pods_that_missed_a_message() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let want = "demo: FAIL — missed or wrong: statefulset-udp-server-0 (test-after-scale), \
                 statefulset-udp-server-1 (test-after-scale)";

@@ -1,12 +1,16 @@
 //! Fixtures shared by the integration tests: each test file says `mod support;`.
-//! Every wait has a deadline and panics saying what it waited for.
+//! Every wait has a deadline and panics saying what it waited for (only
+//! `wait_delivery` returns at its deadline: the checks after it say what is missing).
 //!
-//! Processes on loopback:
-//!   `bin("sender")`           a real binary (assert_cmd's cargo_bin path)
-//!   `Receiver::start(test, args)` a receiver on a free port, its log in a file
-//!   `wait_until(what, timeout, done)`, `wait_for_exit`, `signal`, `python3`
+//! Processes:
+//!   `bin("sender")`, `bin_path`  a real binary (assert_cmd's cargo_bin path);
+//!                             `musl_sender()` the static musl build (built if needed)
+//!   `Receiver::start(test, args)` a receiver on a free loopback port, its log in a file
+//!   `output_within(cmd, limit)`, `wait_until(what, limit, done)`, `wait_for_exit`,
+//!   `signal`, `python3`; `unshare()`/`nsenter(pid)` add a user namespace when not root
 //!   `info_messages(log)`      the messages of a log, read with the crate's
-//!                             `log_line::parse`; `received(repr, addr)` a line's message
+//!                             `log_line::parse`; `received_message(payload, from)`
+//!                             a receiver's message, built with the crate's `pyrepr`
 //!
 //! A simulated cluster (network namespaces only; the host's network is never
 //! touched, and names need not be unique: each cluster has its own namespaces):
@@ -14,8 +18,11 @@
 //!   c.start_dns(5);                        // dnsmasq pod at DNS_IP, TTL 5 s, never forwards
 //!   let sender = c.add_pod("sender-app", &[SENDER_IP.parse().unwrap()]);
 //!   let r = c.receiver_pod(0);             // statefulset-udp-server-0: ready, then in DNS
-//!   let out = c.command(&sender, bin_path("sender")).args(["-s", SERVICE]).output();
-//!   wait_delivery(&[&r], b"test", sender_ip, ...); check_received(&r, b"test", ip, 1)
+//!   let out = output_within(c.command(&sender, bin_path("sender")).args(["-s", SERVICE, "-m", "test"]), limit);
+//!   check_sender_log(&stdout, &ips); wait_delivery(&rs, b"test", sender_ip());
+//!   check_delivery(&rs, b"test", sender_ip()) // Err(what is wrong): also a self-check
+//!   c.receivers(n)   // n pods (blocks of 100 addresses past 64), all in DNS
+//!   c.unpublish(&r.pod); c.wait_dns(n); c.stop_dns(); c.set_ttl(30); c.dns_query(..)
 //! Pods see `RESOLV_CONF` (a pod's resolv.conf) and a hosts file with only
 //! localhost, bind-mounted in the cluster's mount namespace; `set_resolv_conf`
 //! changes it for all pods. As root the cluster needs no more; as a normal
@@ -211,6 +218,47 @@ pub fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
         child.try_wait().unwrap().is_some()
     });
     child.wait().unwrap()
+}
+
+/// Runs `cmd` to its end, within `limit`: its output. Past the limit it is
+/// killed and the test fails saying so (a hung sender must not hang the test).
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    finish_within(child, &format!("{cmd:?}"), limit)
+}
+
+/// `output_within` for a child already started with piped stdout/stderr.
+pub fn finish_within(mut child: Child, what: &str, limit: Duration) -> Output {
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("stdout piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("stderr piped")));
+    let end = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still ran after {limit:?}: killed");
+        }
+        sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 /// Waits up to 5 s for `child` to end, without panicking (for Drop, which

@@ -7,7 +7,7 @@
 //!                             `musl_sender()` the static musl build (built if needed)
 //!   `Receiver::start(test, args)` a receiver on a free loopback port, its log in a file
 //!   `output_within(cmd, limit)`, `wait_until(what, limit, done)`, `wait_for_exit`,
-//!   `signal`, `python3`; `unshare()`/`nsenter(pid)` add a user namespace when not root
+//!   `signal`, `python3`; `unshare()` adds a user namespace when not root
 //!   `info_messages(log)`      the messages of a log, read with the crate's
 //!                             `log_line::parse`; `received_message(payload, from)`
 //!                             a receiver's message, built with the crate's `pyrepr`

@@ -1153,7 +1153,7 @@ fn localdomain_never_mixes_two_services_in_one_broadcast() {
     .unwrap();
     let script = "set -e; ip link set lo up; ip route add local 10.0.0.0/8 dev lo; \
         mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; \
-        /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
+        /usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --pid-file= \
             --no-resolv --no-hosts --local=/cluster.local/ --bind-interfaces \
             --listen-address=127.0.0.1 --port=53 --addn-hosts=\"$DIR/hosts\" \
             --log-facility=\"$DIR/dns.log\" & dns=$!; trap 'kill $dns' EXIT; \

@@ -202,11 +202,12 @@ fn local_demo_reports_pods_that_missed_a_message() {
 /// Ctrl-C (or SIGTERM) mid-way leaves nothing behind: no namespace of the
 /// run, no /etc/netns entry, no process, no temp dir.
 fn interrupted(name: &str) {
+    let dir = TempDir::new("demo-interrupted");
     let mut child = demo()
         .args(["local", "--scale-to", "30", "--bin-dir"])
         .arg(bin_dir())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(fs::File::create(dir.join("stderr")).unwrap())
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -222,6 +223,10 @@ fn interrupted(name: &str) {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     wait_until("the demo's second pod", Duration::from_secs(30), || {
+        if let Some(status) = child.try_wait().unwrap() {
+            let err = fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+            panic!("the demo ended ({status}) before its pods were up: {err}");
+        }
         list().lines().any(pod)
     });
     let mut pod_pids = Vec::new();

@@ -2,7 +2,8 @@
 //! Its options are checked here on any machine. `demo.sh local` itself
 //! creates named network namespaces (`ip netns`), which needs real root:
 //! those cases are `#[ignore]`d and scripts/test.sh (root) runs them.
-//! (Its cluster mode needs a real cluster; only its refusals are tested.)
+//! Its log checks (scripts/lib/verify.sh) are run on real logs here too,
+//! good and bad. (Its cluster mode: tests/demo_cluster.rs.)
 
 mod support;
 
@@ -269,4 +270,75 @@ fn local_demo_cleans_up_on_sigint() {
 #[ignore = "needs real root (ip netns): scripts/test.sh runs it"]
 fn local_demo_cleans_up_on_sigterm() {
     interrupted("TERM");
+}
+
+// ---- the demo's log checks (scripts/lib/verify.sh) on real logs ----
+
+/// Runs `verify_FUNCTION ARGS...` from scripts/lib/verify.sh: whether it passed.
+fn verify(function: &str, args: &[&str]) -> bool {
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/verify.sh");
+    let out = output_within(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}' && verify_{function} \"$@\"",
+                lib.display()
+            ))
+            .arg("verify")
+            .args(args)
+            .stdin(Stdio::null()),
+        Duration::from_secs(10),
+    );
+    out.status.success()
+}
+
+#[test]
+fn the_demos_log_checks_pass_good_logs_and_catch_bad_ones() {
+    let ours = Receiver::start("verify-sh", &[]);
+    let port = ours.port.to_string();
+    let sender = |message: &str| {
+        output_within(
+            bin("sender").args(["-s", "127.0.0.1", "-p", &port, "-m", message]),
+            Duration::from_secs(10),
+        )
+    };
+    let sent = sender("test");
+    assert!(sent.status.success());
+    sender("twice");
+    sender("twice");
+    ours.wait_lines(3);
+    let dir = TempDir::new("verify-sh-files");
+    let log = ours.log.to_str().unwrap();
+    let ok = |args: &[&str]| verify("received", &[&["pod", log][..], args].concat());
+    assert!(ok(&["test", "127.0.0.1", "1"]), "a good delivery");
+    assert!(ok(&["twice", "127.0.0.1", "2"]));
+    assert!(!ok(&["twice", "127.0.0.1", "1"]), "a duplicate passed");
+    assert!(!ok(&["test", "127.0.0.2", "1"]), "a wrong source passed");
+    assert!(
+        !ok(&["tes", "127.0.0.1", "1"]),
+        "a prefix of the message passed"
+    );
+    assert!(!ok(&["missed", "127.0.0.1", "1"]), "a miss passed");
+    assert!(verify("no_stray_lines", &["pod", log]));
+    let stray = dir.join("stray.log");
+    fs::write(&stray, ours.log_text() + "garbage\n").unwrap();
+    assert!(!verify("no_stray_lines", &["pod", stray.to_str().unwrap()]));
+
+    let sender_log = dir.join("sender.log");
+    fs::write(&sender_log, &sent.stdout).unwrap();
+    let expect = |ips: &str| {
+        let file = dir.join("expected");
+        fs::write(&file, ips).unwrap();
+        verify(
+            "sender_log",
+            &[sender_log.to_str().unwrap(), file.to_str().unwrap()],
+        )
+    };
+    assert!(expect("127.0.0.1\n"), "a good sender log");
+    assert!(
+        !expect("127.0.0.1\n127.0.0.2\n"),
+        "a sender log missing a pod passed"
+    );
+    fs::write(&sender_log, [&sent.stdout[..], &sent.stdout[..]].concat()).unwrap();
+    assert!(!expect("127.0.0.1\n"), "a doubled sender log passed");
 }

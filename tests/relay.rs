@@ -8,7 +8,7 @@ mod support;
 use std::fs;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 use support::*;
@@ -182,14 +182,14 @@ fn every_line_it_logs_has_the_log_format_and_none_is_per_datagram() {
 
 #[test]
 fn sigterm_stops_it_with_exit_0_also_as_pid_1() {
-    let mut unshare = Command::new("unshare")
+    let mut unshare = unshare()
         .args(["--pid", "--fork", "--kill-child"])
         .arg(assert_cmd::cargo::cargo_bin("relay"))
         .args(["-s", "127.0.0.1", "-p", "9"])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .stderr(Stdio::null())
         .spawn()
-        .expect("unshare runs (this test needs root)");
+        .expect("cannot run unshare (util-linux)");
     let children = format!("/proc/{0}/task/{0}/children", unshare.id());
     let mut pid1 = 0;
     wait_until("the relay as PID 1", Duration::from_secs(5), || {

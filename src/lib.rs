@@ -25,3 +25,4 @@ pub mod signals;
 pub mod socket;
 #[cfg(target_os = "linux")]
 pub mod sys;
+pub mod trust;

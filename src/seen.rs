@@ -4,6 +4,7 @@
 //! a lost acknowledgement makes the sender send it again.
 
 use crate::frame::{self, Frame, Id};
+use crate::trust::Trusted;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -27,6 +28,8 @@ pub const SOURCES: usize = 2 * GENERATION;
 pub struct Seen {
     current: HashMap<SocketAddr, Recent>,
     previous: HashMap<SocketAddr, Recent>,
+    /// Sources whose FORWARDED frames are believed (`--trust-relay`).
+    relays: Trusted,
 }
 
 /// A ring of the last `PER_SOURCE` pairs of one source.
@@ -38,6 +41,15 @@ struct Recent {
 }
 
 impl Seen {
+    /// FORWARDED frames from `relays` log their client; from anywhere
+    /// else, they are logged whole, like any datagram.
+    pub fn trusting(relays: Trusted) -> Seen {
+        Seen {
+            relays,
+            ..Seen::default()
+        }
+    }
+
     /// Records `id` from `source`; true the first time it is seen.
     pub fn first_time(&mut self, source: SocketAddr, id: Id) -> bool {
         let recent = match self.current.get_mut(&source) {
@@ -87,8 +99,8 @@ pub struct Handling<'a> {
 }
 
 impl Seen {
-    /// Plain datagrams (anything not a DATA or FORWARDED frame) are logged
-    /// whole, from their source, as always.
+    /// Plain datagrams (anything not a DATA frame, or a FORWARDED frame
+    /// from a trusted relay) are logged whole, from their source, as always.
     pub fn handle<'a>(&mut self, datagram: &'a [u8], from: SocketAddr) -> Handling<'a> {
         match frame::parse(datagram) {
             Some(Frame::Data { id, message }) => Handling {
@@ -97,11 +109,11 @@ impl Seen {
             },
             Some(Frame::Forwarded {
                 source, message, ..
-            }) => Handling {
+            }) if self.relays.contains(from.ip()) => Handling {
                 log: Some((message, source)),
                 ack: None,
             },
-            Some(Frame::Ack(_)) | None => Handling {
+            _ => Handling {
                 log: Some((datagram, from)),
                 ack: None,
             },
@@ -184,7 +196,13 @@ mod tests {
         let ack = frame::ack(msg_id);
         let mut bad_version = data.clone();
         bad_version[4] = 9;
-        let mut seen = Seen::default();
+        let mut seen = Seen::trusting(Trusted::parse("10.0.0.0/24", "test").unwrap());
+        let mut untrusted = Seen::trusting(Trusted::parse("10.0.1.1", "test").unwrap());
+        assert_eq!(
+            untrusted.handle(&forwarded, from).log,
+            Some((&forwarded[..], from)),
+            "a forged FORWARDED frame is logged whole"
+        );
         type Case<'a> = (&'a str, &'a [u8], Option<(&'a [u8], SocketAddr)>, bool);
         let cases: Vec<Case> = vec![
             ("plain", b"test", Some((b"test", from)), false),

@@ -292,6 +292,36 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
             &[],
             "--rcvbuf: 'lots' is not a whole number",
         ),
+        (
+            &["--trust-relay", "10.0.0.0/33"],
+            &[],
+            "--trust-relay: '10.0.0.0/33' is not addresses or CIDRs",
+        ),
+        (
+            &[],
+            &[("UDP_HEADLESS_TRUST_RELAY", "pods")],
+            "$UDP_HEADLESS_TRUST_RELAY: 'pods' is not addresses or CIDRs",
+        ),
+        (
+            &["--check", "-b", "::1"],
+            &[],
+            "--check takes no option but --port, not '-b'",
+        ),
+        (
+            &["--rcvbuf", "1", "--check"],
+            &[],
+            "--check takes no option but --port, not '--rcvbuf'",
+        ),
+        (
+            &["--check", "--metrics", "[::]:9102"],
+            &[],
+            "--check takes no option but --port, not '--metrics'",
+        ),
+        (
+            &["--check", "--trust-relay", "10.0.0.0/8"],
+            &[],
+            "--check takes no option but --port, not '--trust-relay'",
+        ),
     ];
     for (args, env, want) in cases {
         let out = bin("receiver")
@@ -332,6 +362,8 @@ fn help_and_version() {
         "--bind",
         "--rcvbuf",
         "--check",
+        "--trust-relay",
+        "UDP_HEADLESS_TRUST_RELAY",
         "UDP_HEADLESS_PORT",
         "Exit codes",
     ] {
@@ -370,4 +402,53 @@ fn a_log_that_cannot_be_written_is_a_clear_failure() {
         err.contains("cannot write the log to standard output: "),
         "{err}"
     );
+}
+
+/// A FORWARDED frame (the relay's `--frame`) carrying `client` as the source.
+fn forwarded(client: &str, message: &[u8]) -> Vec<u8> {
+    use udp_headless::frame::{self, Id};
+    let mut out = Vec::new();
+    let id = Id { sender: 7, seq: 1 };
+    frame::write_forwarded(&mut out, id, client.parse().unwrap(), message);
+    out
+}
+
+#[test]
+fn a_forwarded_frame_from_an_untrusted_source_is_logged_as_bytes() {
+    // Untrusted: no --trust-relay at all, or a list without the source.
+    for args in [&[][..], &["--trust-relay", "10.0.0.0/8,::2"][..]] {
+        let ours = Receiver::start("forged", args);
+        let frame = forwarded("8.8.8.8:5000", b"spoofed");
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(&frame, ("127.0.0.1", ours.port)).unwrap();
+        let lines = ours.wait_lines(1);
+        assert_eq!(
+            parse_log_line(&lines[0]).unwrap().1,
+            received_message(&frame, client.local_addr().unwrap()),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_forwarded_frame_from_a_trusted_relay_logs_the_original_client() {
+    // Loopback trusted as a CIDR and as a plain address, IPv4 (the dual-stack
+    // socket sees ::ffff:127.0.0.1) and IPv6.
+    for (trust, relay) in [
+        ("10.1.0.0/16,127.0.0.0/8", "127.0.0.1"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+    ] {
+        let ours = Receiver::start("trusted", &["--trust-relay", trust]);
+        let client: std::net::SocketAddr = "8.8.8.8:5000".parse().unwrap();
+        let frame = forwarded("8.8.8.8:5000", b"relayed");
+        let sock = UdpSocket::bind((relay, 0)).unwrap();
+        sock.send_to(&frame, (relay, ours.port)).unwrap();
+        let lines = ours.wait_lines(1);
+        assert_eq!(
+            parse_log_line(&lines[0]).unwrap().1,
+            received_message(b"relayed", client),
+            "{trust}"
+        );
+    }
 }

@@ -110,7 +110,9 @@ fn with_frame_the_receiver_logs_the_client_as_the_source() {
         ("::1", "::1"),
         ("127.0.0.1", "::1"),
     ] {
-        let receiver = Receiver::start("frame", &["--bind", pod]);
+        // The relay sends from the pod's family: loopback of either.
+        let trust = "127.0.0.0/8,::1";
+        let receiver = Receiver::start("frame", &["--bind", pod, "--trust-relay", trust]);
         let listen_ip = if client == "::1" { "[::1]" } else { client };
         let relay = LoopRelay::start_on("frame", pod, receiver.port, &["--frame"], listen_ip);
         let sock = UdpSocket::bind((client, 0)).unwrap();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::pktinfo::{self, Received};
 use udp_headless::seen::Seen;
+use udp_headless::trust::Trusted;
 use udp_headless::{exit, http, log_line, metrics, pyrepr, readiness, signals, socket, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
@@ -38,8 +39,15 @@ Options (the environment variable is used when the option is not given):
       --metrics ADDR:PORT                                    UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102)
+      --trust-relay CIDRS                                    UDP_HEADLESS_TRUST_RELAY
+                        log the client that `relay --frame` names
+                        only from these comma-separated addresses or
+                        networks (the relays' pods, e.g. 10.128.0.0/14);
+                        from other sources, and by default, such a
+                        frame is logged as plain bytes
       --check           exit 0 if a receiver is bound on the port in this
-                        network namespace, else 1 (a readiness probe)
+                        network namespace, else 1 (a readiness probe);
+                        takes no option but --port
   -h, --help            print this help
   -V, --version         print the version
 
@@ -57,6 +65,7 @@ struct Options {
     rcvbuf: usize,
     rcvbuf_given: bool,
     metrics: Option<SocketAddr>,
+    relays: Trusted,
 }
 
 enum Mode {
@@ -86,13 +95,21 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut bind = None;
     let mut rcvbuf = None;
     let mut metrics = None;
+    let mut relays = None;
     let mut check = false;
+    // The first option --check has no use for, to reject it by name.
+    let mut not_for_check = None;
     while let Some(arg) = parser.next()? {
-        match arg.name(SHORT_OPTIONS) {
+        let name = arg.name(SHORT_OPTIONS);
+        if matches!(name, Some("bind" | "rcvbuf" | "metrics" | "trust-relay")) {
+            not_for_check.get_or_insert_with(|| arg.written());
+        }
+        match name {
             Some("port") => port = Some(parser.text()?),
             Some("bind") => bind = Some(parser.text()?),
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
             Some("metrics") => metrics = Some(parser.text()?),
+            Some("trust-relay") => relays = Some(parser.text()?),
             Some("check") => {
                 parser.flag()?;
                 check = true;
@@ -126,7 +143,15 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         ),
         None => None,
     };
+    let relays = match args::option_or_env(relays, "--trust-relay", "UDP_HEADLESS_TRUST_RELAY")? {
+        Some((text, from)) => Trusted::parse(&text, &from)?,
+        None => Trusted::default(),
+    };
     if check {
+        if let Some(option) = not_for_check {
+            let why = format!("--check takes no option but --port, not '{option}'");
+            return Err(UsageError::Invalid(why));
+        }
         return Ok(Mode::Check(port));
     }
     Ok(Mode::Receive(Options {
@@ -135,6 +160,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         rcvbuf: rcvbuf.unwrap_or(DEFAULT_RCVBUF),
         rcvbuf_given: rcvbuf.is_some(),
         metrics,
+        relays,
     }))
 }
 
@@ -212,7 +238,7 @@ fn receive(options: &Options) -> i32 {
     }
     let local = sock.local_addr().map_or(options.bind, |a| a);
     log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
-    match log_datagrams(&sock) {
+    match log_datagrams(&sock, &options.relays) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("receiver: {e}");
@@ -224,7 +250,7 @@ fn receive(options: &Options) -> i32 {
 /// The main loop. Lines are buffered while more datagrams are waiting and
 /// written as soon as the socket is empty: prompt for `kubectl logs`, and
 /// no write syscall per line under load.
-fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
+fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
     let socket_error = |e: io::Error| format!("the socket failed: {e}");
     // Bounds how long a blocked recv can miss a stop request.
     sock.set_read_timeout(Some(Duration::from_millis(500)))
@@ -237,7 +263,7 @@ fn log_datagrams(sock: &UdpSocket) -> Result<(), String> {
             &format!("acknowledgements may come from the wrong address: {e}"),
         );
     }
-    let mut seen = Seen::default();
+    let mut seen = Seen::trusting(relays.clone());
     let mut log = Log::new();
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;

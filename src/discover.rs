@@ -124,6 +124,11 @@ pub const HEAD_START: Duration = Duration::from_millis(1);
 /// lines) ask DNS at once instead of after the head start.
 static LARGE_BEFORE: AtomicBool = AtomicBool::new(false);
 
+/// Set while a system-resolver thread runs. A silent DNS holds one up for
+/// its timeouts; re-resolving meanwhile (`sender --confirm` retries) must
+/// not start one more each time, so it asks DNS ourselves only.
+static SYSTEM_BUSY: AtomicBool = AtomicBool::new(false);
+
 /// Asks the system resolver, then applies the policy of `decide`.
 /// /etc/resolv.conf is read only when the policy will use it: to check a
 /// long answer or explain a failure (a short answer, the usual case, needs
@@ -186,14 +191,31 @@ pub fn discover_from(
     conf: impl FnOnce() -> Result<ResolvConf, String>,
 ) -> Result<Pods, DiscoverError> {
     let deadline = Instant::now() + limit;
+    if SYSTEM_BUSY.swap(true, Ordering::AcqRel) {
+        // An IP needs no resolver (and no DNS to ask).
+        if let Ok(ip) = service.parse::<IpAddr>() {
+            return pods(service, family, vec![SocketAddr::new(ip, port)]);
+        }
+        let conf = conf();
+        let ours = match &conf {
+            Ok(conf) if !conf.nameservers.is_empty() => {
+                Some(ask_dns(conf, service, family, deadline, true))
+            }
+            _ => None,
+        };
+        return decide_at(service, port, family, None, conf, ours, (deadline, limit));
+    }
     let (tx, rx) = mpsc::channel();
     let spawned = thread::Builder::new()
         .name("system-resolver".into())
         .spawn(move || {
+            let answer = system();
+            SYSTEM_BUSY.store(false, Ordering::Release);
             // The receiver is gone only if we stopped waiting.
-            let _ = tx.send(system());
+            let _ = tx.send(answer);
         });
     if let Err(e) = spawned {
+        SYSTEM_BUSY.store(false, Ordering::Release);
         let system = Err(io::Error::other(format!("cannot start a thread: {e}")));
         return decide_at(
             service,

@@ -590,7 +590,7 @@ fn usage_errors() {
         (
             &["-s", "x", "-m", "m"],
             &[("UDP_HEADLESS_CONFIRM", "maybe")],
-            "$UDP_HEADLESS_CONFIRM: 'maybe' is not 1 or 0",
+            "$UDP_HEADLESS_CONFIRM: 'maybe' is not 1, true, yes (on) or 0, false, no, empty (off)",
         ),
         (
             &["-s", "x", "-m", "m", "--confirm=1"],
@@ -902,15 +902,18 @@ fn a_pod_that_joins_during_the_retries_confirms_and_one_that_leaves_is_not_waite
 
 /// DNS stops answering while the sender waits (its answers are dropped:
 /// a resolver then waits out its timeouts, 5 s and more): the retries go
-/// on with the pods known, and --timeout still ends the wait.
+/// on with the pods known, --timeout still ends the wait, and re-resolving
+/// before each retry never has more than one system-resolver thread
+/// waiting on the silent DNS.
 #[test]
-fn a_silent_dns_server_does_not_hold_up_the_timeout() {
+fn a_silent_dns_server_neither_holds_up_the_timeout_nor_piles_up_threads() {
     let (mut c, receivers, sender) = cluster("confirm-dns-down", 1);
     let dead = c.add_pod(&format!("{STATEFULSET}-1"), &[pod_ip(1)]);
     c.publish(&dead);
     c.wait_dns(2);
     let started = std::time::Instant::now();
-    let child = confirm_sender(&c, &sender, &["-m", "quiet", "-t", "1s"]);
+    let mut child = confirm_sender(&c, &sender, &["-m", "quiet", "-t", "3s"]);
+    let pid = child_of(&mut child, "sender");
     wait_delivery(&receivers, b"quiet", sender_ip());
     for protocol in ["udp", "tcp"] {
         let out = c
@@ -920,6 +923,16 @@ fn a_silent_dns_server_does_not_hold_up_the_timeout() {
             .unwrap();
         assert!(out.status.success(), "iptables: {out:?}");
     }
+    // The sender's threads, sampled until it exits (10 every second).
+    let mut most_threads = 0;
+    wait_until("the sender to exit", Duration::from_secs(30), || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(n) = status.lines().find_map(|l| l.strip_prefix("Threads:")) {
+            most_threads = most_threads.max(n.trim().parse().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        child.try_wait().unwrap().is_some()
+    });
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(4), "{out:?}");
@@ -927,6 +940,26 @@ fn a_silent_dns_server_does_not_hold_up_the_timeout() {
         stderr_messages(&out).last().unwrap(),
         "confirmed by 1 of 2 pods"
     );
-    // 1 s of timeout and the start; a resolver's own timeout would be 5 s.
-    assert!(took < Duration::from_secs(4), "took {took:?}");
+    // DNS was silent for the retries: its answers were dropped.
+    assert!(dropped(&c, &sender) > 0, "no DNS answer was dropped");
+    // The main thread and one resolver; a thread per retry would be 10.
+    assert!(most_threads <= 3, "{most_threads} threads");
+    // 3 s of timeout and the start; a resolver's own timeout would be 5 s
+    // per name and attempt.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
+/// The process `comm` that `nsenter` (`parent`) runs.
+fn child_of(parent: &mut Child, comm: &str) -> u32 {
+    let pid = parent.id();
+    let mut found = 0;
+    wait_until(&format!("{comm} to start"), Duration::from_secs(10), || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        found = children.trim().parse().unwrap_or(0);
+        found != 0
+            && std::fs::read_to_string(format!("/proc/{found}/comm"))
+                .is_ok_and(|c| c.trim() == comm)
+    });
+    found
 }

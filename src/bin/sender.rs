@@ -48,9 +48,9 @@ Options (the environment variable is used when the option is not given):
       --refresh TIME    reuse the pod list this long        UDP_HEADLESS_REFRESH
                         instead of by TTL; 0 = never
       --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM=1
-                        re-sending until all have; report
-                        the ones that did not (see
-                        docs/PROTOCOL.md)
+                        re-sending until all have; report   (or true, yes; 0,
+                        the ones that did not (see          false, no, empty:
+                        docs/PROTOCOL.md)                   off)
   -t, --timeout TIME    how long --confirm waits per        UDP_HEADLESS_TIMEOUT
                         message [2s]
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
@@ -393,7 +393,11 @@ fn confirm_from_env() -> Result<bool, UsageError> {
     match text.as_str() {
         "1" | "true" | "yes" => Ok(true),
         "0" | "false" | "no" | "" => Ok(false),
-        _ => Err(UsageError::bad_value(&from, &text, "1 or 0")),
+        _ => Err(UsageError::bad_value(
+            &from,
+            &text,
+            "1, true, yes (on) or 0, false, no, empty (off)",
+        )),
     }
 }
 

@@ -124,7 +124,7 @@ local_main() {
 }
 
 # Root, ip, dnsmasq: what local mode cannot do without. Installs the two
-# packages if missing (through scripts/install-deps.sh when it is there).
+# packages with apt-get if missing (install-deps.sh would install far more).
 local_preflight() {
     if [ "$(id -u)" != 0 ]; then
         echo "demo: local mode needs root (it creates network namespaces): sudo scripts/demo.sh local" >&2

@@ -1,6 +1,8 @@
 //! Every call into libc that std has no safe form for, in one place, with a
-//! safe wrapper each: signal handlers, the socket options of `socket`, and
-//! whether standard output was open when the program started.
+//! safe wrapper each: signal handlers, the socket options of `socket`,
+//! `recvmsg`/`sendmsg` with packet info (the address a datagram came to,
+//! which acknowledgements go out from), and whether standard output was
+//! open when the program started.
 //!
 //! Linux only. The constants are those of the generic Linux ABI
 //! (include/uapi/asm-generic/{socket,errno-base,errno,signal}.h, linux/in6.h,

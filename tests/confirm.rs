@@ -668,10 +668,10 @@ fn environment_switches_confirmation() {
 }
 
 /// `relay --frame`'s frames: logged as if the client had sent them
-/// directly, not acknowledged, each copy logged.
+/// directly (from a trusted relay), not acknowledged, each copy logged.
 #[test]
 fn a_forwarded_frame_is_logged_with_its_original_source() {
-    let receiver = Receiver::start("confirm-forwarded", &[]);
+    let receiver = Receiver::start("confirm-forwarded", &["--trust-relay", "127.0.0.1"]);
     let relay = socket("127.0.0.1");
     let to = ("127.0.0.1", receiver.port);
     let id = Id { sender: 3, seq: 1 };

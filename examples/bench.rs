@@ -52,9 +52,10 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-use udp_headless::signals;
+use udp_headless::sys;
 
 type Res<T> = Result<T, String>;
 
@@ -153,18 +154,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = signals::stop_on_term_and_int() {
+    let handled = [sys::SIGINT, sys::SIGTERM].map(|n| sys::set_signal_handler(n, note_signal));
+    if let Some(Err(e)) = handled.into_iter().find(Result::is_err) {
         eprintln!("bench: cannot handle signals: {e}");
         return ExitCode::FAILURE;
     }
     match run(Settings::new(quick, relay_only)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(_) if signals::stop_requested() => ExitCode::from(130),
+        // Cleanup has run (Bench's drop); exit as the shell would have.
+        Err(_) if stop_requested() => ExitCode::from(128 + SIGNAL.load(Ordering::SeqCst) as u8),
         Err(e) => {
             log(&e);
             ExitCode::FAILURE
         }
     }
+}
+
+/// The SIGINT or SIGTERM received, 0 before: every wait checks it, ends
+/// what it waits for and returns an error, and the cleanup runs on the way out.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn note_signal(signum: i32) {
+    SIGNAL.store(signum, Ordering::SeqCst);
+}
+
+fn stop_requested() -> bool {
+    SIGNAL.load(Ordering::SeqCst) != 0
 }
 
 /// A socket on the pods' port that nobody reads, so the kernel drops each
@@ -204,7 +219,7 @@ fn cmd(line: &str) -> Command {
 }
 
 fn check_stop() -> Res<()> {
-    if signals::stop_requested() {
+    if stop_requested() {
         return Err("interrupted".into());
     }
     Ok(())
@@ -216,7 +231,7 @@ fn wait(child: &mut Child) -> Res<std::process::ExitStatus> {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return Ok(status);
         }
-        if signals::stop_requested() {
+        if stop_requested() {
             let _ = child.kill();
             let _ = child.wait();
             return Err("interrupted".into());

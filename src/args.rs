@@ -235,22 +235,42 @@ pub fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
     }
 }
 
-/// `500ms`, `2s`, `1.5s`, `3m`, `1h`; a bare number is seconds.
+/// `500ms`, `2s`, `1.5s`, `3m`, `1h`; a bare number is seconds. Decimal
+/// arithmetic, not `f64`: float parsing alone is 15 KB of a binary that
+/// must stay under 600 KB (docs/BENCHMARKS.md, Footprint).
 pub fn parse_duration(text: &str, what: &str) -> Result<Duration, UsageError> {
     let bad = || UsageError::bad_value(what, text, "a duration (like 500ms, 2s, 1.5s, 3m)");
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
+    let nanos_per_unit: u128 = match unit {
+        "ms" => 1_000_000,
+        "" | "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         _ => return Err(bad()),
     };
-    Duration::try_from_secs_f64(number * scale).map_err(|_| bad())
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return Err(bad());
+    }
+    // The number in units of 10^-12 (below a nanosecond even for ms),
+    // digits past that are dropped.
+    const PLACES: usize = 12;
+    let mut scaled: u128 = 0;
+    let digits = whole
+        .bytes()
+        .chain(fraction.bytes().chain(std::iter::repeat(b'0')).take(PLACES));
+    for digit in digits {
+        scaled = scaled
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u128::from(digit - b'0')))
+            .ok_or_else(bad)?;
+    }
+    let nanos = scaled.checked_mul(nanos_per_unit).ok_or_else(bad)? / 10u128.pow(PLACES as u32);
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 pub fn parse_count(text: &str, what: &str) -> Result<u64, UsageError> {
@@ -368,10 +388,30 @@ mod tests {
             ("2", ms(2000)),
             ("1.5s", ms(1500)),
             ("3m", ms(180_000)),
+            ("1.", ms(1000)),
+            (".25s", ms(250)),
+            ("0.0015m", ms(90)),
+            ("1.5ms", Duration::from_micros(1500)),
+            ("2h", ms(7_200_000)),
+            ("0.0000000015s", Duration::from_nanos(1)),
+            ("1000000000", Duration::from_secs(1_000_000_000)),
         ] {
             assert_eq!(parse_duration(text, "--interval"), Ok(want), "{text}");
         }
-        for bad in ["", "s", "1x", "-1s", "1e3"] {
+        for bad in [
+            "",
+            "s",
+            "1x",
+            "-1s",
+            "1e3",
+            ".",
+            ".s",
+            "1.2.3",
+            "+1s",
+            "inf",
+            "18446744073709551616",
+            "99999999999999999999999999999h",
+        ] {
             assert!(parse_duration(bad, "--interval").is_err(), "{bad}");
         }
     }

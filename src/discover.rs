@@ -25,7 +25,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -205,14 +206,13 @@ pub fn discover_from(
         };
         return decide_at(service, port, family, None, conf, ours, (deadline, limit));
     }
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = one_shot();
     let spawned = thread::Builder::new()
         .name("system-resolver".into())
         .spawn(move || {
             let answer = system();
             SYSTEM_BUSY.store(false, Ordering::Release);
-            // The receiver is gone only if we stopped waiting.
-            let _ = tx.send(answer);
+            tx.send(answer);
         });
     if let Err(e) = spawned {
         SYSTEM_BUSY.store(false, Ordering::Release);
@@ -262,6 +262,61 @@ pub fn discover_from(
     let left = deadline.saturating_duration_since(Instant::now());
     let system = rx.recv_timeout(left).ok();
     decide_at(service, port, family, system, conf, ours, (deadline, limit))
+}
+
+/// Carries the resolver thread's one answer. Not `std::sync::mpsc`: a
+/// channel links all three of std's channel flavours, 10 KB of a binary
+/// that must stay under 600 KB (docs/BENCHMARKS.md, Footprint).
+struct Slot<T> {
+    /// The answer, and whether the sending half is gone.
+    state: Mutex<(Option<T>, bool)>,
+    changed: Condvar,
+}
+
+struct Sending<T>(Arc<Slot<T>>);
+struct Receiving<T>(Arc<Slot<T>>);
+
+fn one_shot<T>() -> (Sending<T>, Receiving<T>) {
+    let slot = Arc::new(Slot {
+        state: Mutex::new((None, false)),
+        changed: Condvar::new(),
+    });
+    (Sending(slot.clone()), Receiving(slot))
+}
+
+impl<T> Sending<T> {
+    fn send(self, answer: T) {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 = Some(answer);
+    }
+}
+
+/// Also when the thread ends without sending, so the wait ends too.
+impl<T> Drop for Sending<T> {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1 = true;
+        self.0.changed.notify_all();
+    }
+}
+
+impl<T> Receiving<T> {
+    fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut state, _) = self
+            .0
+            .changed
+            .wait_timeout_while(state, timeout, |(answer, gone)| answer.is_none() && !*gone)
+            .unwrap_or_else(PoisonError::into_inner);
+        match (state.0.take(), state.1) {
+            (Some(answer), _) => Ok(answer),
+            (None, true) => Err(RecvTimeoutError::Disconnected),
+            (None, false) => Err(RecvTimeoutError::Timeout),
+        }
+    }
 }
 
 fn system_resolver(service: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -580,6 +635,31 @@ mod tests {
     fn unique_keeps_first_of_each_ip() {
         let got = unique(addrs(&["10.0.0.2:1", "10.0.0.1:1", "10.0.0.2:1"]));
         assert_eq!(got, addrs(&["10.0.0.2:1", "10.0.0.1:1"]));
+    }
+
+    #[test]
+    fn one_shot_answer_timeout_and_gone() {
+        let (tx, rx) = one_shot();
+        assert_eq!(
+            rx.recv_timeout(Duration::ZERO),
+            Err(RecvTimeoutError::Timeout)
+        );
+        let sent = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            tx.send(7)
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(7));
+        sent.join().unwrap();
+        let (tx, rx) = one_shot::<u8>();
+        let wait = Instant::now();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            drop(tx)
+        });
+        let gone = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(gone, Err(RecvTimeoutError::Disconnected));
+        // Woken by the drop, not by the timeout.
+        assert!(wait.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -40,8 +40,7 @@ impl<'a> Question<'a> {
     }
 }
 
-/// Why one server gave no usable answer.
-#[derive(Debug)]
+/// Why one server gave no usable answer. No Debug: it would link io::Error's.
 enum Failure {
     Timeout,
     Unreachable(io::Error),
@@ -320,7 +319,9 @@ fn failure_text(conf: &ResolvConf, server: SocketAddr, failure: Failure) -> Stri
                 }
                 Failure::Unreachable(e) => e.to_string(),
                 Failure::Malformed(why) => format!("it sent {why}"),
-                other => format!("{other:?}"),
+                // ask_tcp fails in neither of these two ways.
+                Failure::Rcode(code) => format!("it answered {}", rcode_name(code)),
+                Failure::Tcp(_) => "it failed".into(),
             };
             format!("{server} answered over UDP but not over TCP: {why}")
         }

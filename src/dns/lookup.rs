@@ -121,9 +121,14 @@ pub fn search_names(conf: &ResolvConf, name: &str) -> Vec<String> {
         });
     }
     names.push(name.to_string());
-    let mut seen = std::collections::HashSet::new();
-    names.retain(|n| seen.insert(n.to_ascii_lowercase()));
-    names
+    // A handful of names: a HashSet would cost more code than it saves time.
+    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        if !unique.iter().any(|u| u.eq_ignore_ascii_case(&n)) {
+            unique.push(n);
+        }
+    }
+    unique
 }
 
 /// One name of the search path: each type in turn; CNAMEs followed.
@@ -261,5 +266,7 @@ mod tests {
         // The root on the list ("search ." parses as "") is the name as is.
         assert_eq!(search_names(&conf(&["", "x"], 1), "a"), ["a", "a.x"]);
         assert_eq!(search_names(&conf(&[], 1), "a"), ["a"]);
+        // Each name once, whatever its case; the first spelling kept.
+        assert_eq!(search_names(&conf(&["x", "X", ""], 1), "a"), ["a.x", "a"]);
     }
 }

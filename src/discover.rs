@@ -207,7 +207,7 @@ pub fn discover_from(
         return decide_at(service, port, family, None, conf, ours, (deadline, limit));
     }
     let (tx, rx) = one_shot();
-    // Unnamed: a name costs 1.5 KB of code (pthread_setname_np and friends).
+    // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
     let spawned = thread::Builder::new().spawn(move || {
         let answer = system();
         SYSTEM_BUSY.store(false, Ordering::Release);

@@ -125,10 +125,18 @@ pub const HEAD_START: Duration = Duration::from_millis(1);
 /// lines) ask DNS at once instead of after the head start.
 static LARGE_BEFORE: AtomicBool = AtomicBool::new(false);
 
-/// Set while a system-resolver thread runs. A silent DNS holds one up for
-/// its timeouts; re-resolving meanwhile (`sender --confirm` retries) must
-/// not start one more each time, so it asks DNS ourselves only.
-static SYSTEM_BUSY: AtomicBool = AtomicBool::new(false);
+/// Set while a system-resolver thread we stopped waiting for still runs. A
+/// silent DNS holds one up for its timeouts; re-resolving meanwhile
+/// (`sender --confirm` retries) must not start one more each time, so it
+/// asks DNS ourselves only. Only an abandoned thread sets it: lookups that
+/// merely overlap (tests in parallel) keep the normal path.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a system-resolver thread that a lookup gave up on still runs
+/// (lookups skip the system resolver meanwhile). For tests and diagnostics.
+pub fn abandoned_resolver_running() -> bool {
+    ABANDONED.load(Ordering::Acquire)
+}
 
 /// Asks the system resolver, then applies the policy of `decide`.
 /// /etc/resolv.conf is read only when the policy will use it: to check a
@@ -192,7 +200,7 @@ pub fn discover_from(
     conf: impl FnOnce() -> Result<ResolvConf, String>,
 ) -> Result<Pods, DiscoverError> {
     let deadline = Instant::now() + limit;
-    if SYSTEM_BUSY.swap(true, Ordering::AcqRel) {
+    if ABANDONED.load(Ordering::Acquire) {
         // An IP needs no resolver (and no DNS to ask).
         if let Ok(ip) = service.parse::<IpAddr>() {
             return pods(service, family, vec![SocketAddr::new(ip, port)]);
@@ -209,12 +217,9 @@ pub fn discover_from(
     let (tx, rx) = one_shot();
     // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
     let spawned = thread::Builder::new().spawn(move || {
-        let answer = system();
-        SYSTEM_BUSY.store(false, Ordering::Release);
-        tx.send(answer);
+        tx.send(system());
     });
     if let Err(e) = spawned {
-        SYSTEM_BUSY.store(false, Ordering::Release);
         let system = Err(io::Error::other(format!("cannot start a thread: {e}")));
         return decide_at(
             service,
@@ -260,6 +265,9 @@ pub fn discover_from(
     };
     let left = deadline.saturating_duration_since(Instant::now());
     let system = rx.recv_timeout(left).ok();
+    if system.is_none() {
+        rx.abandon();
+    }
     decide_at(service, port, family, system, conf, ours, (deadline, limit))
 }
 
@@ -267,8 +275,9 @@ pub fn discover_from(
 /// channel links all three of std's channel flavours, 10 KB of a binary
 /// that must stay under 600 KB (docs/BENCHMARKS.md, Footprint).
 struct Slot<T> {
-    /// The answer, and whether the sending half is gone.
-    state: Mutex<(Option<T>, bool)>,
+    /// The answer, whether the sending half is gone, and whether the
+    /// receiving half stopped waiting (then `ABANDONED` is set).
+    state: Mutex<(Option<T>, bool, bool)>,
     changed: Condvar,
 }
 
@@ -277,7 +286,7 @@ struct Receiving<T>(Arc<Slot<T>>);
 
 fn one_shot<T>() -> (Sending<T>, Receiving<T>) {
     let slot = Arc::new(Slot {
-        state: Mutex::new((None, false)),
+        state: Mutex::new((None, false, false)),
         changed: Condvar::new(),
     });
     (Sending(slot.clone()), Receiving(slot))
@@ -293,11 +302,11 @@ impl<T> Sending<T> {
 /// Also when the thread ends without sending, so the wait ends too.
 impl<T> Drop for Sending<T> {
     fn drop(&mut self) {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1 = true;
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.1 = true;
+        if state.2 {
+            ABANDONED.store(false, Ordering::Release);
+        }
         self.0.changed.notify_all();
     }
 }
@@ -308,12 +317,25 @@ impl<T> Receiving<T> {
         let (mut state, _) = self
             .0
             .changed
-            .wait_timeout_while(state, timeout, |(answer, gone)| answer.is_none() && !*gone)
+            .wait_timeout_while(state, timeout, |(answer, gone, _)| {
+                answer.is_none() && !*gone
+            })
             .unwrap_or_else(PoisonError::into_inner);
         match (state.0.take(), state.1) {
             (Some(answer), _) => Ok(answer),
             (None, true) => Err(RecvTimeoutError::Disconnected),
             (None, false) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// Stops waiting: until the thread ends, lookups skip the system
+    /// resolver. Under the lock, so a thread ending right now cannot leave
+    /// the flag set for good.
+    fn abandon(self) {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if !state.1 {
+            state.2 = true;
+            ABANDONED.store(true, Ordering::Release);
         }
     }
 }

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 use udp_headless::discover::{self, DiscoverError, Family, MAYBE_CUT};
@@ -1071,19 +1072,37 @@ fn two_answers_for_two_names_are_not_mixed() {
 /// error.
 #[test]
 fn a_hanging_system_resolver_is_cut_at_the_limit() {
-    let hang = || -> io::Result<Vec<SocketAddr>> {
-        thread::sleep(Duration::from_secs(3600));
-        Ok(Vec::new())
+    // Hangs until released: an hour, for all the lookup knows.
+    let hanging = || {
+        let (release, wait) = mpsc::channel::<()>();
+        let resolver = move || -> io::Result<Vec<SocketAddr>> {
+            let _ = wait.recv();
+            Ok(Vec::new())
+        };
+        (release, resolver)
+    };
+    let let_go = |release: mpsc::Sender<()>| {
+        assert!(discover::abandoned_resolver_running());
+        drop(release);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while discover::abandoned_resolver_running() {
+            assert!(
+                Instant::now() < deadline,
+                "the released resolver never ended"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
     };
     let server = Knot::start(&hosts(SERVICE, 100, pod_v4), &[]);
     let front = udp_only_front(server.addr(), true);
     let mut conf = pod_conf(front);
     conf.timeout = Duration::from_secs(1);
     let limit = Duration::from_secs(3);
+    let (release, hang) = hanging();
     let started = Instant::now();
     let error = discover::discover_from("headless-udp", 9, Family::Auto, limit, hang, || Ok(conf))
         .unwrap_err();
-    // Bounded: the resolver would have hung for an hour.
+    // Bounded: the resolver would have hung for as long as it was held.
     assert!(started.elapsed() < Duration::from_secs(60));
     let DiscoverError::Lookup {
         error: LookupError::TcpFailed(_),
@@ -1092,10 +1111,14 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
     else {
         panic!("{error:?}");
     };
-    // Nothing to ask but the hanging resolver: out of time.
+    let_go(release);
+    // Nothing to ask but the hanging resolver: out of time, at the limit.
+    let (release, hang) = hanging();
+    let started = Instant::now();
     let error = discover::discover_from("web", 9, Family::Auto, limit, hang, || {
         Err("no resolv.conf".into())
     });
+    assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
     assert_eq!(
         error.unwrap_err(),
         DiscoverError::TimedOut {
@@ -1103,6 +1126,7 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
             after: limit
         }
     );
+    let_go(release);
 }
 
 /// The TTL a lookup reports is the smallest of the records it used: the

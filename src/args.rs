@@ -228,6 +228,30 @@ fn digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The UDP port of the original demo, where receivers listen.
+pub const DEFAULT_PORT: u16 = 12000;
+
+/// `-s` or `UDP_HEADLESS_SERVICE`: required, and not empty.
+pub fn service(given: Option<String>) -> Result<String, UsageError> {
+    let Some((service, _)) = option_or_env(given, "--service", "UDP_HEADLESS_SERVICE")? else {
+        return Err(UsageError::Invalid(
+            "no service: give -s NAME (or set UDP_HEADLESS_SERVICE)".into(),
+        ));
+    };
+    if service.is_empty() {
+        return Err(UsageError::Invalid("the service name is empty".into()));
+    }
+    Ok(service)
+}
+
+/// `-p` or `UDP_HEADLESS_PORT`, else [`DEFAULT_PORT`].
+pub fn port(given: Option<String>) -> Result<u16, UsageError> {
+    match option_or_env(given, "--port", "UDP_HEADLESS_PORT")? {
+        Some((text, from)) => parse_port(&text, &from),
+        None => Ok(DEFAULT_PORT),
+    }
+}
+
 pub fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 && digits(text) => Ok(port),

@@ -46,6 +46,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// `-f` or `UDP_HEADLESS_FAMILY`, else `Auto`.
+    pub fn from_option(given: Option<String>) -> Result<Family, UsageError> {
+        match crate::args::option_or_env(given, "--family", "UDP_HEADLESS_FAMILY")? {
+            Some((text, from)) => Family::parse(&text, &from),
+            None => Ok(Family::Auto),
+        }
+    }
+
     pub fn parse(text: &str, what: &str) -> Result<Family, UsageError> {
         match text {
             "auto" => Ok(Family::Auto),

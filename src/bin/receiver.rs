@@ -121,10 +121,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             _ => return Err(arg.unexpected()),
         }
     }
-    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT")? {
-        Some((text, from)) => args::parse_port(&text, &from)?,
-        None => 12000,
-    };
+    let port = args::port(port)?;
     let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND")? {
         Some((text, from)) => Some(
             text.parse::<IpAddr>()

@@ -412,23 +412,9 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     if check {
         return Ok(Mode::Check(listen.port()));
     }
-    let Some((service, _)) = args::option_or_env(service, "--service", "UDP_HEADLESS_SERVICE")?
-    else {
-        return Err(UsageError::Invalid(
-            "no service: give -s NAME (or set UDP_HEADLESS_SERVICE)".into(),
-        ));
-    };
-    if service.is_empty() {
-        return Err(UsageError::Invalid("the service name is empty".into()));
-    }
-    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT")? {
-        Some((text, from)) => args::parse_port(&text, &from)?,
-        None => 12000,
-    };
-    let family = match args::option_or_env(family, "--family", "UDP_HEADLESS_FAMILY")? {
-        Some((text, from)) => Family::parse(&text, &from)?,
-        None => Family::Auto,
-    };
+    let service = args::service(service)?;
+    let port = args::port(port)?;
+    let family = Family::from_option(family)?;
     let refresh = match args::option_or_env(refresh, "--refresh", "UDP_HEADLESS_REFRESH")? {
         Some((text, from)) => Some(args::parse_duration(&text, &from)?),
         None => None,

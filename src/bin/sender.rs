@@ -312,23 +312,9 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         .or_else(|| std::env::var_os("UDP_HEADLESS_MESSAGE"))
         .map(|m| m.into_vec())
         .filter(|m| m != b"-");
-    let Some((service, _)) = args::option_or_env(service, "--service", "UDP_HEADLESS_SERVICE")?
-    else {
-        return Err(UsageError::Invalid(
-            "no service: give -s NAME (or set UDP_HEADLESS_SERVICE)".into(),
-        ));
-    };
-    if service.is_empty() {
-        return Err(UsageError::Invalid("the service name is empty".into()));
-    }
-    let port = match args::option_or_env(port, "--port", "UDP_HEADLESS_PORT")? {
-        Some((text, from)) => args::parse_port(&text, &from)?,
-        None => 12000,
-    };
-    let family = match args::option_or_env(family, "--family", "UDP_HEADLESS_FAMILY")? {
-        Some((text, from)) => Family::parse(&text, &from)?,
-        None => Family::Auto,
-    };
+    let service = args::service(service)?;
+    let port = args::port(port)?;
+    let family = Family::from_option(family)?;
     let repeat = match args::option_or_env(repeat, "--repeat", "UDP_HEADLESS_REPEAT")? {
         Some(_) if list => 1,
         Some((_, from)) if message.is_none() => {

@@ -958,7 +958,7 @@ impl Bench {
                         );
                         if output(cmd(&build).current_dir(&self.repo)).is_err() {
                             log(&format!(
-                                "podman build of the {name} image failed (see scripts/container-test.sh)"
+                                "podman build of the {name} image failed (see tests/containers.rs)"
                             ));
                             continue;
                         }
@@ -1506,7 +1506,7 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
         );
     }
     if !rows.iter().any(|r| r.0 == "image") {
-        o += "- images: podman not available here (scripts/container-test.sh builds them)\n";
+        o += "- images: podman not available here (tests/containers.rs builds them)\n";
     }
     o += "\n| receiver | VmRSS idle (KiB) | VmHWM, peak over the max-rate trials (KiB) |\n|---|---:|---:|\n";
     for (who, label) in rlabels {

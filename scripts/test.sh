@@ -37,7 +37,8 @@ stage "format" cargo fmt --check
 stage "clippy" cargo clippy --all-targets -- -D warnings
 stage "unit and integration tests" cargo test --all-targets
 # The #[ignore]d tests: 1000 and 4000 pods (musl, glibc), demo.sh local
-# (root), the aarch64 build under qemu.
+# (root), the aarch64 build under qemu, the images under podman and
+# podman-compose (tests/containers.rs).
 stage "slow and root-only tests" cargo test -- --ignored
 stage "shellcheck" shellcheck .ci/run scripts/*.sh scripts/lib/*.sh
 stage "hadolint" "$tools/bin/hadolint" Dockerfile
@@ -45,7 +46,6 @@ stage "checkov (Dockerfile)" "$tools/bin/checkov" --file Dockerfile --framework 
     --skip-download --quiet --compact
 stage "manifests" scripts/check-manifests.sh
 stage "local demo" scripts/demo.sh local
-stage "containers" scripts/container-test.sh
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then

@@ -875,9 +875,14 @@ fn test_compose(r: &Run, checks: &mut Checks, message: &str) {
 #[test]
 #[ignore = "needs root, podman and podman-compose, builds images: scripts/test.sh"]
 fn images_podman_and_compose() {
+    let mut checks = Checks::default();
+    for tool in ["podman", "podman-compose"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            checks.abort(&format!("{tool} not found"), "run scripts/install-deps.sh");
+        }
+    }
     let r = Run::new();
     r.remove_stale();
-    let mut checks = Checks::default();
     // Unique per run, so an old log line can never pass for a new one;
     // letters, digits and dashes, so its repr is b'MESSAGE'.
     let nanos = std::time::SystemTime::UNIX_EPOCH

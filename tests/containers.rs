@@ -160,8 +160,8 @@ impl Run {
         cmd
     }
 
-    /// podman ARGS within 60 s (builds have their own limit).
-    fn podman_run(&self, args: &[&str]) -> Ran {
+    /// podman ARGS, within 60 s (builds have their own limit).
+    fn call(&self, args: &[&str]) -> Ran {
         run(self.podman().args(args), Duration::from_secs(60))
     }
 
@@ -241,19 +241,19 @@ impl Run {
             if !ids.is_empty() {
                 let mut args = vec!["rm", "-f", "-t", "0"];
                 args.extend(ids.split_whitespace());
-                self.podman_run(&args);
+                self.call(&args);
             }
         }
         // podman-compose 1.0.3's `down` leaves its network behind.
         for network in [run.to_string(), format!("{project}_default")] {
-            self.podman_run(&["network", "rm", "-f", &network]);
+            self.call(&["network", "rm", "-f", &network]);
         }
         let reference = format!("reference=localhost/{run}/*");
         let images = self.query(&["images", "-q", "--filter", &reference]);
         if !images.is_empty() {
             let mut args = vec!["rmi", "-f"];
             args.extend(images.split_whitespace());
-            self.podman_run(&args);
+            self.call(&args);
         }
     }
 
@@ -282,10 +282,7 @@ impl Run {
     /// `/receiver --check` in it (what /readyz tells the probe), within 10 s.
     fn wait_ready(&self, container: &str) -> bool {
         let end = Instant::now() + Duration::from_secs(10);
-        while !self
-            .podman_run(&["exec", container, "/receiver", "--check"])
-            .ok
-        {
+        while !self.call(&["exec", container, "/receiver", "--check"]).ok {
             if Instant::now() > end {
                 return false;
             }
@@ -332,7 +329,7 @@ impl Run {
         receivers: &[IpAddr],
     ) -> Result<(), String> {
         let lines = || -> Vec<String> {
-            let log = self.podman_run(&["logs", container]).text;
+            let log = self.call(&["logs", container]).text;
             log.lines()
                 .filter(|l| l.contains(message))
                 .map(str::to_string)
@@ -358,7 +355,7 @@ impl Run {
     /// handled SIGTERM itself.
     fn check_stop(&self, checks: &mut Checks, container: &str) {
         let start = Instant::now();
-        self.podman_run(&["stop", "-t", "10", container]);
+        self.call(&["stop", "-t", "10", container]);
         let took = start.elapsed();
         let code = self.inspect("{{.State.ExitCode}}", container);
         checks.check(
@@ -539,7 +536,7 @@ fn build_images(r: &Run, checks: &mut Checks) {
                 copy.to_str().unwrap(),
             ],
         ] {
-            let ran = r.podman_run(args);
+            let ran = r.call(args);
             if !ran.ok {
                 return Err(format!("podman {args:?}:\n{}", ran.text));
             }
@@ -653,7 +650,7 @@ fn test_podman(r: &Run, checks: &mut Checks, message: &str) {
     );
     let label = format!("udp-headless-test={}", r.name);
     let user = format!("{}:{}", OPENSHIFT_USER.0, OPENSHIFT_USER.1);
-    let created = r.podman_run(&["network", "create", "--label", &label, &r.network]);
+    let created = r.call(&["network", "create", "--label", &label, &r.network]);
     if !created.ok {
         checks.abort(
             &format!("podman network create {}", r.network),
@@ -676,7 +673,7 @@ fn test_podman(r: &Run, checks: &mut Checks, message: &str) {
         args.extend(extra);
         args.push(image);
         args.extend(command);
-        r.podman_run(&args)
+        r.call(&args)
     };
     let mut receivers = Vec::new();
     for i in 1..=REPLICAS {
@@ -694,7 +691,7 @@ fn test_podman(r: &Run, checks: &mut Checks, message: &str) {
     let mut ips = Vec::new();
     for name in &receivers {
         if !r.wait_ready(name) {
-            let logs = r.podman_run(&["logs", name]).text;
+            let logs = r.call(&["logs", name]).text;
             checks.abort(&format!("{name} not ready within 10 s"), &logs);
         }
         checks.check(

@@ -1,4 +1,4 @@
-# Images for udp-headless: two tiny FROM-scratch images, one binary each.
+# Images for udp-headless: three tiny FROM-scratch images, one binary each.
 #
 #   docker build --target receiver -t udp-headless/receiver:0.1.0 .
 #   docker build --target sender   -t udp-headless/sender:0.1.0 .
@@ -32,7 +32,7 @@
 # needs, and `FROM ${BINARIES:-build} AS binaries` makes exactly one of
 # `build` and `host` needed, so with BINARIES=host the Rust image is never
 # pulled.
-# .dockerignore lets in only the sources and those two host binaries.
+# .dockerignore lets in only the sources and those three host binaries.
 #
 # The binaries are static (musl, std only, no C dependencies) and small: the
 # release profile in Cargo.toml has lto, codegen-units=1, panic=abort,
@@ -57,7 +57,7 @@ ARG BINARIES=build
 # the target platform's rust image, under emulation).
 ARG TARGETARCH
 ARG BUILDPLATFORM
-# The image a build without --target gives: receiver or sender (for
+# The image a build without --target gives: receiver, sender or relay (for
 # builders that take no --target, like OpenShift's docker strategy).
 ARG IMAGE=receiver
 # Image metadata (OCI labels). VERSION follows Cargo.toml; pass SOURCE_URL
@@ -67,7 +67,7 @@ ARG SOURCE_URL="unknown: build with --build-arg SOURCE_URL=<repository URL>"
 ARG REVISION=unknown
 
 # ---------------------------------------------------------------------------
-# build: compile both binaries for TARGETARCH's musl target, on the build
+# build: compile the three binaries for TARGETARCH's musl target, on the build
 # machine's own platform (BUILDPLATFORM: native speed, no emulation).
 # The musl targets bring their own libc and C runtime objects (rustup's
 # "self-contained" musl) and rust-lld (shipped with rustc) links them for
@@ -91,7 +91,7 @@ RUN case "$TARGETARCH" in \
           "target/$target/release/relay" /out/
 
 # ---------------------------------------------------------------------------
-# host: the same two binaries, built on the host (BINARIES=host), for the
+# host: the same three binaries, built on the host (BINARIES=host), for the
 # TARGETARCH being built.
 FROM scratch AS host-amd64
 COPY target/x86_64-unknown-linux-musl/release/sender \
@@ -200,6 +200,6 @@ ENTRYPOINT ["/receiver"]
 # image: the stage IMAGE names, the receiver by default. Last, so it is what
 # a build without --target gives; deployments/openshift-build/ uses it.
 # (WORKDIR: a stage needs an instruction with buildah 1.28, see `binaries`.)
-# checkov:skip=CKV_DOCKER_7:FROM ${IMAGE:-receiver} names a stage of this file (receiver or sender), not an image
+# checkov:skip=CKV_DOCKER_7:FROM ${IMAGE:-receiver} names a stage of this file (receiver, sender or relay), not an image
 FROM ${IMAGE:-receiver} AS image
 WORKDIR /

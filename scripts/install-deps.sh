@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests, the local demo and the benchmarks need on a fresh
-# Debian/Ubuntu machine: Debian packages, the musl Rust target, and the
-# Python linters in their own virtualenv. Safe to run again: it skips what
+# Installs what the tests and the local demo need on a fresh Debian/Ubuntu
+# machine: Debian packages, the musl Rust targets, and the Python linters in
+# their own virtualenv (the benchmark installs hyperfine itself). Safe to run again: it skips what
 # is already there. Needs root for apt (CI and the demo run as root).
 set -euo pipefail
 
@@ -17,6 +17,7 @@ apt_packages=(
     aardvark-dns   # ...and its DNS: answers a network alias with every container
     iptables       # netavark's NAT rules (not a dependency of its package)
     podman-compose # compose.yaml test
+    python3        # the tests' reference receiver: python3's own repr and logging
     python3-venv   # the linters' virtualenv
     qemu-user-static # runs the aarch64 binaries in tests/aarch64.rs
     prometheus     # tests/metrics.rs: a real Prometheus scrapes the receiver; promtool

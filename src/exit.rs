@@ -1,14 +1,15 @@
-//! Exit codes, shared by both programs and listed in README, and which
+//! Exit codes, shared by the three programs and listed in README, and which
 //! error gets which: the one place that maps them.
 
 use crate::args::UsageError;
 use crate::discover::DiscoverError;
 
-/// Everything was sent (sender) or the receiver stopped on SIGTERM/SIGINT.
+/// Everything was sent (sender), or the receiver or relay stopped on
+/// SIGTERM/SIGINT.
 pub const OK: i32 = 0;
 /// Could not run: a socket could not be opened or bound (or, for the
-/// receiver, kept failing), stdin or stdout failed, `receiver --check`
-/// found no receiver.
+/// receiver and relay, kept failing), stdin or stdout failed, `--check`
+/// found nothing bound.
 pub const FAILURE: i32 = 1;
 /// Bad command line or environment variable, or a message too large for
 /// one datagram.

@@ -46,7 +46,7 @@ Options (the environment variable is used when the option is not given):
   -i, --interval TIME   pause between repeats [1s]          UDP_HEADLESS_INTERVAL
                         (500ms, 2s, 1.5m, ...)
       --refresh TIME    reuse the pod list this long        UDP_HEADLESS_REFRESH
-                        instead of by TTL; 0 = never
+                        instead of by TTL; 0 = resolve before every message
       --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM=1
                         re-sending until all have; report   (or true, yes; 0,
                         the ones that did not (see          false, no, empty:

@@ -1,4 +1,5 @@
-//! `receiver --metrics`: a real Prometheus scrapes a real receiver; promtool
+//! `receiver --metrics`: a real Prometheus, in a simulated cluster of the
+//! test's own network namespaces, scrapes a real receiver; promtool
 //! checks the exposition; bad HTTP clients cost the datagrams nothing; the
 //! socket drops counter follows the kernel's.
 
@@ -8,10 +9,13 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{bin, signal, wait_until, Receiver, TempDir};
+use support::{
+    bin, bin_path, output_within, pod_ip, sender_ip, signal, wait_until, Cluster, Pod, PodProcess,
+    Receiver, ReceiverPod, SENDER_IP, STATEFULSET,
+};
 
 /// Where the receiver serves its metrics (it logs `metrics on http://ADDR/metrics`).
 fn metrics_addr(receiver: &Receiver) -> SocketAddr {
@@ -71,24 +75,48 @@ fn send_all(port: u16, count: usize) {
     }
 }
 
-/// A TCP port free right now on loopback.
-fn free_tcp_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// The receiver's UDP port (its default) and metrics port in its pod; fixed
+/// ports are fine in network namespaces of the test's own.
+const UDP_PORT: u16 = 12000;
+const METRICS_PORT: u16 = 9102;
+const PROMETHEUS_IP: &str = "10.244.0.30";
+
+/// An HTTP GET from inside `pod` (python3 carries it): the status and body,
+/// or Err if no answer came.
+fn get_in(cluster: &Cluster, pod: &Pod, url: &str) -> Result<(u16, String), String> {
+    const GET: &str = "import sys, urllib.request, urllib.error\n\
+        try:\n\
+        \x20   r = urllib.request.urlopen(sys.argv[1], timeout=5)\n\
+        \x20   code, body = r.status, r.read()\n\
+        except urllib.error.HTTPError as e:\n\
+        \x20   code, body = e.code, e.read()\n\
+        sys.stdout.write(str(code) + '\\n' + body.decode())\n";
+    let out = output_within(
+        cluster.command(pod, "python3").args(["-c", GET, url]),
+        Duration::from_secs(15),
+    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (code, body) = text.split_once('\n').expect("a status line");
+    Ok((code.parse().unwrap(), body.to_string()))
 }
 
-/// A real Prometheus server scraping one target every 200 ms.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
+/// A real Prometheus server in its own pod, scraping one target every 200 ms.
+struct Prometheus<'a> {
+    cluster: &'a Cluster,
+    pod: Pod,
+    _process: PodProcess,
     log: PathBuf,
-    _dir: TempDir,
 }
 
-impl Prometheus {
-    fn start(test: &str, target: SocketAddr) -> Prometheus {
-        let dir = TempDir::new(&format!("{test}-prometheus"));
-        let config = dir.join("prometheus.yml");
+impl<'a> Prometheus<'a> {
+    fn start(cluster: &'a mut Cluster, target: SocketAddr) -> Prometheus<'a> {
+        let pod = cluster.add_pod("prometheus", &[PROMETHEUS_IP.parse().unwrap()]);
+        let cluster = &*cluster;
+        // In the cluster's own temp dir: unique per run, removed with it.
+        let config = cluster.dir.join("prometheus.yml");
         fs::write(
             &config,
             format!(
@@ -98,33 +126,42 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-        let log = dir.join("prometheus.log");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
+        let log = cluster.dir.join("prometheus.log");
+        let mut cmd = cluster.command(&pod, "prometheus");
+        cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.join("data").display()
+                cluster.dir.join("prometheus-data").display()
             ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
+            .arg("--web.listen-address=127.0.0.1:9090")
             .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("prometheus runs (scripts/install-deps.sh installs it)");
-        let mut prometheus = Prometheus {
-            child,
-            addr,
+            .stderr(fs::File::create(&log).unwrap());
+        // Killed when dropped, and with the cluster's PID namespace at the
+        // latest.
+        let mut process = cluster.spawn(&mut cmd, "prometheus");
+        let log_text = || fs::read_to_string(&log).unwrap_or_default();
+        let mut last = Ok((0, String::new()));
+        let end = Instant::now() + Duration::from_secs(30);
+        while !matches!(last, Ok((200, _))) {
+            assert!(
+                process.is_running(),
+                "prometheus exited (scripts/install-deps.sh installs it): {}",
+                log_text()
+            );
+            assert!(
+                Instant::now() < end,
+                "Prometheus not ready after 30 s: {last:?}\n{}",
+                log_text()
+            );
+            thread::sleep(Duration::from_millis(100));
+            last = get_in(cluster, &pod, "http://127.0.0.1:9090/-/ready");
+        }
+        Prometheus {
+            cluster,
+            pod,
+            _process: process,
             log,
-            _dir: dir,
-        };
-        wait_until("Prometheus to be ready", Duration::from_secs(30), || {
-            if let Some(status) = prometheus.child.try_wait().unwrap() {
-                panic!("prometheus exited ({status}): {}", prometheus.log_text());
-            }
-            TcpStream::connect(addr).is_ok() && get(addr, "/-/ready").0 == 200
-        });
-        prometheus
+        }
     }
 
     fn log_text(&self) -> String {
@@ -133,7 +170,9 @@ impl Prometheus {
 
     /// An instant query through Prometheus's HTTP API: each series' value.
     fn query(&self, promql: &str) -> Vec<String> {
-        let (status, body) = get(self.addr, &format!("/api/v1/query?query={promql}"));
+        let url = format!("http://127.0.0.1:9090/api/v1/query?query={promql}");
+        let (status, body) = get_in(self.cluster, &self.pod, &url)
+            .unwrap_or_else(|e| panic!("no answer from Prometheus: {e}{}", self.log_text()));
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(r#""status":"success""#), "{body}");
         // Each series ends `"value":[<time>,"<value>"]`.
@@ -147,21 +186,71 @@ impl Prometheus {
     }
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// Prometheus, the receiver and the datagrams' sender each in a pod of a
+/// simulated cluster (network namespaces of this test's own): Prometheus
+/// scrapes the receiver's pod address over the cluster network.
 #[test]
 fn prometheus_scrapes_what_the_receiver_counts() {
-    let receiver = Receiver::start("metrics-prometheus", &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&receiver);
-    let prometheus = Prometheus::start("metrics-prometheus", addr);
+    let mut cluster = Cluster::new("metrics-prometheus");
+    // Prometheus looks up its host's name at start: a cluster DNS answers
+    // at once, where no DNS would cost it minutes of timeouts.
+    cluster.start_dns(5);
+    let pod = cluster.add_pod(&format!("{STATEFULSET}-0"), &[pod_ip(0)]);
+    let log = cluster.dir.join("receiver.log");
+    let stderr = cluster.dir.join("receiver.err");
+    let mut cmd = cluster.command(&pod, bin_path("receiver"));
+    cmd.args(["--metrics", &format!("0.0.0.0:{METRICS_PORT}")])
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(fs::File::create(&stderr).unwrap());
+    let process = cluster.spawn(&mut cmd, "receiver");
+    let receiver = ReceiverPod {
+        pod,
+        process,
+        log,
+        stderr,
+    };
+    cluster.wait_ready(&receiver);
+    let sender = cluster.add_pod("sender-app", &[sender_ip()]);
+    let target = SocketAddr::new(pod_ip(0), METRICS_PORT);
+    let prometheus = Prometheus::start(&mut cluster, target);
+    let cluster = prometheus.cluster;
+
     let count = 500;
-    send_all(receiver.port, count);
-    receiver.wait_lines(count);
+    // Paced, so no datagram waits on the neighbour (ARP) entry or a full
+    // buffer: a drop fails the zero-drops check below.
+    const SEND: &str = "import socket, sys, time\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        for i in range(int(sys.argv[3])):\n\
+        \x20   s.sendto(b'datagram %d' % i, (sys.argv[1], int(sys.argv[2])))\n\
+        \x20   if i % 50 == 0: time.sleep(0.02)\n";
+    let out = output_within(
+        cluster.command(&sender, "python3").args([
+            "-c",
+            SEND,
+            &pod_ip(0).to_string(),
+            &UDP_PORT.to_string(),
+            &count.to_string(),
+        ]),
+        Duration::from_secs(15),
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_until(
+        &format!("{count} log lines"),
+        Duration::from_secs(10),
+        || receiver.log_text().lines().count() >= count,
+    );
+    let messages = support::info_messages(&receiver.log_text());
+    assert_eq!(messages.len(), count, "nothing lost, nothing extra");
+    for (i, message) in messages.iter().enumerate() {
+        let from = format!("('{SENDER_IP}', ");
+        assert!(
+            message.starts_with(&format!(
+                "Message from Client:b'datagram {i}' Client IP Address:{from}"
+            )),
+            "{message}"
+        );
+    }
+
     let want = count.to_string();
     let mut seen = vec![];
     wait_until(

@@ -146,8 +146,15 @@ fn metrics_count_what_was_forwarded_and_promtool_finds_them_clean() {
         relay.send(&vec![b'x'; size]);
         assert_eq!(pod.recv(&mut buf).expect("the copy arrives"), size);
     }
-    let (status, text) = http_get(addr, "/metrics");
-    assert_eq!(status, 200, "{text}");
+    // A copy can arrive before the relay has counted it: wait for the
+    // count, then every number must be exact.
+    let mut text = String::new();
+    wait_until("5 copies counted", Duration::from_secs(5), || {
+        let (status, body) = http_get(addr, "/metrics");
+        assert_eq!(status, 200, "{body}");
+        text = body;
+        sample(&text, "udp_headless_relay_copies_sent_total") >= sizes.len() as u64
+    });
     let bytes: usize = sizes.iter().sum();
     for (name, want) in [
         ("udp_headless_relay_datagrams_received_total", sizes.len()),
@@ -318,6 +325,12 @@ fn usage_errors_are_one_line_and_exit_2() {
             "$UDP_HEADLESS_LISTEN",
         ),
         (&["-s", "x", "--bogus"], &[], "unknown option '--bogus'"),
+        (&["-s", "x", "--metrics", "9102"], &[], "--metrics: '9102'"),
+        (
+            &["-s", "x"],
+            &[("UDP_HEADLESS_METRICS", "localhost")],
+            "$UDP_HEADLESS_METRICS",
+        ),
     ];
     for (args, env, want) in cases {
         let out = bin("relay")
@@ -345,6 +358,20 @@ fn listen_address_in_use_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on UDP"));
+}
+
+#[test]
+fn metrics_address_in_use_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = bin("relay")
+        .args(["-s", "127.0.0.1", "--listen", &listen, "--metrics", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot serve metrics on TCP"), "{err}");
 }
 
 // ---- In the simulated cluster ----

@@ -72,6 +72,58 @@ pub static DUPLICATES_SUPPRESSED: Counter = Counter::new(
     "Copies of confirmed messages already logged (a sender's retries), not logged again.",
 );
 
+/// A number that goes up and down, set by whoever knows it.
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Gauge {
+    pub const fn new(name: &'static str, help: &'static str) -> Gauge {
+        Gauge {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set(&self, value: u64) {
+        self.value.store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+// The relay's own names: a dashboard must not add its datagrams to the
+// receivers' (the same datagram is counted by both).
+pub static RELAY_DATAGRAMS_RECEIVED: Counter = Counter::new(
+    "udp_headless_relay_datagrams_received_total",
+    "Datagrams that arrived at the relay.",
+);
+pub static RELAY_BYTES_RECEIVED: Counter = Counter::new(
+    "udp_headless_relay_bytes_received_total",
+    "Payload bytes of the datagrams that arrived at the relay.",
+);
+pub static RELAY_COPIES_SENT: Counter = Counter::new(
+    "udp_headless_relay_copies_sent_total",
+    "Copies the relay sent to pods (one per pod per datagram).",
+);
+pub static RELAY_SEND_ERRORS: Counter = Counter::new(
+    "udp_headless_relay_send_errors_total",
+    "Copies the relay failed to send.",
+);
+pub static RELAY_DATAGRAMS_DROPPED: Counter = Counter::new(
+    "udp_headless_relay_datagrams_dropped_total",
+    "Datagrams the relay dropped because the service had no pods.",
+);
+pub static RELAY_PODS: Gauge = Gauge::new(
+    "udp_headless_relay_pods",
+    "Pods the relay forwards to now (its own address left out).",
+);
+
 /// The inode of the socket the datagrams arrive on, once bound (0 before):
 /// where `udp_headless_socket_drops_total` is read from.
 static RECEIVING_SOCKET: AtomicU64 = AtomicU64::new(0);
@@ -94,24 +146,30 @@ pub fn receiver() -> Registry {
     Registry::new()
         .counter(&DATAGRAMS_RECEIVED)
         .counter(&BYTES_RECEIVED)
-        .read_counter(
-            "udp_headless_socket_drops_total",
-            "Datagrams the kernel dropped at the receiving socket (mostly: its receive buffer was full).",
-            || match RECEIVING_SOCKET.load(Ordering::Relaxed) {
-                0 => None,
-                inode => udp_socket_drops(inode),
-            },
-        )
+        .socket_drops()
         .counter(&LOG_WRITE_ERRORS)
         .counter(&ACKS_SENT)
         .counter(&DUPLICATES_SUPPRESSED)
         .counter(&SEQUENCE_GAPS)
 }
 
+/// What `relay --metrics` exposes.
+pub fn relay() -> Registry {
+    Registry::new()
+        .counter(&RELAY_DATAGRAMS_RECEIVED)
+        .counter(&RELAY_BYTES_RECEIVED)
+        .socket_drops()
+        .counter(&RELAY_COPIES_SENT)
+        .counter(&RELAY_SEND_ERRORS)
+        .counter(&RELAY_DATAGRAMS_DROPPED)
+        .gauge(&RELAY_PODS)
+}
+
 type Read = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 enum Source {
     Counter(&'static Counter),
+    Gauge(&'static Gauge),
     /// Read when scraped (a number the kernel keeps); no sample if None.
     Read(Read),
     /// A constant 1 carrying labels, like `build_info`.
@@ -156,6 +214,28 @@ impl Registry {
         self
     }
 
+    pub fn gauge(mut self, gauge: &'static Gauge) -> Registry {
+        self.families.push(Family {
+            name: gauge.name,
+            help: gauge.help,
+            kind: "gauge",
+            source: Source::Gauge(gauge),
+        });
+        self
+    }
+
+    /// The kernel's drop count of the socket given to [`watch_drops_of`].
+    fn socket_drops(self) -> Registry {
+        self.read_counter(
+            "udp_headless_socket_drops_total",
+            "Datagrams the kernel dropped at the receiving socket (mostly: its receive buffer was full).",
+            || match RECEIVING_SOCKET.load(Ordering::Relaxed) {
+                0 => None,
+                inode => udp_socket_drops(inode),
+            },
+        )
+    }
+
     /// A counter someone else keeps (the kernel), read at each scrape.
     pub fn read_counter(
         mut self,
@@ -193,6 +273,7 @@ impl Registry {
         for family in &self.families {
             let sample = match &family.source {
                 Source::Counter(counter) => Some((String::new(), counter.get())),
+                Source::Gauge(gauge) => Some((String::new(), gauge.get())),
                 Source::Read(read) => read().map(|value| (String::new(), value)),
                 Source::Info(labels) => Some((label_set(labels), 1)),
             };
@@ -267,12 +348,17 @@ mod tests {
         "A test's \\ counter,\ntwo lines.",
     );
 
+    static TEST_GAUGE: Gauge = Gauge::new("udp_headless_test_things", "Things now.");
+
     #[test]
     fn renders_help_type_and_sample_for_every_family() {
         TEST_COUNTER.add(41);
         TEST_COUNTER.inc();
+        TEST_GAUGE.set(9);
+        TEST_GAUGE.set(3);
         let registry = Registry::new()
             .counter(&TEST_COUNTER)
+            .gauge(&TEST_GAUGE)
             .read_counter("udp_headless_read_total", "Read at scrape.", || Some(7))
             .read_counter("udp_headless_unreadable_total", "Gone.", || None)
             .info(
@@ -288,6 +374,9 @@ mod tests {
              # HELP udp_headless_test_total A test's \\\\ counter,\\ntwo lines.\n\
              # TYPE udp_headless_test_total counter\n\
              udp_headless_test_total 42\n\
+             # HELP udp_headless_test_things Things now.\n\
+             # TYPE udp_headless_test_things gauge\n\
+             udp_headless_test_things 3\n\
              # HELP udp_headless_read_total Read at scrape.\n\
              # TYPE udp_headless_read_total counter\n\
              udp_headless_read_total 7\n\
@@ -307,6 +396,11 @@ mod tests {
             &ACKS_SENT,
             &DUPLICATES_SUPPRESSED,
             &SEQUENCE_GAPS,
+            &RELAY_DATAGRAMS_RECEIVED,
+            &RELAY_BYTES_RECEIVED,
+            &RELAY_COPIES_SENT,
+            &RELAY_SEND_ERRORS,
+            &RELAY_DATAGRAMS_DROPPED,
         ] {
             assert!(counter.name.starts_with(PREFIX), "{}", counter.name);
             assert!(counter.name.ends_with("_total"), "{}", counter.name);

@@ -1,8 +1,8 @@
 //! The container images and compose.yaml, run as a cluster runs them (every
 //! container --read-only, --cap-drop ALL, no-new-privileges, like the manifests):
 //!   1. the musl binaries, then the images from them (BINARIES=host: nothing
-//!      is pulled): size < 600 KB, numeric non-root USER, labels; the IMAGE
-//!      build argument; an arm64 image from aarch64 binaries;
+//!      is pulled): size < 600 KB, numeric non-root USER, labels (receiver,
+//!      sender and relay images); the IMAGE build argument; an arm64 image from aarch64 binaries;
 //!   2. podman: 3 receivers sharing the network alias headless-udp (one as an
 //!      OpenShift-style random UID); the sender sends to headless-udp, every
 //!      receiver logs it once in the original's exact format; `podman stop`
@@ -132,6 +132,7 @@ struct Run {
     compose_project: String,
     receiver_image: String,
     sender_image: String,
+    relay_image: String,
     tmp: TempDir,
 }
 
@@ -145,6 +146,7 @@ impl Run {
             compose_project: format!("{}_compose", name.replace('-', "_")),
             receiver_image: format!("localhost/{name}/receiver:0.1.0"),
             sender_image: format!("localhost/{name}/sender:0.1.0"),
+            relay_image: format!("localhost/{name}/relay:0.1.0"),
             name,
             tmp,
         }
@@ -458,7 +460,11 @@ fn build_images(r: &Run, checks: &mut Checks) {
         .map_or("unknown".into(), |o| {
             String::from_utf8_lossy(&o.stdout).trim().to_string()
         });
-    for (target, image) in [("receiver", &r.receiver_image), ("sender", &r.sender_image)] {
+    for (target, image) in [
+        ("receiver", &r.receiver_image),
+        ("sender", &r.sender_image),
+        ("relay", &r.relay_image),
+    ] {
         let what = format!("podman build --target {target} --build-arg BINARIES=host");
         let built = r.build(&[
             "--target",
@@ -477,24 +483,26 @@ fn build_images(r: &Run, checks: &mut Checks) {
     }
 
     // Without --target (OpenShift's docker strategy has none), IMAGE picks.
-    let picked = r.image("picked-sender");
-    let built = r.build(&[
-        "--build-arg",
-        "BINARIES=host",
-        "--build-arg",
-        "IMAGE=sender",
-        "-t",
-        &picked,
-    ]);
-    let entrypoint = r.image_field(&picked, "Entrypoint");
-    checks.result(
-        "podman build --build-arg IMAGE=sender, no --target: the sender image",
-        if entrypoint == r#"["/sender"]"# {
-            Ok(())
-        } else {
-            Err(format!("entrypoint {entrypoint:?}\n{}", built.text))
-        },
-    );
+    for target in ["sender", "relay"] {
+        let picked = r.image(&format!("picked-{target}"));
+        let built = r.build(&[
+            "--build-arg",
+            "BINARIES=host",
+            "--build-arg",
+            &format!("IMAGE={target}"),
+            "-t",
+            &picked,
+        ]);
+        let entrypoint = r.image_field(&picked, "Entrypoint");
+        checks.result(
+            &format!("podman build --build-arg IMAGE={target}, no --target: the {target} image"),
+            if entrypoint == format!("[\"/{target}\"]") {
+                Ok(())
+            } else {
+                Err(format!("entrypoint {entrypoint:?}\n{}", built.text))
+            },
+        );
+    }
 
     // --platform linux/arm64 picks the aarch64 binaries (TARGETARCH); a
     // FROM scratch image builds without emulating arm64.
@@ -591,7 +599,11 @@ fn build_images(r: &Run, checks: &mut Checks) {
 
 fn check_images(r: &Run, checks: &mut Checks) {
     eprintln!("== image contents");
-    for (target, image) in [("receiver", &r.receiver_image), ("sender", &r.sender_image)] {
+    for (target, image) in [
+        ("receiver", &r.receiver_image),
+        ("sender", &r.sender_image),
+        ("relay", &r.relay_image),
+    ] {
         let size: u64 = r
             .query(&["image", "inspect", "-f", "{{.Size}}", image])
             .parse()
@@ -630,6 +642,10 @@ fn check_images(r: &Run, checks: &mut Checks) {
     checks.check(
         "receiver image exposes 12000/udp",
         r.image_field(&r.receiver_image, "ExposedPorts") == r#"{"12000/udp":{}}"#,
+    );
+    checks.check(
+        "relay image exposes 12001/udp",
+        r.image_field(&r.relay_image, "ExposedPorts") == r#"{"12001/udp":{}}"#,
     );
     checks.check(
         "sender image default CMD is [\"--idle\"]",

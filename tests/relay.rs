@@ -6,9 +6,10 @@
 mod support;
 
 use std::fs;
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 use support::*;
@@ -99,6 +100,103 @@ fn datagrams_of_0_and_65507_bytes_arrive_unchanged() {
         ),
         "{err}"
     );
+}
+
+/// `GET path` over HTTP/1.1: the status and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    (status.expect("a status"), body.to_string())
+}
+
+/// The value of the unlabelled sample `name`.
+fn sample(text: &str, name: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn metrics_count_what_was_forwarded_and_promtool_finds_them_clean() {
+    let pod = UdpSocket::bind("127.0.0.1:0").unwrap();
+    pod.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = pod.local_addr().unwrap().port();
+    let relay = LoopRelay::start("metrics", "127.0.0.1", port, &["--metrics", "127.0.0.1:0"]);
+    let log = stderr_text(&relay.stderr);
+    let addr: SocketAddr = log
+        .split_once("metrics on http://")
+        .and_then(|(_, rest)| rest.split_once("/metrics"))
+        .map(|(addr, _)| addr.parse().unwrap())
+        .unwrap_or_else(|| panic!("no metrics address in\n{log}"));
+    assert_eq!(http_get(addr, "/readyz"), (200, "ok\n".into()));
+    assert_eq!(http_get(addr, "/livez"), (200, "ok\n".into()));
+    let sizes = [0usize, 1, 100, 1400, 7];
+    let mut buf = vec![0; 65_536];
+    for size in sizes {
+        relay.send(&vec![b'x'; size]);
+        assert_eq!(pod.recv(&mut buf).expect("the copy arrives"), size);
+    }
+    // A copy can arrive before the relay has counted it: wait for the
+    // count, then every number must be exact.
+    let mut text = String::new();
+    wait_until("5 copies counted", Duration::from_secs(5), || {
+        let (status, body) = http_get(addr, "/metrics");
+        assert_eq!(status, 200, "{body}");
+        text = body;
+        sample(&text, "udp_headless_relay_copies_sent_total") >= sizes.len() as u64
+    });
+    let bytes: usize = sizes.iter().sum();
+    for (name, want) in [
+        ("udp_headless_relay_datagrams_received_total", sizes.len()),
+        ("udp_headless_relay_bytes_received_total", bytes),
+        ("udp_headless_relay_copies_sent_total", sizes.len()),
+        ("udp_headless_relay_send_errors_total", 0),
+        ("udp_headless_relay_datagrams_dropped_total", 0),
+        ("udp_headless_relay_pods", 1),
+        ("udp_headless_socket_drops_total", 0),
+    ] {
+        assert_eq!(sample(&text, name) as usize, want, "{name} in\n{text}");
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let info = format!("udp_headless_build_info{{version=\"{version}\"}} 1");
+    assert!(text.lines().any(|l| l == info), "{text}");
+    // Only build_info has labels: nothing grows with pods.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            !line.contains('{') || line.starts_with("udp_headless_build_info{"),
+            "{line}"
+        );
+    }
+    assert!(
+        text.contains("# TYPE udp_headless_relay_pods gauge\n"),
+        "{text}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/install-deps.sh installs it)");
+    let mut stdin = promtool.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    let out = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}\n{text}");
+    assert_eq!(said, "", "{text}");
+    let (code, err) = relay.stop("TERM");
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]
@@ -227,6 +325,12 @@ fn usage_errors_are_one_line_and_exit_2() {
             "$UDP_HEADLESS_LISTEN",
         ),
         (&["-s", "x", "--bogus"], &[], "unknown option '--bogus'"),
+        (&["-s", "x", "--metrics", "9102"], &[], "--metrics: '9102'"),
+        (
+            &["-s", "x"],
+            &[("UDP_HEADLESS_METRICS", "localhost")],
+            "$UDP_HEADLESS_METRICS",
+        ),
     ];
     for (args, env, want) in cases {
         let out = bin("relay")
@@ -254,6 +358,20 @@ fn listen_address_in_use_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on UDP"));
+}
+
+#[test]
+fn metrics_address_in_use_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = bin("relay")
+        .args(["-s", "127.0.0.1", "--listen", &listen, "--metrics", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot serve metrics on TCP"), "{err}");
 }
 
 // ---- In the simulated cluster ----

@@ -10,7 +10,11 @@ use std::time::Duration;
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::discover::{self, Family};
 use udp_headless::membership::{self, Cache, Event, Watch};
-use udp_headless::{exit, frame, log_line, readiness, signals, socket};
+use udp_headless::metrics::{
+    self, RELAY_BYTES_RECEIVED, RELAY_COPIES_SENT, RELAY_DATAGRAMS_DROPPED,
+    RELAY_DATAGRAMS_RECEIVED, RELAY_PODS, RELAY_SEND_ERRORS,
+};
+use udp_headless::{exit, frame, http, log_line, readiness, signals, socket};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('s', "service"),
@@ -51,13 +55,18 @@ Options (the environment variable is used when the option is not given):
                         client's address and port: `receiver` logs the
                         client, not the relay, as the source (any other
                         UDP receiver gets the frame's header too)
+      --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
+                        serve Prometheus /metrics, /livez and
+                        /readyz over HTTP there (e.g. [::]:9102);
+                        /readyz says 503 until the UDP socket is bound
       --check           exit 0 if a relay (any UDP socket) is bound on the
                         listen port in this network namespace, else 1
   -h, --help            print this help
   -V, --version         print the version
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a relay;
-1 could not listen or open a socket, or --check found none; 2 usage error.
+1 could not listen, serve metrics or open a socket, or --check found
+none; 2 usage error.
 ";
 
 const DEFAULT_LISTEN: &str = "[::]:12001";
@@ -71,6 +80,7 @@ struct Options {
     refresh: Option<Duration>,
     rcvbuf: usize,
     frame: bool,
+    metrics: Option<SocketAddr>,
 }
 
 enum Mode {
@@ -97,6 +107,19 @@ fn run() -> i32 {
         eprintln!("relay: cannot handle SIGTERM/SIGINT: {e}");
         return exit::FAILURE;
     }
+    let mut endpoints = None;
+    if let Some(addr) = options.metrics {
+        match http::start(addr, metrics::relay()) {
+            Ok((started, local)) => {
+                info(&format!("metrics on http://{local}/metrics"));
+                endpoints = Some(started);
+            }
+            Err(e) => {
+                eprintln!("relay: cannot serve metrics on TCP {addr}: {e}");
+                return exit::FAILURE;
+            }
+        }
+    }
     let bound = if options.listen == DEFAULT_LISTEN.parse().expect("a valid default") {
         // Falls back to IPv4 where the kernel has no IPv6.
         socket::bind_all_addresses(options.listen.port())
@@ -112,6 +135,12 @@ fn run() -> i32 {
     };
     if let Err(e) = socket::set_receive_buffer(&listen, options.rcvbuf) {
         warn(&format!("cannot set the receive buffer: {e}"));
+    }
+    if let Some(endpoints) = endpoints {
+        if let Err(e) = metrics::watch_drops_of(&listen) {
+            warn(&format!("socket drops will not be counted: {e}"));
+        }
+        endpoints.set_ready();
     }
     // Unconnected, one per family; pods of the other family may not exist.
     let out = Out {
@@ -146,10 +175,13 @@ fn run() -> i32 {
         buffer: Vec::with_capacity(65_536),
     });
     match forward(&listen, &out, &mut watch, framing) {
-        Ok(counts) => {
+        Ok(()) => {
             info(&format!(
                 "stopped: {} datagrams in, {} copies sent, {} dropped with no pods, {} sends failed",
-                counts.received, counts.sent, counts.dropped, counts.failed
+                RELAY_DATAGRAMS_RECEIVED.get(),
+                RELAY_COPIES_SENT.get(),
+                RELAY_DATAGRAMS_DROPPED.get(),
+                RELAY_SEND_ERRORS.get()
             ));
             exit::OK
         }
@@ -182,6 +214,9 @@ fn start_membership(options: &Options, listen: SocketAddr, started: Arc<AtomicBo
     membership::spawn(cache, move |event| {
         let first_count =
             matches!(event, Event::Changed { .. }) && !started.load(Ordering::Acquire);
+        if let Event::Changed { after, .. } = event {
+            RELAY_PODS.set(after as u64);
+        }
         if let (Some((level, line)), false) = (membership::describe(&event), first_count) {
             log_line::to_stderr(level, &line);
         }
@@ -191,14 +226,6 @@ fn start_membership(options: &Options, listen: SocketAddr, started: Arc<AtomicBo
 struct Out {
     v4: Option<UdpSocket>,
     v6: Option<UdpSocket>,
-}
-
-#[derive(Default)]
-struct Counts {
-    received: u64,
-    sent: u64,
-    dropped: u64,
-    failed: u64,
 }
 
 /// The main loop: receive, send a copy to each pod, until stopped.
@@ -214,12 +241,11 @@ fn forward(
     out: &Out,
     watch: &mut Watch,
     mut framing: Option<Framing>,
-) -> Result<Counts, String> {
+) -> Result<(), String> {
     // Bounds how long a blocked recv can miss a stop request.
     listen
         .set_read_timeout(Some(Duration::from_millis(500)))
         .map_err(|e| format!("the socket failed: {e}"))?;
-    let mut counts = Counts::default();
     let mut datagram = vec![0u8; 65_536];
     let mut targets = Targets::default();
     let mut failing = false;
@@ -247,12 +273,14 @@ fn forward(
             }
         };
         receive_failures = 0;
-        counts.received += 1;
+        // Relaxed adds (metrics::Counter), one of each per datagram.
+        RELAY_DATAGRAMS_RECEIVED.inc();
+        RELAY_BYTES_RECEIVED.add(len as u64);
         let generation = watch.generation();
         let pods = watch.current();
         targets.follow(pods, generation);
         if pods.addrs.is_empty() {
-            counts.dropped += 1;
+            RELAY_DATAGRAMS_DROPPED.inc();
             if !said_dropping {
                 said_dropping = true;
                 warn("no pods to forward to: dropping datagrams (counted) until there are");
@@ -260,7 +288,7 @@ fn forward(
             continue;
         }
         said_dropping = false;
-        let mut all_sent = true;
+        let (mut sent, mut failed) = (0, 0);
         let payload = match &mut framing {
             Some(framing) => {
                 framing.id.seq += 1;
@@ -276,10 +304,9 @@ fn forward(
                 (None, None) => Err(std::io::Error::other("no socket of that address family")),
             };
             match result {
-                Ok(_) => counts.sent += 1,
+                Ok(_) => sent += 1,
                 Err(e) => {
-                    counts.failed += 1;
-                    all_sent = false;
+                    failed += 1;
                     // One warning per streak of failures, not per datagram.
                     if !failing {
                         warn(&format!(
@@ -290,11 +317,14 @@ fn forward(
                 }
             }
         }
-        if all_sent {
+        RELAY_COPIES_SENT.add(sent);
+        if failed == 0 {
             failing = false;
+        } else {
+            RELAY_SEND_ERRORS.add(failed);
         }
     }
-    Ok(counts)
+    Ok(())
 }
 
 /// Connected sockets per pod, at most this many: a connected socket skips
@@ -371,6 +401,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut rcvbuf = None;
     let mut check = false;
     let mut frame = false;
+    let mut metrics = None;
     while let Some(arg) = parser.next()? {
         match arg.name(SHORT_OPTIONS) {
             Some("service") => service = Some(parser.text()?),
@@ -379,6 +410,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("family") => family = Some(parser.text()?),
             Some("refresh") => refresh = Some(parser.text()?),
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
+            Some("metrics") => metrics = Some(parser.text()?),
             Some("check") => {
                 parser.flag()?;
                 check = true;
@@ -423,6 +455,13 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_count(&text, &from)? as usize,
         None => DEFAULT_RCVBUF,
     };
+    let metrics = match args::option_or_env(metrics, "--metrics", "UDP_HEADLESS_METRICS")? {
+        Some((text, from)) => Some(
+            text.parse::<SocketAddr>()
+                .map_err(|_| UsageError::bad_value(&from, &text, "ADDR:PORT (like [::]:9102)"))?,
+        ),
+        None => None,
+    };
     Ok(Mode::Relay(Options {
         service,
         port,
@@ -431,5 +470,6 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         refresh,
         rcvbuf,
         frame,
+        metrics,
     }))
 }

@@ -9,12 +9,11 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::{
-    bin, bin_path, output_within, pod_ip, sender_ip, signal, wait_until, Cluster, Pod, PodProcess,
-    Receiver, ReceiverPod, SENDER_IP, STATEFULSET,
+    assert_promtool_clean, bin, bin_path, output_within, pod_ip, sender_ip, signal, wait_until,
+    Cluster, Pod, PodProcess, Receiver, ReceiverPod, SENDER_IP, STATEFULSET,
 };
 
 /// Where the receiver serves its metrics (it logs `metrics on http://ADDR/metrics`).
@@ -296,23 +295,7 @@ fn promtool_finds_the_exposition_clean() {
         assert!(text.contains(&format!("# HELP {family} ")), "{text}");
         assert!(text.contains(&format!("# TYPE {family} ")), "{text}");
     }
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (scripts/install-deps.sh installs it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{said}\n{text}");
-    assert_eq!(said, "", "{text}");
+    assert_promtool_clean(&text);
 }
 
 #[test]

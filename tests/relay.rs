@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 use support::*;
@@ -181,20 +181,7 @@ fn metrics_count_what_was_forwarded_and_promtool_finds_them_clean() {
         text.contains("# TYPE udp_headless_relay_pods gauge\n"),
         "{text}"
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (scripts/install-deps.sh installs it)");
-    let mut stdin = promtool.stdin.take().unwrap();
-    stdin.write_all(text.as_bytes()).unwrap();
-    drop(stdin);
-    let out = promtool.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{said}\n{text}");
-    assert_eq!(said, "", "{text}");
+    assert_promtool_clean(&text);
     let (code, err) = relay.stop("TERM");
     assert_eq!(code, Some(0), "{err}");
 }
@@ -290,16 +277,7 @@ fn sigterm_stops_it_with_exit_0_also_as_pid_1() {
         .stderr(Stdio::null())
         .spawn()
         .expect("cannot run unshare (util-linux)");
-    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
-    let mut pid1 = 0;
-    wait_until("the relay as PID 1", Duration::from_secs(5), || {
-        pid1 = fs::read_to_string(&children)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        pid1 != 0
-    });
+    let pid1 = pid1_under(&unshare, "the relay as PID 1");
     wait_for_handler(pid1, 15);
     signal(pid1, "TERM");
     assert_eq!(

@@ -579,16 +579,7 @@ fn sigterm_ends_a_sender_waiting_on_stdin_at_once_also_as_pid_1() {
         .stdin(Stdio::piped())
         .spawn()
         .expect("cannot run unshare (util-linux)");
-    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
-    let mut pid1 = 0;
-    wait_until("the sender as PID 1", Duration::from_secs(5), || {
-        pid1 = fs::read_to_string(&children)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        pid1 != 0
-    });
+    let pid1 = pid1_under(&unshare, "the sender as PID 1");
     wait_for_handler(pid1, 15);
     signal(pid1, "TERM");
     assert_eq!(

@@ -213,6 +213,41 @@ fn send_signal(pid: u32, name: &str) -> i32 {
 }
 
 /// Waits (a bounded time) for `child` to end; its exit status.
+/// The pid of the program that `unshare --pid --fork` (`unshare`, the
+/// child) runs as PID 1 of its namespace, once it has started.
+pub fn pid1_under(unshare: &Child, what: &str) -> u32 {
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    let mut pid1 = 0;
+    wait_until(what, Duration::from_secs(5), || {
+        pid1 = fs::read_to_string(&children)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        pid1 != 0
+    });
+    pid1
+}
+
+/// Asserts `promtool check metrics` finds the exposition `text` clean: exit
+/// 0 and not a word of complaint.
+pub fn assert_promtool_clean(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/install-deps.sh installs it)");
+    let mut stdin = promtool.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    let out = promtool.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}\n{text}");
+    assert_eq!(said, "", "{text}");
+}
+
 pub fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
     wait_until(what, Duration::from_secs(5), || {
         child.try_wait().unwrap().is_some()

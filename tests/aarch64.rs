@@ -87,12 +87,12 @@ fn start_receiver(receiver: &Path, test: &str) -> (TempDir, String, Running) {
             .unwrap_or_else(|e| panic!("{QEMU} runs (apt install qemu-user-static): {e}")),
     );
     let check = || {
-        qemu(receiver)
-            .args(["--check", "--port", &port])
-            .output()
-            .unwrap()
-            .status
-            .success()
+        output_within(
+            qemu(receiver).args(["--check", "--port", &port]),
+            Duration::from_secs(20),
+        )
+        .status
+        .success()
     };
     wait_until("the aarch64 receiver", Duration::from_secs(10), check);
     (dir, port, child)

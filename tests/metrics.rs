@@ -126,6 +126,8 @@ impl<'a> Prometheus<'a> {
         )
         .unwrap();
         let log = cluster.dir.join("prometheus.log");
+        // One file, one offset: two handles would overwrite each other.
+        let log_file = fs::File::create(&log).unwrap();
         let mut cmd = cluster.command(&pod, "prometheus");
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -133,8 +135,8 @@ impl<'a> Prometheus<'a> {
                 cluster.dir.join("prometheus-data").display()
             ))
             .arg("--web.listen-address=127.0.0.1:9090")
-            .stdout(fs::File::create(&log).unwrap())
-            .stderr(fs::File::create(&log).unwrap());
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
         // Killed when dropped, and with the cluster's PID namespace at the
         // latest.
         let mut process = cluster.spawn(&mut cmd, "prometheus");

@@ -14,6 +14,9 @@ use std::thread::sleep;
 use std::time::Duration;
 use support::*;
 
+/// Deadline for a relay or sender run that should end at once.
+const LIMIT: Duration = Duration::from_secs(20);
+
 fn stderr_text(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
 }
@@ -246,12 +249,12 @@ fn every_line_it_logs_has_the_log_format_and_none_is_per_datagram() {
     }
     let listen = relay.listen;
     let check = |port: u16| {
-        bin("relay")
-            .args(["--check", "--listen", &format!("[::]:{port}")])
-            .output()
-            .unwrap()
-            .status
-            .code()
+        output_within(
+            bin("relay").args(["--check", "--listen", &format!("[::]:{port}")]),
+            LIMIT,
+        )
+        .status
+        .code()
     };
     assert_eq!(check(listen), Some(0), "bound: ready");
     let (code, err) = relay.stop("TERM");
@@ -309,20 +312,30 @@ fn usage_errors_are_one_line_and_exit_2() {
             &[("UDP_HEADLESS_METRICS", "localhost")],
             "$UDP_HEADLESS_METRICS",
         ),
+        // --check reads only --listen (or the environment): anything
+        // else, even valid, is a mistake.
+        (&["--check", "--frame"], &[], "not '--frame'"),
+        (&["--check", "-s", "x"], &[], "not '-s'"),
+        (
+            &["--check", "--listen", "[::]:12001", "--metrics", "nope"],
+            &[],
+            "not '--metrics'",
+        ),
     ];
     for (args, env, want) in cases {
-        let out = bin("relay")
-            .args(*args)
-            .env_remove("UDP_HEADLESS_SERVICE")
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
+        let out = output_within(
+            bin("relay")
+                .args(*args)
+                .env_remove("UDP_HEADLESS_SERVICE")
+                .envs(env.iter().copied()),
+            LIMIT,
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
-    let out = bin("relay").arg("--help").output().unwrap();
+    let out = output_within(bin("relay").arg("--help"), LIMIT);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("relay: "));
 }
 
@@ -330,10 +343,10 @@ fn usage_errors_are_one_line_and_exit_2() {
 fn listen_address_in_use_exits_1() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = bin("relay")
-        .args(["-s", "127.0.0.1", "--listen", &addr])
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("relay").args(["-s", "127.0.0.1", "--listen", &addr]),
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen on UDP"));
 }
@@ -343,10 +356,10 @@ fn metrics_address_in_use_exits_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let listen = format!("127.0.0.1:{}", free_port());
-    let out = bin("relay")
-        .args(["-s", "127.0.0.1", "--listen", &listen, "--metrics", &addr])
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("relay").args(["-s", "127.0.0.1", "--listen", &listen, "--metrics", &addr]),
+        LIMIT,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot serve metrics on TCP"), "{err}");
@@ -422,12 +435,12 @@ impl Setup {
 
     /// One datagram from sender-app to the relay.
     fn send(&self, message: &str) {
-        let out = self
-            .cluster
-            .command(&self.sender, bin_path("sender"))
-            .args(["-s", RELAY_IP, "-p", RELAY_PORT, "-m", message])
-            .output()
-            .unwrap();
+        let out = output_within(
+            self.cluster
+                .command(&self.sender, bin_path("sender"))
+                .args(["-s", RELAY_IP, "-p", RELAY_PORT, "-m", message]),
+            LIMIT,
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -619,12 +632,13 @@ fn a_service_that_includes_the_relay_itself_gets_no_copy_from_it() {
         "{log}"
     );
     for _ in 0..3 {
-        let out = setup
-            .cluster
-            .command(&setup.sender, bin_path("sender"))
-            .args(["-s", RELAY_IP, "-p", "12000", "-m", "once"])
-            .output()
-            .unwrap();
+        let out = output_within(
+            setup
+                .cluster
+                .command(&setup.sender, bin_path("sender"))
+                .args(["-s", RELAY_IP, "-p", "12000", "-m", "once"]),
+            LIMIT,
+        );
         assert!(out.status.success());
     }
     wait_until("both pods to log 3 lines", Duration::from_secs(5), || {

@@ -65,8 +65,8 @@ Options (the environment variable is used when the option is not given):
   -V, --version         print the version
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a relay;
-1 could not listen, serve metrics or open a socket, or --check found
-none; 2 usage error.
+1 could not listen, open a socket or serve metrics, receiving failed
+100 times in a row, or --check found none; 2 usage error.
 ";
 
 const DEFAULT_LISTEN: &str = "[::]:12001";
@@ -402,8 +402,13 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut check = false;
     let mut frame = false;
     let mut metrics = None;
+    let mut not_for_check = None;
     while let Some(arg) = parser.next()? {
-        match arg.name(SHORT_OPTIONS) {
+        let name = arg.name(SHORT_OPTIONS);
+        if !matches!(name, Some("listen" | "check" | "help" | "version")) {
+            not_for_check.get_or_insert_with(|| arg.written());
+        }
+        match name {
             Some("service") => service = Some(parser.text()?),
             Some("port") => port = Some(parser.text()?),
             Some("listen") => listen = Some(parser.text()?),
@@ -442,6 +447,10 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         ));
     }
     if check {
+        if let Some(option) = not_for_check {
+            let why = format!("--check takes no option but --listen, not '{option}'");
+            return Err(UsageError::Invalid(why));
+        }
         return Ok(Mode::Check(listen.port()));
     }
     let service = args::service(service)?;

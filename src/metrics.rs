@@ -98,7 +98,10 @@ impl Gauge {
 }
 
 // The relay's own names: a dashboard must not add its datagrams to the
-// receivers' (the same datagram is counted by both).
+// receivers' (the same datagram is counted by both). Socket drops and
+// build_info are shared; the pod's component label tells relay and
+// receiver apart (the PodMonitor's podTargetLabels, or Prometheus's own
+// pod labels).
 pub static RELAY_DATAGRAMS_RECEIVED: Counter = Counter::new(
     "udp_headless_relay_datagrams_received_total",
     "Datagrams that arrived at the relay.",

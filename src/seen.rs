@@ -99,8 +99,9 @@ pub struct Handling<'a> {
 }
 
 impl Seen {
-    /// Plain datagrams (anything not a DATA frame, or a FORWARDED frame
-    /// from a trusted relay) are logged whole, from their source, as always.
+    /// Plain datagrams (anything not a DATA frame, and a FORWARDED frame
+    /// from a source that is not a trusted relay) are logged whole, from
+    /// their source, as always.
     pub fn handle<'a>(&mut self, datagram: &'a [u8], from: SocketAddr) -> Handling<'a> {
         match frame::parse(datagram) {
             Some(Frame::Data { id, message }) => Handling {

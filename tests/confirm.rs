@@ -569,9 +569,7 @@ impl Drop for PythonReceiver {
 #[test]
 fn usage_errors() {
     let big = "x".repeat(65_506);
-    // (arguments, environment, what stderr must name)
-    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: &[Case] = &[
+    let cases: &[UsageCase] = &[
         (
             &["-s", "x", "-m", "m", "--timeout", "1s"],
             &[],
@@ -603,21 +601,7 @@ fn usage_errors() {
             "the message is 65506 bytes; a UDP datagram holds at most 65505",
         ),
     ];
-    for (args, env, want) in cases {
-        let out = bin("sender")
-            .args(*args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = text(&out.stderr);
-        assert!(
-            err.starts_with("sender: ") && err.contains(want),
-            "{args:?}: {err}"
-        );
-        assert!(out.stdout.is_empty());
-    }
+    assert_usage_errors("sender", cases);
 }
 
 #[test]

@@ -342,17 +342,7 @@ fn bad_options_are_usage_errors_and_a_busy_port_a_failure() {
         ),
         (&["--metrics"], &[], "option '--metrics' needs a value"),
     ];
-    for (args, env, want) in cases {
-        let out = bin("receiver")
-            .args(*args)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(want), "{args:?}: {stderr}");
-    }
+    support::assert_usage_errors("receiver", cases);
 
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = busy.local_addr().unwrap();

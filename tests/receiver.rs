@@ -323,17 +323,7 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
             "--check takes no option but --port, not '--trust-relay'",
         ),
     ];
-    for (args, env, want) in cases {
-        let out = bin("receiver")
-            .args(*args)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains(want), "{args:?}: {stderr}");
-    }
+    support::assert_usage_errors("receiver", cases);
 }
 
 #[test]

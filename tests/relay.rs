@@ -322,19 +322,7 @@ fn usage_errors_are_one_line_and_exit_2() {
             "not '--metrics'",
         ),
     ];
-    for (args, env, want) in cases {
-        let out = output_within(
-            bin("relay")
-                .args(*args)
-                .env_remove("UDP_HEADLESS_SERVICE")
-                .envs(env.iter().copied()),
-            LIMIT,
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(want), "{args:?}: {err}");
-    }
+    assert_usage_errors("relay", cases);
     let out = output_within(bin("relay").arg("--help"), LIMIT);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("relay: "));
 }

@@ -216,19 +216,7 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
             "--repeat: '+2' is not a whole number",
         ),
     ];
-    for (args, env, want) in cases {
-        let out = bin("sender")
-            .args(*args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(want), "{args:?}: {err}");
-        assert_eq!(stdout(&out), "", "{args:?}");
-    }
+    assert_usage_errors("sender", cases);
 }
 
 /// Issue #8, defect 6: a non-UTF-8 service name is a usage error whether

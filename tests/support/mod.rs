@@ -395,11 +395,29 @@ pub fn received_message(payload: &[u8], from: SocketAddr) -> String {
 }
 
 /// A usage-error case: arguments, environment, what stderr must name.
-pub type UsageCase = (
-    &'static [&'static str],
-    &'static [(&'static str, &'static str)],
-    &'static str,
-);
+pub type UsageCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+/// Runs `program` once per case (arguments, environment, what stderr must
+/// name): each is a usage error, exit 2, one line on stderr that starts
+/// with the program's name, nothing on stdout.
+pub fn assert_usage_errors(program: &str, cases: &[UsageCase]) {
+    for (args, env, want) in cases {
+        let out = output_within(
+            bin(program)
+                .args(*args)
+                .env_remove("UDP_HEADLESS_SERVICE")
+                .envs(env.iter().copied())
+                .stdin(Stdio::null()),
+            Duration::from_secs(20),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with(&format!("{program}: ")), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: {err}");
+    }
+}
 
 // ---------------------------------------------------------------- cluster
 

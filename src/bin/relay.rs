@@ -53,8 +53,9 @@ Options (the environment variable is used when the option is not given):
                         [4194304]; capped at net.core.rmem_max
       --frame           send each copy as a forwarded frame carrying the
                         client's address and port: `receiver` logs the
-                        client, not the relay, as the source (any other
-                        UDP receiver gets the frame's header too)
+                        client, not the relay, as the source, if started
+                        with --trust-relay naming the relay's addresses
+                        (any other UDP receiver gets the frame's header too)
       --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102);

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::{
-    assert_promtool_clean, bin, bin_path, output_within, pod_ip, sender_ip, signal, wait_until,
-    Cluster, Pod, PodProcess, Receiver, ReceiverPod, SENDER_IP, STATEFULSET,
+    assert_promtool_clean, bin, http, http_get, output_within, pod_ip, sender_ip, signal,
+    wait_until, Cluster, Pod, PodProcess, Receiver, SENDER_IP, STATEFULSET,
 };
 
 /// Where the receiver serves its metrics (it logs `metrics on http://ADDR/metrics`).
@@ -30,29 +30,8 @@ fn metrics_addr(receiver: &Receiver) -> SocketAddr {
     addr.unwrap()
 }
 
-/// One HTTP exchange: the status and the body.
-fn http(addr: SocketAddr, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
-    (status.expect("a status"), body.to_string())
-}
-
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    http(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
-    )
-}
-
 fn scrape(addr: SocketAddr) -> String {
-    let (status, body) = get(addr, "/metrics");
+    let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -197,20 +176,8 @@ fn prometheus_scrapes_what_the_receiver_counts() {
     // at once, where no DNS would cost it minutes of timeouts.
     cluster.start_dns(5);
     let pod = cluster.add_pod(&format!("{STATEFULSET}-0"), &[pod_ip(0)]);
-    let log = cluster.dir.join("receiver.log");
-    let stderr = cluster.dir.join("receiver.err");
-    let mut cmd = cluster.command(&pod, bin_path("receiver"));
-    cmd.args(["--metrics", &format!("0.0.0.0:{METRICS_PORT}")])
-        .stdout(fs::File::create(&log).unwrap())
-        .stderr(fs::File::create(&stderr).unwrap());
-    let process = cluster.spawn(&mut cmd, "receiver");
-    let receiver = ReceiverPod {
-        pod,
-        process,
-        log,
-        stderr,
-    };
-    cluster.wait_ready(&receiver);
+    let metrics = format!("0.0.0.0:{METRICS_PORT}");
+    let receiver = cluster.start_receiver_with(pod, &["--metrics", &metrics]);
     let sender = cluster.add_pod("sender-app", &[sender_ip()]);
     let target = SocketAddr::new(pod_ip(0), METRICS_PORT);
     let prometheus = Prometheus::start(&mut cluster, target);

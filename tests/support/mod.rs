@@ -397,6 +397,29 @@ pub fn received_message(payload: &[u8], from: SocketAddr) -> String {
 /// A usage-error case: arguments, environment, what stderr must name.
 pub type UsageCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
+/// One HTTP exchange (the server closes after one answer): the status and
+/// the body.
+pub fn http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    (status.expect("a status"), body.to_string())
+}
+
+/// `GET path` over HTTP/1.1: the status and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+}
+
 /// Runs `program` once per case (arguments, environment, what stderr must
 /// name): each is a usage error, exit 2, one line on stderr that starts
 /// with the program's name, nothing on stdout.
@@ -738,10 +761,16 @@ impl Cluster {
     /// Starts `receiver` (the tests' build) as the pod's main process, its
     /// stdout the pod's log, and waits for its readiness probe.
     pub fn start_receiver(&self, pod: Pod) -> ReceiverPod {
+        self.start_receiver_with(pod, &[])
+    }
+
+    /// `start_receiver`, with these options.
+    pub fn start_receiver_with(&self, pod: Pod, args: &[&str]) -> ReceiverPod {
         let log = self.dir.join(format!("{}.log", pod.name));
         let stderr = self.dir.join(format!("{}.err", pod.name));
         let mut cmd = self.command(&pod, bin_path("receiver"));
-        cmd.stdout(fs::File::create(&log).unwrap())
+        cmd.args(args)
+            .stdout(fs::File::create(&log).unwrap())
             .stderr(fs::File::create(&stderr).unwrap());
         let process = self.spawn(&mut cmd, "receiver");
         let receiver = ReceiverPod {

@@ -855,15 +855,21 @@ fn a_dead_pod_is_named_and_the_others_confirm() {
     check_delivery(&receivers, b"anyone", sender_ip()).unwrap();
 }
 
+/// A second pod, ready in DNS, with no receiver: it never confirms.
+fn dead_pod(c: &mut Cluster) -> Pod {
+    let dead = c.add_pod(&format!("{STATEFULSET}-1"), &[pod_ip(1)]);
+    c.publish(&dead);
+    c.wait_dns(2);
+    dead
+}
+
 /// While the sender waits (for a pod with no receiver), a new pod becomes
 /// ready: it gets the message and confirms. Then the dead pod leaves DNS:
 /// it is no longer waited for, and the sender ends with all confirmed.
 #[test]
 fn a_pod_that_joins_during_the_retries_confirms_and_one_that_leaves_is_not_waited_for() {
     let (mut c, receivers, sender) = cluster("confirm-join", 1);
-    let dead = c.add_pod(&format!("{STATEFULSET}-1"), &[pod_ip(1)]);
-    c.publish(&dead);
-    c.wait_dns(2);
+    let dead = dead_pod(&mut c);
     let child = confirm_sender(&c, &sender, &["-m", "join", "-t", "20s"]);
     wait_delivery(&receivers, b"join", sender_ip());
     let joined = c.receiver_pod(2);
@@ -892,9 +898,7 @@ fn a_pod_that_joins_during_the_retries_confirms_and_one_that_leaves_is_not_waite
 #[test]
 fn a_silent_dns_server_neither_holds_up_the_timeout_nor_piles_up_threads() {
     let (mut c, receivers, sender) = cluster("confirm-dns-down", 1);
-    let dead = c.add_pod(&format!("{STATEFULSET}-1"), &[pod_ip(1)]);
-    c.publish(&dead);
-    c.wait_dns(2);
+    dead_pod(&mut c);
     let started = std::time::Instant::now();
     let mut child = confirm_sender(&c, &sender, &["-m", "quiet", "-t", "3s"]);
     let pid = child_of(&mut child, "sender");

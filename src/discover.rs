@@ -11,10 +11,9 @@
 //! such name" from "no ready pods" from "DNS unreachable", which
 //! getaddrinfo's message cannot.
 //!
-//! The system resolver runs on a thread of its own. If it has not answered
-//! within `HEAD_START`, the answer is likely large (or DNS slow), and our
-//! own lookup starts meanwhile instead of after it; and nothing waits past
-//! `TIME_LIMIT`.
+//! The system resolver runs on a thread of its own while ours asks DNS: a
+//! large answer, which needs both, costs one lookup's time, not two; and
+//! nothing waits past `TIME_LIMIT`.
 
 use crate::args::UsageError;
 use crate::dns::{self, LookupError, RecordType};
@@ -123,14 +122,8 @@ impl fmt::Display for DiscoverError {
 /// minutes, for instance over a TCP connection that a NetworkPolicy drops.
 pub const TIME_LIMIT: Duration = Duration::from_secs(30);
 
-/// How long the system resolver has alone before we ask DNS in parallel.
-/// A small Service's answer (one UDP exchange) comes well within it, so
-/// DNS sees no extra query; a large one (UDP, truncated, then TCP, then
-/// thousands of records) does not, and we need our own answer then anyway.
-pub const HEAD_START: Duration = Duration::from_millis(1);
-
 /// Set once a name needed our own lookup: later rounds (`--repeat`, stdin
-/// lines) ask DNS at once instead of after the head start.
+/// lines, the relay's refreshes) ask over TCP at once.
 static LARGE_BEFORE: AtomicBool = AtomicBool::new(false);
 
 /// Set while a system-resolver thread we stopped waiting for still runs. A
@@ -147,9 +140,6 @@ pub fn abandoned_resolver_running() -> bool {
 }
 
 /// Asks the system resolver, then applies the policy of `decide`.
-/// /etc/resolv.conf is read only when the policy will use it: to check a
-/// long answer or explain a failure (a short answer, the usual case, needs
-/// neither).
 pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, DiscoverError> {
     discover_within(service, port, family, TIME_LIMIT)
 }
@@ -196,9 +186,10 @@ pub fn discover_with(
 }
 
 /// `discover` with the system resolver, the configuration and the time
-/// limit given: the system resolver runs on a thread of its own, so that
-/// a slow one is neither waited for past `limit` nor, for a large answer,
-/// waited for before our own lookup starts.
+/// limit given. The system resolver runs on a thread of its own while
+/// this one asks DNS: a large answer, which needs both, costs the time of
+/// one lookup, not of two; and a slow resolver is not waited for past
+/// `limit`.
 pub fn discover_from(
     service: &str,
     port: u16,
@@ -208,18 +199,19 @@ pub fn discover_from(
     conf: impl FnOnce() -> Result<ResolvConf, String>,
 ) -> Result<Pods, DiscoverError> {
     let deadline = Instant::now() + limit;
-    if ABANDONED.load(Ordering::Acquire) {
-        // An IP needs no resolver (and no DNS to ask).
-        if let Ok(ip) = service.parse::<IpAddr>() {
-            return pods(service, family, vec![SocketAddr::new(ip, port)]);
+    // An IP needs no resolver (and no DNS to ask).
+    if let Ok(ip) = service.parse::<IpAddr>() {
+        return pods(service, family, vec![SocketAddr::new(ip, port)]);
+    }
+    let conf = conf();
+    let ask = |large| match &conf {
+        Ok(conf) if !conf.nameservers.is_empty() => {
+            Some(ask_dns(conf, service, family, deadline, large))
         }
-        let conf = conf();
-        let ours = match &conf {
-            Ok(conf) if !conf.nameservers.is_empty() => {
-                Some(ask_dns(conf, service, family, deadline, true))
-            }
-            _ => None,
-        };
+        _ => None,
+    };
+    if ABANDONED.load(Ordering::Acquire) {
+        let ours = ask(true);
         return decide_at(service, port, family, None, conf, ours, (deadline, limit));
     }
     let (tx, rx) = one_shot();
@@ -234,49 +226,45 @@ pub fn discover_from(
             port,
             family,
             Some(system),
-            conf(),
+            conf,
             None,
             (deadline, limit),
         );
     }
-    let head_start = if LARGE_BEFORE.load(Ordering::Relaxed) {
-        Duration::ZERO
-    } else {
-        HEAD_START.min(limit)
+    // A small Service costs DNS one more UDP exchange, made meanwhile. A
+    // name of /etc/hosts is not asked: the system resolver answers it
+    // without DNS, which may be down.
+    let ours = match in_hosts_file(Path::new(HOSTS), service) {
+        true => None,
+        false => ask(LARGE_BEFORE.load(Ordering::Relaxed)),
     };
-    let system = match rx.recv_timeout(head_start) {
-        Ok(Ok(addrs)) if addrs.len() < MAYBE_CUT => return pods(service, family, addrs),
+    let left = deadline.saturating_duration_since(Instant::now());
+    let system = match rx.recv_timeout(left) {
         Ok(answer) => Some(answer),
-        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Timeout) => {
+            rx.abandon();
+            None
+        }
         Err(RecvTimeoutError::Disconnected) => Some(Err(io::Error::other(
             "the system resolver's thread ended without an answer",
         ))),
     };
-    if system.is_some() {
-        return decide_at(
-            service,
-            port,
-            family,
-            system,
-            conf(),
-            None,
-            (deadline, limit),
-        );
-    }
-    // Slow: a large answer, or a slow DNS. Ask DNS ourselves meanwhile.
-    let conf = conf();
-    let ours = match &conf {
-        Ok(conf) if !conf.nameservers.is_empty() => {
-            Some(ask_dns(conf, service, family, deadline, true))
-        }
-        _ => None,
-    };
-    let left = deadline.saturating_duration_since(Instant::now());
-    let system = rx.recv_timeout(left).ok();
-    if system.is_none() {
-        rx.abandon();
-    }
     decide_at(service, port, family, system, conf, ours, (deadline, limit))
+}
+
+const HOSTS: &str = "/etc/hosts";
+
+/// Whether `path` (hosts(5)) names `name`; false if it cannot be read.
+fn in_hosts_file(path: &Path, name: &str) -> bool {
+    let text = std::fs::read(path).unwrap_or_default();
+    let name = name.trim_end_matches('.').as_bytes();
+    text.split(|&b| b == b'\n').any(|line| {
+        let line = line.split(|&b| b == b'#').next().unwrap_or_default();
+        let mut fields = line
+            .split(u8::is_ascii_whitespace)
+            .filter(|f| !f.is_empty());
+        fields.next().is_some() && fields.any(|f| f.eq_ignore_ascii_case(name))
+    })
 }
 
 /// Carries the resolver thread's one answer. Not `std::sync::mpsc`: a
@@ -487,8 +475,8 @@ fn complete(
 /// Pods come and go between two queries, but not all of them: answers
 /// with no address in common are about two different names.
 fn shares_an_address(system: &[SocketAddr], found: &dns::Found) -> bool {
-    let ours: HashSet<IpAddr> = found.addrs.iter().copied().collect();
-    system.iter().any(|a| ours.contains(&a.ip()))
+    let system: HashSet<IpAddr> = system.iter().map(SocketAddr::ip).collect();
+    found.addrs.iter().any(|ip| system.contains(ip))
 }
 
 /// The system resolver and our client resolved different names (a search
@@ -559,7 +547,7 @@ fn explain(
 /// Only IPv4 or only IPv6 asks for that type; `Auto` asks for AAAA only
 /// when the name has no A records, as `pick_family` prefers IPv4.
 /// `large`: the answer is likely too large for UDP (the system resolver
-/// returned 48 or more, or was slow), so TCP is asked first.
+/// returned 48 or more, now or in an earlier round), so TCP is asked first.
 fn ask_dns(
     conf: &ResolvConf,
     service: &str,
@@ -622,10 +610,15 @@ fn family_name(family: Family) -> &'static str {
     }
 }
 
-/// First occurrence of each IP wins, keeping the resolver's order.
+/// First occurrence of each IP wins, keeping the resolver's order. Sized
+/// up front: growing a set of a thousand, with musl's allocator, cost
+/// more than the rest of the merge.
 pub fn unique(addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
-    let mut seen = std::collections::HashSet::new();
-    addrs.into_iter().filter(|a| seen.insert(a.ip())).collect()
+    let addrs = addrs.into_iter();
+    let mut seen = HashSet::with_capacity(addrs.size_hint().0);
+    let mut kept = Vec::with_capacity(addrs.size_hint().0);
+    kept.extend(addrs.filter(|a| seen.insert(a.ip())));
+    kept
 }
 
 pub fn pick_family(addrs: Vec<SocketAddr>, family: Family) -> Vec<SocketAddr> {
@@ -689,6 +682,33 @@ mod tests {
         assert_eq!(gone, Err(RecvTimeoutError::Disconnected));
         // Woken by the drop, not by the timeout.
         assert!(wait.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn names_in_a_hosts_file() {
+        let path = std::env::temp_dir().join(format!("udp-headless-hosts-{}", std::process::id()));
+        let hosts = "127.0.0.1\tlocalhost\n::1 ip6-localhost ip6-loopback # both\n\
+                     # 10.0.0.9 commented\n10.0.0.1 Web.Example  db\n   \nbare-word\n";
+        std::fs::write(&path, hosts).unwrap();
+        for (name, listed) in [
+            ("localhost", true),
+            ("ip6-loopback", true),
+            ("web.example", true),
+            ("web.example.", true),
+            ("db", true),
+            ("commented", false),
+            ("both", false),
+            ("10.0.0.1", false),
+            ("bare-word", false),
+            ("headless-udp", false),
+        ] {
+            assert_eq!(in_hosts_file(&path, name), listed, "{name}");
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            !in_hosts_file(&path, "localhost"),
+            "a missing file lists nothing"
+        );
     }
 
     #[test]

@@ -194,7 +194,7 @@ pub(crate) fn follow(reply: &Reply, name: &[u8], qtype: RecordType) -> Chain {
     let mut ttl: Option<u32> = None;
     for _ in 0..MAX_CHAIN {
         let next = reply.records.iter().find_map(|r| match &r.data {
-            RecordData::Alias(target) if r.owner == name => Some((target.clone(), r.ttl)),
+            RecordData::Alias(target) if *r.owner == name[..] => Some((target.clone(), r.ttl)),
             _ => None,
         });
         match next {
@@ -206,7 +206,7 @@ pub(crate) fn follow(reply: &Reply, name: &[u8], qtype: RecordType) -> Chain {
         }
     }
     let mut addrs = Vec::new();
-    for record in reply.records.iter().filter(|r| r.owner == name) {
+    for record in reply.records.iter().filter(|r| *r.owner == name[..]) {
         let wanted = match record.data {
             RecordData::Address(ip @ IpAddr::V4(_)) => (qtype == RecordType::A).then_some(ip),
             RecordData::Address(ip @ IpAddr::V6(_)) => (qtype == RecordType::Aaaa).then_some(ip),

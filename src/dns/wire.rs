@@ -2,6 +2,7 @@
 //! network sends, so every read is bounds-checked (see the module above).
 
 use std::net::IpAddr;
+use std::rc::Rc;
 
 const HEADER_LEN: usize = 12;
 /// Longest message over TCP: its length prefix is 16 bits.
@@ -132,8 +133,8 @@ pub struct Reply {
 
 #[derive(Debug, PartialEq)]
 pub struct Record {
-    /// Wire form, lowercased.
-    pub owner: Vec<u8>,
+    /// Wire form, lowercased; shared by consecutive records of one name.
+    pub owner: Rc<[u8]>,
     /// Seconds the record may be cached.
     pub ttl: u32,
     pub data: RecordData,
@@ -213,8 +214,9 @@ pub fn parse_reply(
     // of thousands of records, and each name byte by byte, costs musl's
     // allocator more than the parse itself.
     let mut records = Vec::with_capacity(usize::from(answers).min(msg.len() / 11));
+    let mut scratch = Vec::with_capacity(MAX_NAME);
     for _ in 0..answers {
-        match read_record(msg, pos) {
+        match read_record(msg, pos, &mut scratch, records.last()) {
             Ok((record, next)) => {
                 records.extend(record);
                 pos = next;
@@ -232,8 +234,19 @@ pub fn parse_reply(
 
 /// One resource record at `pos`: the record if it is one we use, and where
 /// the next one starts.
-fn read_record(msg: &[u8], pos: usize) -> Result<(Option<Record>, usize), ReplyError> {
-    let (owner, pos) = read_name(msg, pos)?;
+/// A Service's records all have one owner: reading it into `scratch` and
+/// sharing the previous record's saves an allocation per record.
+fn read_record(
+    msg: &[u8],
+    pos: usize,
+    scratch: &mut Vec<u8>,
+    previous: Option<&Record>,
+) -> Result<(Option<Record>, usize), ReplyError> {
+    let pos = read_name_into(msg, pos, scratch)?;
+    let owner = match previous {
+        Some(previous) if *previous.owner == scratch[..] => previous.owner.clone(),
+        _ => Rc::from(&scratch[..]),
+    };
     let rtype = read_u16(msg, pos)?;
     let class = read_u16(msg, pos + 2)?;
     let ttl = u32::from(read_u16(msg, pos + 4)?) << 16 | u32::from(read_u16(msg, pos + 6)?);
@@ -280,6 +293,14 @@ fn read_record(msg: &[u8], pos: usize) -> Result<(Option<Record>, usize), ReplyE
 /// and where the bytes after it start.
 fn read_name(msg: &[u8], start: usize) -> Result<(Vec<u8>, usize), ReplyError> {
     let mut name = Vec::with_capacity(64);
+    let after = read_name_into(msg, start, &mut name)?;
+    Ok((name, after))
+}
+
+/// `read_name` into `name` (cleared first); returns where the bytes after
+/// it start.
+fn read_name_into(msg: &[u8], start: usize, name: &mut Vec<u8>) -> Result<usize, ReplyError> {
+    name.clear();
     let mut pos = start;
     let mut after = None;
     // Each pointer must point before the one followed last: a message can
@@ -294,7 +315,7 @@ fn read_name(msg: &[u8], start: usize) -> Result<(Vec<u8>, usize), ReplyError> {
         match len & 0xc0 {
             0x00 if len == 0 => {
                 name.push(0);
-                return Ok((name, after.unwrap_or(pos + 1)));
+                return Ok(after.unwrap_or(pos + 1));
             }
             0x00 => {
                 let Some(label) = msg.get(pos + 1..pos + 1 + len as usize) else {

@@ -15,7 +15,10 @@
 //!      server (dnsmasq, never forwarding) with a Kubernetes pod's
 //!      resolv.conf. Contestants: the Python sender, our static musl sender,
 //!      our glibc sender, and examples/sendto_floor.rs (sends to the same
-//!      addresses, read from a file: no resolution at all).
+//!      addresses, read from a file: no resolution at all). The 1000-pod
+//!      row again against BIND 9 (`named`, if installed): dnsmasq forks a
+//!      process per TCP query, which a threaded server such as a cluster's
+//!      CoreDNS does not.
 //!   2. receiver: 64-byte datagrams at paced rates (examples/udp_flood.rs),
 //!      every line logged to a file; lost = sent - lines in the log, and
 //!      where: the socket's drops counter in /proc/net/udp{,6}. Contestants:
@@ -393,6 +396,9 @@ struct Bench {
     seed: PathBuf,
     python: String,
     dnsmasq_bin: String,
+    /// BIND's named, if installed: a second cluster DNS for the 1000-pod
+    /// sender row, threaded like CoreDNS (dnsmasq forks per TCP query).
+    named_bin: Option<String>,
     ns: String,
     tmp: PathBuf,
     results: PathBuf,
@@ -400,14 +406,14 @@ struct Bench {
     made_etc_netns: bool,
     rmem_max_before: Option<String>,
     images: Vec<String>,
-    dnsmasq: Option<Child>,
+    dns: Option<Child>,
     children: Vec<Child>,
     samplicate: Option<PathBuf>,
 }
 
 impl Drop for Bench {
     fn drop(&mut self) {
-        for child in self.children.iter_mut().chain(self.dnsmasq.as_mut()) {
+        for child in self.children.iter_mut().chain(self.dns.as_mut()) {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -466,6 +472,13 @@ fn run(s: Settings) -> Res<()> {
     let dnsmasq = Path::new("/usr/sbin/dnsmasq");
     let dnsmasq_bin = output(Command::new("sh").args(["-c", "command -v dnsmasq"]))
         .map_or_else(|_| dnsmasq.display().to_string(), |p| p.trim().into());
+    let named_bin =
+        output(Command::new("sh").args(["-c", "command -v named || ls /usr/sbin/named"]))
+            .ok()
+            .map(|p| p.trim().to_string());
+    if named_bin.is_none() {
+        log("no named (apt install bind9): the sender's 1000-pod row against BIND is skipped");
+    }
     let seed = std::env::var_os("UDP_HEADLESS_SEED")
         .map_or_else(|| repo.join("../shared/seed"), PathBuf::from);
     for name in ["sender.py", "receiver.py"] {
@@ -502,6 +515,7 @@ fn run(s: Settings) -> Res<()> {
         seed,
         python,
         dnsmasq_bin,
+        named_bin,
         ns: format!("udpbench-{}", std::process::id()),
         results: tmp.join("results"),
         sink_log: tmp.join("sink.log"),
@@ -509,7 +523,7 @@ fn run(s: Settings) -> Res<()> {
         made_etc_netns: !Path::new("/etc/netns").exists(),
         rmem_max_before: None,
         images: vec![],
-        dnsmasq: None,
+        dns: None,
         children: vec![],
         samplicate: None,
         s,
@@ -633,7 +647,46 @@ impl Bench {
             .stdout(file(&out)?)
             .stderr(file(&out)?)
             .spawn();
-        self.dnsmasq = Some(child.map_err(|e| format!("dnsmasq: {e}"))?);
+        self.dns = Some(child.map_err(|e| format!("dnsmasq: {e}"))?);
+        self.wait_for_dns(count, &[out, self.tmp.join("dnsmasq.log")])
+    }
+
+    /// BIND 9 serving the same records from a zone file, authoritative for
+    /// cluster.local, no recursion.
+    fn start_bind(&mut self, named: &str, count: usize) -> Res<()> {
+        self.stop_dns()?;
+        let dir = self.tmp.join("named");
+        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut zone = String::from(
+            "$TTL 5\n@ SOA ns hostmaster 1 3600 600 86400 5\n@ NS ns\nns A 127.0.0.1\n",
+        );
+        for ip in read(self.ips_file(count)).lines() {
+            let _ = writeln!(zone, "{SERVICE_FQDN}. A {ip}");
+        }
+        write(&dir.join("cluster.local.zone"), zone)?;
+        let d = dir.display();
+        // BIND refuses more than 100 records of a type by default.
+        let conf = format!(
+            "options {{ directory \"{d}\"; listen-on port 53 {{ {DNS_IP}; }}; \
+             listen-on-v6 {{ none; }}; recursion no; pid-file \"{d}/named.pid\"; \
+             session-keyfile \"{d}/session.key\"; }};\n\
+             zone \"cluster.local\" {{ type primary; file \"{d}/cluster.local.zone\"; \
+             max-records-per-type 0; }};\n"
+        );
+        write(&dir.join("named.conf"), conf)?;
+        let out = dir.join("named.out");
+        let child = self
+            .ns(&format!("{named} -g -u root -c {d}/named.conf"))
+            .stdin(Stdio::null())
+            .stdout(file(&out)?)
+            .stderr(file(&out)?)
+            .spawn();
+        self.dns = Some(child.map_err(|e| format!("named: {e}"))?);
+        self.wait_for_dns(count, &[out])
+    }
+
+    /// Until the server answers with all COUNT records; else its logs.
+    fn wait_for_dns(&mut self, count: usize, logs: &[PathBuf]) -> Res<()> {
         // Until it listens, each probe would wait out musl's 5 s DNS timeout.
         for _ in 0..100 {
             if quiet(&mut self.ns(&format!("{} --check -p 53", self.exe("receiver")))) {
@@ -648,14 +701,16 @@ impl Bench {
             }
             sleep(Duration::from_millis(100));
         }
-        eprint!("{}{}", read(&out), read(self.tmp.join("dnsmasq.log")));
+        for log in logs {
+            eprint!("{}", read(log));
+        }
         Err(format!(
-            "dnsmasq does not serve {count} records for {SERVICE_FQDN}"
+            "the DNS server does not serve {count} records for {SERVICE_FQDN}"
         ))
     }
 
     fn stop_dns(&mut self) -> Res<()> {
-        if let Some(mut child) = self.dnsmasq.take() {
+        if let Some(mut child) = self.dns.take() {
             let _ = child.kill();
             wait(&mut child)?;
         }
@@ -692,7 +747,7 @@ impl Bench {
         let me = std::env::current_exe().map_err(|e| e.to_string())?;
         let hold = self.ns(&format!("{} --hold-port {PORT}", me.display()));
         let hold = self.spawn(hold, Path::new("/dev/null"), Path::new("/dev/null"))?;
-        let (runs, warmup) = (self.s.sender_runs, self.s.sender_warmup);
+        let runs = self.s.sender_runs;
         let mut reached = String::new();
         for count in self.s.pod_counts.clone() {
             self.write_pods(count)?;
@@ -717,19 +772,12 @@ impl Bench {
                 "floor" => (name, format!("{program} test")),
                 _ => (name, format!("{program} -s {SERVICE} -m test")),
             });
-            // What each one reached (also a warm-up).
-            for (name, line) in &contestants {
-                let n = self.pods_reached(line)?;
-                let _ = writeln!(reached, "sender\t{count}\t{name}\t{n}");
-            }
-            for round in 1..=self.s.sender_rounds {
-                log(&format!(
-                    "sender: {count} pods, round {round}/{}",
-                    self.s.sender_rounds
-                ));
-                let json = format!("sender-{count}-{round}.json");
-                let flags = format!("-N --warmup {warmup} --runs {runs}");
-                self.hyperfine(&json, &flags, &contestants)?;
+            self.sender_rounds(count, "dnsmasq", &contestants, &mut reached)?;
+            // The same broadcast against BIND (no Python: its speed-up is
+            // measured above).
+            if let (1000, Some(named)) = (count, self.named_bin.clone()) {
+                self.start_bind(&named, count)?;
+                self.sender_rounds(count, "bind", &contestants[1..], &mut reached)?;
             }
         }
         write(&self.results.join("reached.tsv"), reached)?;
@@ -766,6 +814,34 @@ impl Bench {
         self.hyperfine("stream.json", &format!("--warmup 1 --runs {runs}"), &named)?;
         self.stop_dns()?;
         self.stop(hold)
+    }
+
+    /// The rounds of one row of pods and DNS server; what each contestant
+    /// reached (also a warm-up) goes to `reached`.
+    fn sender_rounds(
+        &mut self,
+        count: usize,
+        server: &str,
+        contestants: &[(&str, String)],
+        reached: &mut String,
+    ) -> Res<()> {
+        for (name, line) in contestants {
+            let n = self.pods_reached(line)?;
+            let _ = writeln!(reached, "sender\t{count}\t{name}\t{n}\t{server}");
+        }
+        let rounds = self.s.sender_rounds;
+        let flags = format!(
+            "-N --warmup {} --runs {}",
+            self.s.sender_warmup, self.s.sender_runs
+        );
+        for round in 1..=rounds {
+            log(&format!(
+                "sender: {count} pods, {server}, round {round}/{rounds}"
+            ));
+            let json = format!("sender-{count}-{server}-{round}.json");
+            self.hyperfine(&json, &flags, contestants)?;
+        }
+        Ok(())
     }
 
     // -----------------------------------------------------------------------
@@ -1104,7 +1180,7 @@ impl Bench {
         let hyperfine = first("hyperfine --version", 2);
         let machine = format!(
             "Machine: {cores} cores, {model}, Linux {}, {}.\n\
-             net.core.rmem_max {}, rmem_default {}; {} ({}); hyperfine {}; {}; {}.\n\
+             net.core.rmem_max {}, rmem_default {}; {} ({}); hyperfine {}; {}; {}; {}.\n\
              Mode: {}, {elapsed} s.\n",
             read("/proc/sys/kernel/osrelease").trim(),
             first("date -u +%Y-%m-%d_%H:%M_UTC", 1).replace('_', " "),
@@ -1114,6 +1190,9 @@ impl Bench {
             self.python,
             hyperfine.split(' ').nth(1).unwrap_or(""),
             first(&format!("{} --version", self.dnsmasq_bin), 3),
+            self.named_bin
+                .as_ref()
+                .map_or("no BIND".into(), |named| first(&format!("{named} -v"), 2)),
             first("rustc --version", 2),
             if self.s.quick { "quick" } else { "full" },
         );
@@ -1253,49 +1332,59 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
         ("glibc", "`sender`, glibc build"),
         ("floor", "floor: `sendto_floor`, no DNS"),
     ];
-    let mut times: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
+    // (pods, against BIND rather than dnsmasq, contestant): dnsmasq first.
+    type Row = (usize, bool, String);
+    let mut times: BTreeMap<Row, Vec<f64>> = BTreeMap::new();
     for entry in fs::read_dir(results).map_err(|e| e.to_string())?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(pods) = name
-            .strip_prefix("sender-")
-            .and_then(|n| n.split('-').next()?.parse().ok())
-        else {
+        // sender-PODS-SERVER-ROUND.json
+        let Some((pods, bind)) = name.strip_prefix("sender-").and_then(|n| {
+            let mut f = n.split('-');
+            Some((f.next()?.parse().ok()?, f.next()? == "bind"))
+        }) else {
             continue;
         };
         for (who, t) in hyperfine_times(&entry.path())? {
-            times.entry((pods, who)).or_default().extend(t);
+            times.entry((pods, bind, who)).or_default().extend(t);
         }
     }
-    let reached: HashMap<(usize, String), String> = read(results.join("reached.tsv"))
+    let reached: HashMap<Row, String> = read(results.join("reached.tsv"))
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            Some((
-                (f.get(1)?.parse().ok()?, f.get(2)?.to_string()),
-                f.get(3)?.to_string(),
-            ))
+            let row = (
+                f.get(1)?.parse().ok()?,
+                f.get(4)? == &"bind",
+                f.get(2)?.to_string(),
+            );
+            Some((row, f.get(3)?.to_string()))
         })
         .collect();
     o += "### Sender: broadcast to N pods, start to exit (ms)\n\n";
     o += "| pods | program | median | min-max | Python / this | this / floor | pods reached |\n";
     o += "|---:|---|---:|---:|---:|---:|---:|\n";
-    let pod_counts: std::collections::BTreeSet<usize> = times.keys().map(|(p, _)| *p).collect();
-    let med = |pods: usize, who: &str| times.get(&(pods, who.to_string())).map(|t| median(t));
-    for &pods in &pod_counts {
+    let rows: std::collections::BTreeSet<(usize, bool)> =
+        times.keys().map(|(p, bind, _)| (*p, *bind)).collect();
+    let med_at = |pods: usize, bind: bool, who: &str| {
+        times.get(&(pods, bind, who.to_string())).map(|t| median(t))
+    };
+    let med = |pods: usize, who: &str| med_at(pods, false, who);
+    for &(pods, bind) in &rows {
         for (who, label) in labels {
-            let Some(t) = times.get(&(pods, who.to_string())) else {
+            let Some(t) = times.get(&(pods, bind, who.to_string())) else {
                 continue;
             };
             let this = median(t);
             let (m, r) = spread(t, 1000.0, if this >= 0.01 { 1 } else { 2 });
             let python = med(pods, "python").unwrap_or(f64::NAN);
-            let floor = med(pods, "floor").unwrap_or(f64::NAN);
+            let floor = med_at(pods, bind, "floor").unwrap_or(f64::NAN);
             let got = reached
-                .get(&(pods, who.to_string()))
+                .get(&(pods, bind, who.to_string()))
                 .map_or("", String::as_str);
+            let server = if bind { ", BIND" } else { "" };
             let _ = writeln!(
                 o,
-                "| {pods} | {label} | {m} | {r} | {:.1}x | {:.2}x | {got} |",
+                "| {pods}{server} | {label} | {m} | {r} | {:.1}x | {:.2}x | {got} |",
                 python / this,
                 this / floor
             );
@@ -1535,7 +1624,15 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
         );
         let _ = writeln!(
             o,
-            "- sender, 1000 pods: {to_floor:.2}x the floor (target at most 1.3x): {}",
+            "- sender, 1000 pods, dnsmasq: {to_floor:.2}x the floor (target at most 1.3x): {}",
+            verdict(to_floor <= 1.3)
+        );
+    }
+    if let (Some(musl), Some(floor)) = (med_at(1000, true, "musl"), med_at(1000, true, "floor")) {
+        let to_floor = musl / floor;
+        let _ = writeln!(
+            o,
+            "- sender, 1000 pods, BIND: {to_floor:.2}x the floor (target at most 1.3x): {}",
             verdict(to_floor <= 1.3)
         );
     }

@@ -204,20 +204,28 @@ pub fn discover_from(
         return pods(service, family, vec![SocketAddr::new(ip, port)]);
     }
     let conf = conf();
-    let ask = |large| match &conf {
+    // Set once the system resolver has an answer that needs no check: then
+    // ours, redundant, ends at once (a query of its own may be lost).
+    let enough = Arc::new(AtomicBool::new(false));
+    let ask = |large, cancel| match &conf {
         Ok(conf) if !conf.nameservers.is_empty() => {
-            Some(ask_dns(conf, service, family, deadline, large))
+            Some(ask_dns(conf, service, family, deadline, large, cancel))
         }
         _ => None,
     };
     if ABANDONED.load(Ordering::Acquire) {
-        let ours = ask(true);
+        let ours = ask(true, None);
         return decide_at(service, port, family, None, conf, ours, (deadline, limit));
     }
     let (tx, rx) = one_shot();
+    let system_has = enough.clone();
     // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
     let spawned = thread::Builder::new().spawn(move || {
-        tx.send(system());
+        let answer = system();
+        if matches!(&answer, Ok(addrs) if addrs.len() < MAYBE_CUT) {
+            system_has.store(true, Ordering::Relaxed);
+        }
+        tx.send(answer);
     });
     if let Err(e) = spawned {
         let system = Err(io::Error::other(format!("cannot start a thread: {e}")));
@@ -231,13 +239,8 @@ pub fn discover_from(
             (deadline, limit),
         );
     }
-    // A small Service costs DNS one more UDP exchange, made meanwhile. A
-    // name of /etc/hosts is not asked: the system resolver answers it
-    // without DNS, which may be down.
-    let ours = match in_hosts_file(Path::new(HOSTS), service) {
-        true => None,
-        false => ask(LARGE_BEFORE.load(Ordering::Relaxed)),
-    };
+    // A small Service costs DNS one more UDP exchange, made meanwhile.
+    let ours = ask(LARGE_BEFORE.load(Ordering::Relaxed), Some(&enough));
     let left = deadline.saturating_duration_since(Instant::now());
     let system = match rx.recv_timeout(left) {
         Ok(answer) => Some(answer),
@@ -250,21 +253,6 @@ pub fn discover_from(
         ))),
     };
     decide_at(service, port, family, system, conf, ours, (deadline, limit))
-}
-
-const HOSTS: &str = "/etc/hosts";
-
-/// Whether `path` (hosts(5)) names `name`; false if it cannot be read.
-fn in_hosts_file(path: &Path, name: &str) -> bool {
-    let text = std::fs::read(path).unwrap_or_default();
-    let name = name.trim_end_matches('.').as_bytes();
-    text.split(|&b| b == b'\n').any(|line| {
-        let line = line.split(|&b| b == b'#').next().unwrap_or_default();
-        let mut fields = line
-            .split(u8::is_ascii_whitespace)
-            .filter(|f| !f.is_empty());
-        fields.next().is_some() && fields.any(|f| f.eq_ignore_ascii_case(name))
-    })
 }
 
 /// Carries the resolver thread's one answer. Not `std::sync::mpsc`: a
@@ -428,7 +416,7 @@ impl Dns<'_> {
     ) -> Result<dns::Found, LookupError> {
         match self.ours {
             Some(Err(LookupError::Unreachable(_))) | None => {
-                ask_dns(conf, service, family, self.deadline, large)
+                ask_dns(conf, service, family, self.deadline, large, None)
             }
             Some(ours) => ours,
         }
@@ -554,6 +542,7 @@ fn ask_dns(
     family: Family,
     deadline: Instant,
     large: bool,
+    cancel: Option<&AtomicBool>,
 ) -> Result<dns::Found, LookupError> {
     let types: &[RecordType] = match family {
         Family::Auto => &[RecordType::A, RecordType::Aaaa],
@@ -563,6 +552,7 @@ fn ask_dns(
     dns::lookup(&dns::Query {
         deadline: Some(deadline),
         tcp_first: large,
+        cancel,
         ..dns::Query::new(conf, service, types)
     })
 }
@@ -682,33 +672,6 @@ mod tests {
         assert_eq!(gone, Err(RecvTimeoutError::Disconnected));
         // Woken by the drop, not by the timeout.
         assert!(wait.elapsed() < Duration::from_secs(5));
-    }
-
-    #[test]
-    fn names_in_a_hosts_file() {
-        let path = std::env::temp_dir().join(format!("udp-headless-hosts-{}", std::process::id()));
-        let hosts = "127.0.0.1\tlocalhost\n::1 ip6-localhost ip6-loopback # both\n\
-                     # 10.0.0.9 commented\n10.0.0.1 Web.Example  db\n   \nbare-word\n";
-        std::fs::write(&path, hosts).unwrap();
-        for (name, listed) in [
-            ("localhost", true),
-            ("ip6-loopback", true),
-            ("web.example", true),
-            ("web.example.", true),
-            ("db", true),
-            ("commented", false),
-            ("both", false),
-            ("10.0.0.1", false),
-            ("bare-word", false),
-            ("headless-udp", false),
-        ] {
-            assert_eq!(in_hosts_file(&path, name), listed, "{name}");
-        }
-        std::fs::remove_file(&path).unwrap();
-        assert!(
-            !in_hosts_file(&path, "localhost"),
-            "a missing file lists nothing"
-        );
     }
 
     #[test]

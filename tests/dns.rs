@@ -1129,6 +1129,43 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
     let_go(release);
 }
 
+/// Our own query runs while the system resolver works. When the system
+/// resolver's answer needs no check (a small Service, a name of
+/// /etc/hosts), a silent DNS server must not hold the broadcast up for the
+/// query's timeouts: ours is dropped, whether it is still waiting for its
+/// answer or not started yet.
+#[test]
+fn a_small_system_answer_is_not_held_up_by_a_silent_dns() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut conf = pod_conf(silent.local_addr().unwrap());
+    conf.timeout = Duration::from_secs(5);
+    let pod: SocketAddr = "10.0.0.1:9".parse().unwrap();
+    for delay in [Duration::ZERO, Duration::from_millis(300)] {
+        let conf = conf.clone();
+        let system = move || {
+            thread::sleep(delay);
+            Ok(vec![pod])
+        };
+        let started = Instant::now();
+        let pods = discover::discover_from(
+            "web",
+            9,
+            Family::Auto,
+            Duration::from_secs(30),
+            system,
+            || Ok(conf),
+        )
+        .unwrap();
+        assert_eq!(pods.addrs, vec![pod]);
+        // Waiting for ours would take 5 s (per attempt).
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "{delay:?}: took {took:?}");
+    }
+    // It was asked: the query arrived while the system resolver worked.
+    silent.set_nonblocking(true).unwrap();
+    assert!(silent.recv(&mut [0; 512]).is_ok(), "our query never came");
+}
+
 /// The TTL a lookup reports is the smallest of the records it used: the
 /// CNAME and the addresses, not the unrelated ones (relay caches by it).
 #[test]

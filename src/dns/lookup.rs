@@ -6,6 +6,7 @@ use super::wire::{encode_name, name_text, RecordData, RecordType, Reply, RCODE_N
 use super::{Found, LookupError};
 use crate::resolv_conf::ResolvConf;
 use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// A CNAME whose target's addresses are not in the answer is asked for
@@ -28,6 +29,9 @@ pub struct Query<'a> {
     /// Ask over TCP first, when the answer is expected to be too large for
     /// UDP (a Service with many pods): one exchange instead of two.
     pub tcp_first: bool,
+    /// Set by another thread when the answer is no longer needed: the
+    /// lookup then ends within `CANCEL_CHECK` of a UDP wait.
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 impl<'a> Query<'a> {
@@ -38,6 +42,7 @@ impl<'a> Query<'a> {
             types,
             deadline: None,
             tcp_first: false,
+            cancel: None,
         }
     }
 }
@@ -153,7 +158,7 @@ fn lookup_type(
     let mut ttl = u32::MAX;
     for _ in 0..=MAX_REQUERIES {
         let question = Question::new(&name, qtype, query.tcp_first);
-        let reply = transport::query(query.conf, &question, query.deadline)?;
+        let reply = transport::query(query.conf, &question, query.deadline, query.cancel)?;
         if reply.rcode == RCODE_NXDOMAIN {
             return Err(LookupError::NotFound(vec![name_text(wire)]));
         }

@@ -11,6 +11,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One query: the name (wire form) and type, its id, and the message.
@@ -59,6 +60,7 @@ pub(crate) fn query(
     conf: &ResolvConf,
     question: &Question,
     deadline: Option<Instant>,
+    cancel: Option<&AtomicBool>,
 ) -> Result<Reply, LookupError> {
     if conf.nameservers.is_empty() {
         return Err(LookupError::Unreachable("no nameserver configured".into()));
@@ -74,10 +76,10 @@ pub(crate) fn query(
                 timeout: conf.timeout,
                 deadline,
             };
-            if limit.left().is_zero() {
+            if limit.left().is_zero() || cancelled(cancel) {
                 break 'rounds;
             }
-            match exchange(*server, question, limit) {
+            match exchange(*server, question, limit, cancel) {
                 Ok(reply) => return Ok(reply),
                 // A later silence does not make an earlier, more telling
                 // failure (TCP failed, say) less true.
@@ -87,6 +89,13 @@ pub(crate) fn query(
         }
     }
     Err(describe_failures(conf, question, failures))
+}
+
+/// How often a UDP wait checks whether it was cancelled (`Query::cancel`).
+const CANCEL_CHECK: Duration = Duration::from_millis(10);
+
+fn cancelled(cancel: Option<&AtomicBool>) -> bool {
+    cancel.is_some_and(|c| c.load(Ordering::Relaxed))
 }
 
 /// How long a TCP-first attempt waits before trying the usual way.
@@ -115,7 +124,12 @@ impl Limit {
 /// TCP at once, saving the truncated UDP exchange; if that fails, the
 /// usual way, so that the error says whether UDP works (and a server that
 /// was only slow to start gets its second chance).
-fn exchange(server: SocketAddr, question: &Question, limit: Limit) -> Result<Reply, Failure> {
+fn exchange(
+    server: SocketAddr,
+    question: &Question,
+    limit: Limit,
+    cancel: Option<&AtomicBool>,
+) -> Result<Reply, Failure> {
     if question.tcp_first {
         // Short: if TCP is blocked, the usual way below waits out the full
         // timeout for it again anyway.
@@ -125,7 +139,7 @@ fn exchange(server: SocketAddr, question: &Question, limit: Limit) -> Result<Rep
             return Ok(reply);
         }
     }
-    let mut reply = ask_udp(server, question, limit.left())?;
+    let mut reply = ask_udp(server, question, limit.left(), cancel)?;
     check_rcode(&reply)?;
     if reply.truncated {
         reply = ask_tcp(server, question, limit.left()).map_err(|e| Failure::Tcp(Box::new(e)))?;
@@ -144,7 +158,13 @@ fn check_rcode(reply: &Reply) -> Result<(), Failure> {
 /// Datagrams that are not an answer to this query (another id, another
 /// question: late, or forged) are skipped until the deadline, as glibc
 /// does; if only such came, that is the failure rather than a timeout.
-fn ask_udp(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
+/// A cancelled wait ends as a timeout.
+fn ask_udp(
+    server: SocketAddr,
+    question: &Question,
+    timeout: Duration,
+    cancel: Option<&AtomicBool>,
+) -> Result<Reply, Failure> {
     let local: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -168,13 +188,18 @@ fn ask_udp(server: SocketAddr, question: &Question, timeout: Duration) -> Result
                 None => Failure::Timeout,
             });
         }
-        socket.set_read_timeout(Some(left)).map_err(io_failure)?;
+        let wait = match cancel {
+            Some(_) => left.min(CANCEL_CHECK),
+            None => left,
+        };
+        socket.set_read_timeout(Some(wait)).map_err(io_failure)?;
         match socket.recv(&mut buf) {
             Ok(len) => match question.parse(&buf[..len]) {
                 Ok(reply) => return Ok(reply),
                 Err(ReplyError::NotOurs(why)) => skipped = Some(why),
                 Err(ReplyError::Malformed(why)) => return Err(Failure::Malformed(why)),
             },
+            Err(e) if is_timeout(&e) && cancelled(cancel) => return Err(Failure::Timeout),
             Err(e) if is_timeout(&e) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_failure(e)),

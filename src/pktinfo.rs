@@ -76,7 +76,7 @@ pub fn send_from(
 }
 
 /// The source as std's `recv_from` builds it, so log lines do not change.
-fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
+pub(crate) fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
     let family = u16::from_ne_bytes(name.get(..2)?.try_into().ok()?);
     let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
     match family {

@@ -1,8 +1,9 @@
-//! The two socket options std has no call for: a dual-stack `[::]` bind
-//! that takes IPv4 too whatever `net.ipv6.bindv6only` says, and the receive
-//! buffer size (SO_RCVBUF). The calls themselves are in `sys`.
+//! What std has no call for: a dual-stack `[::]` bind that takes IPv4 too
+//! whatever `net.ipv6.bindv6only` says, the receive buffer size
+//! (SO_RCVBUF), and datagrams received and sent in batches (the relay's).
+//! The calls themselves are in `sys`.
 
-use crate::sys;
+use crate::{pktinfo, sys};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
@@ -35,6 +36,72 @@ pub fn set_receive_buffer(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
     let asked = i32::try_from(bytes).unwrap_or(i32::MAX);
     // Linux reports double what it grants, to cover its bookkeeping.
     Ok(sys::set_receive_buffer(sock, asked)? as usize / 2)
+}
+
+/// Room for the datagrams one `recv` takes, each up to 64 KiB.
+pub struct Batch {
+    buf: Vec<u8>,
+    names: Vec<[u8; 28]>,
+    lens: Vec<usize>,
+    count: usize,
+}
+
+const SLOT: usize = 65_536;
+
+impl Batch {
+    /// Room for `slots` datagrams (at most `sys::MAX_BATCH`). Pages the
+    /// kernel never writes to are never touched, so this costs address
+    /// space more than memory.
+    pub fn new(slots: usize) -> Batch {
+        let slots = slots.clamp(1, sys::MAX_BATCH);
+        Batch {
+            buf: vec![0; slots * SLOT],
+            names: vec![[0; 28]; slots],
+            lens: vec![0; slots],
+            count: 0,
+        }
+    }
+
+    /// Waits for a datagram as `recv_from` does, then takes those already
+    /// queued too; returns how many it holds now.
+    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        self.count = 0;
+        let got = sys::recv_many(sock, &mut self.buf, SLOT, &mut self.names, &mut self.lens)?;
+        self.count = got;
+        Ok(got)
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Datagram `i` and its source (None if the kernel gave none).
+    pub fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
+        let start = i * SLOT;
+        let data = &self.buf[start..start + self.lens[i].min(SLOT)];
+        (data, pktinfo::sockaddr(&self.names[i]))
+    }
+}
+
+/// Sends `datagrams` in order on the connected `sock` with one system
+/// call (sendmmsg) per `sys::MAX_BATCH`. Stops at the first that fails:
+/// an error if it was the first, else how many went (the kernel does not
+/// say why the next one failed).
+pub fn send_batch(sock: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
+    let mut sent = 0;
+    for chunk in datagrams.chunks(sys::MAX_BATCH) {
+        match sys::send_many(sock, chunk) {
+            Ok(n) if n == chunk.len() => sent += n,
+            Ok(n) => return Ok(sent + n),
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => return Ok(sent),
+        }
+    }
+    Ok(sent)
 }
 
 #[cfg(test)]

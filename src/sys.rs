@@ -1,8 +1,8 @@
 //! Every call into libc that std has no safe form for, in one place, with a
 //! safe wrapper each: signal handlers, the socket options of `socket`,
 //! `recvmsg`/`sendmsg` with packet info (the address a datagram came to,
-//! which acknowledgements go out from), and whether standard output was
-//! open when the program started.
+//! which acknowledgements go out from), `recvmmsg`/`sendmmsg` (the relay's
+//! batches), and whether standard output was open when the program started.
 //!
 //! Linux only. The constants are those of the generic Linux ABI
 //! (include/uapi/asm-generic/{socket,errno-base,errno,signal}.h, linux/in6.h,
@@ -257,6 +257,132 @@ pub fn send_msg(
     Ok(sent as usize)
 }
 
+/// `struct mmsghdr`: a msghdr and the length the kernel sent or received,
+/// padded to 64 bytes.
+#[repr(C)]
+struct Mmsghdr {
+    hdr: Msghdr,
+    len: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Mmsghdr>() == 64);
+
+const MSG_WAITFORONE: i32 = 0x10000;
+#[cfg(target_arch = "x86_64")]
+const SYS_SENDMMSG: i64 = 307;
+#[cfg(target_arch = "aarch64")]
+const SYS_SENDMMSG: i64 = 269;
+
+/// The most datagrams one `recv_many` or `send_many` handles.
+pub const MAX_BATCH: usize = 64;
+
+extern "C" {
+    fn recvmmsg(fd: i32, msgs: *mut Mmsghdr, vlen: u32, flags: i32, timeout: *mut u8) -> i32;
+    fn syscall(number: i64, ...) -> i64;
+}
+
+/// recvmmsg(2) with MSG_WAITFORONE: waits for one datagram as `recv`
+/// does (the socket's timeout applies), then takes those already queued,
+/// one per `slot`-byte chunk of `buf` (at most MAX_BATCH). Each one's length
+/// and source sockaddr go into `lens` and `names`; returns how many.
+pub fn recv_many(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    slot: usize,
+    names: &mut [[u8; 28]],
+    lens: &mut [usize],
+) -> io::Result<usize> {
+    let count = (buf.len() / slot)
+        .min(names.len())
+        .min(lens.len())
+        .min(MAX_BATCH);
+    let mut iovs: [Iovec; MAX_BATCH] = std::array::from_fn(|_| Iovec {
+        base: std::ptr::null_mut(),
+        len: 0,
+    });
+    let mut msgs: [Mmsghdr; MAX_BATCH] = std::array::from_fn(|_| Mmsghdr {
+        hdr: Msghdr {
+            name: std::ptr::null_mut(),
+            namelen: 0,
+            iov: std::ptr::null_mut(),
+            iovlen: 1,
+            control: std::ptr::null_mut(),
+            controllen: 0,
+            flags: 0,
+        },
+        len: 0,
+    });
+    for (i, chunk) in buf.chunks_exact_mut(slot).take(count).enumerate() {
+        iovs[i] = Iovec {
+            base: chunk.as_mut_ptr(),
+            len: slot,
+        };
+        msgs[i].hdr.iov = &mut iovs[i];
+        msgs[i].hdr.name = names[i].as_mut_ptr();
+        msgs[i].hdr.namelen = 28;
+    }
+    // SAFETY: the first `count` messages point at live, distinct buffers
+    // of the lengths given, which nothing else uses during the call.
+    let got = unsafe {
+        recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            count as u32,
+            MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    for (len, msg) in lens.iter_mut().zip(&msgs[..got]) {
+        *len = msg.len as usize;
+    }
+    Ok(got)
+}
+
+/// sendmmsg(2) of `datagrams` (at most MAX_BATCH) on a connected socket.
+/// Like the kernel: an error only if the first one failed; a count short
+/// of `datagrams.len()` when a later one failed, whose error is not
+/// reported. The system call itself: musl's `sendmmsg` is a loop of
+/// `sendmsg` on 64-bit, one call per datagram.
+pub fn send_many(sock: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
+    let count = datagrams.len().min(MAX_BATCH);
+    let mut iovs: [Iovec; MAX_BATCH] = std::array::from_fn(|_| Iovec {
+        base: std::ptr::null_mut(),
+        len: 0,
+    });
+    let mut msgs: [Mmsghdr; MAX_BATCH] = std::array::from_fn(|_| Mmsghdr {
+        hdr: Msghdr {
+            name: std::ptr::null_mut(),
+            namelen: 0,
+            iov: std::ptr::null_mut(),
+            iovlen: 1,
+            control: std::ptr::null_mut(),
+            controllen: 0,
+            flags: 0,
+        },
+        len: 0,
+    });
+    for (i, data) in datagrams.iter().take(count).enumerate() {
+        iovs[i] = Iovec {
+            base: data.as_ptr().cast_mut(),
+            len: data.len(),
+        };
+        msgs[i].hdr.iov = &mut iovs[i];
+    }
+    // SAFETY: the first `count` messages point at live buffers of the
+    // lengths given; the kernel only reads them and writes `len`.
+    let sent = unsafe {
+        syscall(
+            SYS_SENDMMSG,
+            sock.as_raw_fd() as i64,
+            msgs.as_mut_ptr(),
+            count as i64,
+            0i64,
+        )
+    };
+    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+}
+
 static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
 
 /// Runs before `main` and before std's runtime init, which opens /dev/null
@@ -298,6 +424,46 @@ mod tests {
         assert_eq!(&addr.flowinfo as *const _ as usize - base, 4);
         assert_eq!(&addr.addr as *const _ as usize - base, 8);
         assert_eq!(&addr.scope_id as *const _ as usize - base, 24);
+    }
+
+    #[test]
+    fn mmsghdr_is_the_kernels() {
+        let msg = Mmsghdr {
+            hdr: Msghdr {
+                name: std::ptr::null_mut(),
+                namelen: 0,
+                iov: std::ptr::null_mut(),
+                iovlen: 0,
+                control: std::ptr::null_mut(),
+                controllen: 0,
+                flags: 0,
+            },
+            len: 0,
+        };
+        let base = &msg as *const _ as usize;
+        assert_eq!(&msg.hdr.iov as *const _ as usize - base, 16);
+        assert_eq!(&msg.hdr.flags as *const _ as usize - base, 48);
+        assert_eq!(&msg.len as *const _ as usize - base, 56);
+    }
+
+    #[test]
+    fn send_many_and_recv_many_keep_each_datagram() {
+        let pod = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        relay.connect(pod.local_addr().unwrap()).unwrap();
+        let datagrams: [&[u8]; 3] = [b"one", b"", b"three"];
+        assert_eq!(send_many(&relay, &datagrams).unwrap(), 3);
+        let (mut buf, mut names, mut lens) = (vec![0u8; 4 * 16], [[0u8; 28]; 4], [0; 4]);
+        let mut got = vec![];
+        while got.len() < 3 {
+            let n = recv_many(&pod, &mut buf, 16, &mut names, &mut lens).unwrap();
+            for (i, &len) in lens[..n].iter().enumerate() {
+                got.push(buf[i * 16..i * 16 + len].to_vec());
+                let port = u16::from_be_bytes([names[i][2], names[i][3]]);
+                assert_eq!(port, relay.local_addr().unwrap().port());
+            }
+        }
+        assert_eq!(got, datagrams);
     }
 
     #[test]

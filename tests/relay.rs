@@ -6,7 +6,7 @@
 mod support;
 
 use std::fs;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::thread::sleep;
@@ -668,4 +668,120 @@ fn the_dns_answers_ttl_sets_the_refresh() {
     setup.cluster.publish(&pod.pod);
     // TTL + 2 s.
     wait_receiving(&setup, &[&pod], Duration::from_secs(3));
+}
+
+/// The numbers of the relay's last line, "stopped: A datagrams in, B
+/// copies sent, C dropped with no pods, D sends failed".
+fn stop_counts(log: &str) -> [u64; 4] {
+    let line = log.lines().last().unwrap_or_default();
+    let numbers: Vec<u64> = line
+        .split_once("stopped: ")
+        .unwrap_or_else(|| panic!("no stop line: {log}"))
+        .1
+        .split(' ')
+        .filter_map(|word| word.trim_end_matches(',').parse().ok())
+        .collect();
+    numbers.try_into().unwrap_or_else(|_| panic!("{line}"))
+}
+
+/// Two receivers and a pod with none, which refuses (ICMP port
+/// unreachable, so a later send to it fails): datagrams come in bursts,
+/// so copies go out in batches, where a failure stops a sendmmsg without
+/// its error. Every copy is either sent or counted as failed, the live
+/// pods get every datagram, and the warning names the dead pod.
+fn a_dead_pod_among_live_ones(family: &str) {
+    let v6 = |i: u16| IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, i));
+    let mut cluster = Cluster::new(&format!("relay-dead-{family}"));
+    cluster.start_dns(5);
+    let relay_pod = cluster.add_pod("relay", &[RELAY_IP.parse().unwrap(), v6(0x30)]);
+    let live: Vec<ReceiverPod> = (0..2)
+        .map(|i| {
+            let pod = cluster.add_pod(
+                &format!("{STATEFULSET}-{i}"),
+                &[pod_ip(i), v6(0x100 + i as u16)],
+            );
+            let receiver = cluster.start_receiver(pod);
+            cluster.publish(&receiver.pod);
+            receiver
+        })
+        .collect();
+    let dead = cluster.add_pod(&format!("{STATEFULSET}-2"), &[pod_ip(2), v6(0x102)]);
+    cluster.publish(&dead);
+    cluster.wait_dns(3);
+    let dead_to = if family == "ipv6" {
+        format!("[{}]:12000", v6(0x102))
+    } else {
+        format!("{}:12000", pod_ip(2))
+    };
+    let relay_err = cluster.dir.join("relay.err");
+    let mut cmd = cluster.command(&relay_pod, bin_path("relay"));
+    cmd.args(["-s", SERVICE, "-f", family])
+        .stderr(fs::File::create(&relay_err).unwrap());
+    let mut relay = cluster.spawn(&mut cmd, "relay");
+    wait_until("the relay's start line", Duration::from_secs(10), || {
+        stderr_text(&relay_err).contains("pods: 3")
+    });
+    let burst: String = (0..50).map(|i| format!("burst {i}\n")).collect();
+    let lines_file = cluster.dir.join("burst.txt");
+    fs::write(&lines_file, burst).unwrap();
+    let mut sent = 0;
+    // ICMP errors are rate-limited and arrive when they arrive: bursts
+    // until one made a send fail.
+    wait_until(
+        "a send to the dead pod to fail",
+        Duration::from_secs(20),
+        || {
+            let out = output_within(
+                cluster
+                    .command(&relay_pod, bin_path("sender"))
+                    .args(["-s", RELAY_IP, "-p", RELAY_PORT])
+                    .stdin(fs::File::open(&lines_file).unwrap())
+                    .stdout(Stdio::null()),
+                LIMIT,
+            );
+            assert!(out.status.success(), "{out:?}");
+            sent += 50;
+            stderr_text(&relay_err).contains(&format!("cannot send to {dead_to}: "))
+        },
+    );
+    wait_until("the live pods to log every datagram", LIMIT, || {
+        live.iter().all(|r| received(r) == sent)
+    });
+    let code = relay.stop().code();
+    let log = stderr_text(&relay_err);
+    assert_eq!(code, Some(0), "{log}");
+    let [came, copies, dropped, failed] = stop_counts(&log);
+    assert_eq!((came, dropped), (sent as u64, 0), "{log}");
+    assert_eq!(
+        copies + failed,
+        3 * came,
+        "every copy sent or counted: {log}"
+    );
+    assert!(failed >= 1 && copies >= 2 * came, "{log}");
+    let warnings: Vec<String> = lines(&log)
+        .into_iter()
+        .filter(|(level, _)| level == "WARNING")
+        .map(|(_, message)| message)
+        .collect();
+    assert!(!warnings.is_empty(), "{log}");
+    for warning in &warnings {
+        assert!(
+            warning.starts_with(&format!("cannot send to {dead_to}: ")),
+            "{log}"
+        );
+    }
+    assert!(
+        warnings.len() as u64 <= failed,
+        "at most one per failure: {log}"
+    );
+}
+
+#[test]
+fn a_dead_pod_among_live_ones_ipv4() {
+    a_dead_pod_among_live_ones("ipv4");
+}
+
+#[test]
+fn a_dead_pod_among_live_ones_ipv6() {
+    a_dead_pod_among_live_ones("ipv6");
 }

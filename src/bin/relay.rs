@@ -173,7 +173,7 @@ fn run() -> i32 {
             sender: frame::random_sender_id(),
             seq: 0,
         },
-        buffer: Vec::with_capacity(65_536),
+        buffers: Vec::new(),
     });
     match forward(&listen, &out, &mut watch, framing) {
         Ok(()) => {
@@ -234,8 +234,12 @@ struct Out {
 /// (docs/PROTOCOL.md), so the receiver logs the client as the source.
 struct Framing {
     id: frame::Id,
-    buffer: Vec<u8>,
+    buffers: Vec<Vec<u8>>,
 }
+
+/// Datagrams taken from the socket at once when they queue up: all go to
+/// one pod in one `sendmmsg` before the next pod (docs/BENCHMARKS.md).
+const BATCH: usize = 16;
 
 fn forward(
     listen: &UdpSocket,
@@ -247,14 +251,14 @@ fn forward(
     listen
         .set_read_timeout(Some(Duration::from_millis(500)))
         .map_err(|e| format!("the socket failed: {e}"))?;
-    let mut datagram = vec![0u8; 65_536];
+    let mut batch = socket::Batch::new(BATCH);
     let mut targets = Targets::default();
     let mut failing = false;
     let mut said_dropping = false;
     let mut receive_failures = 0;
     while !signals::stop_requested() {
-        let (len, from) = match listen.recv_from(&mut datagram) {
-            Ok(got) => got,
+        let count = match batch.recv(listen) {
+            Ok(count) => count,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -274,14 +278,14 @@ fn forward(
             }
         };
         receive_failures = 0;
-        // Relaxed adds (metrics::Counter), one of each per datagram.
-        RELAY_DATAGRAMS_RECEIVED.inc();
-        RELAY_BYTES_RECEIVED.add(len as u64);
+        // Relaxed adds (metrics::Counter), one of each per batch.
+        RELAY_DATAGRAMS_RECEIVED.add(count as u64);
+        RELAY_BYTES_RECEIVED.add((0..count).map(|i| batch.get(i).0.len() as u64).sum());
         let generation = watch.generation();
         let pods = watch.current();
         targets.follow(pods, generation);
         if pods.addrs.is_empty() {
-            RELAY_DATAGRAMS_DROPPED.inc();
+            RELAY_DATAGRAMS_DROPPED.add(count as u64);
             if !said_dropping {
                 said_dropping = true;
                 warn("no pods to forward to: dropping datagrams (counted) until there are");
@@ -289,33 +293,40 @@ fn forward(
             continue;
         }
         said_dropping = false;
-        let (mut sent, mut failed) = (0, 0);
-        let payload = match &mut framing {
+        let mut payloads: [&[u8]; BATCH] = [&[]; BATCH];
+        match &mut framing {
             Some(framing) => {
-                framing.id.seq += 1;
-                frame::write_forwarded(&mut framing.buffer, framing.id, from, &datagram[..len]);
-                &framing.buffer[..]
-            }
-            None => &datagram[..len],
-        };
-        for (to, connected) in &targets.list {
-            let result = match (connected, if to.is_ipv4() { &out.v4 } else { &out.v6 }) {
-                (Some(sock), _) => sock.send(payload),
-                (None, Some(sock)) => sock.send_to(payload, to),
-                (None, None) => Err(std::io::Error::other("no socket of that address family")),
-            };
-            match result {
-                Ok(_) => sent += 1,
-                Err(e) => {
-                    failed += 1;
-                    // One warning per streak of failures, not per datagram.
-                    if !failing {
-                        warn(&format!(
-                            "cannot send to {to}: {e} (further failures are counted)"
-                        ));
-                        failing = true;
-                    }
+                if framing.buffers.len() < count {
+                    framing.buffers.resize_with(count, Vec::new);
                 }
+                for (i, buffer) in framing.buffers.iter_mut().take(count).enumerate() {
+                    let (data, from) = batch.get(i);
+                    framing.id.seq += 1;
+                    // The kernel names the source of every UDP datagram.
+                    let from = from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                    frame::write_forwarded(buffer, framing.id, from, data);
+                }
+                for (payload, buffer) in payloads.iter_mut().zip(&framing.buffers) {
+                    *payload = buffer;
+                }
+            }
+            None => {
+                for (i, payload) in payloads[..count].iter_mut().enumerate() {
+                    *payload = batch.get(i).0;
+                }
+            }
+        }
+        let (mut sent, mut failed) = (0, 0);
+        for (to, connected) in &targets.list {
+            let copies = send_copies(&payloads[..count], *to, connected.as_ref(), out);
+            sent += copies.sent;
+            failed += copies.failed;
+            if let (Some(e), false) = (copies.error, failing) {
+                // One warning per streak of failures, not per datagram.
+                warn(&format!(
+                    "cannot send to {to}: {e} (further failures are counted)"
+                ));
+                failing = true;
             }
         }
         RELAY_COPIES_SENT.add(sent);
@@ -326,6 +337,83 @@ fn forward(
         }
     }
     Ok(())
+}
+
+/// What became of the copies for one pod: each was sent or failed.
+#[derive(Debug, Default)]
+struct Copies {
+    sent: u64,
+    failed: u64,
+    /// Why the first failure failed.
+    error: Option<std::io::Error>,
+}
+
+/// Sends each of `payloads` to `to`: in one batch on its connected
+/// socket, else one `send_to` each.
+fn send_copies(
+    payloads: &[&[u8]],
+    to: SocketAddr,
+    connected: Option<&UdpSocket>,
+    out: &Out,
+) -> Copies {
+    if let Some(sock) = connected {
+        return in_batches(payloads, |rest| socket::send_batch(sock, rest));
+    }
+    let mut copies = Copies::default();
+    for payload in payloads {
+        let result = match if to.is_ipv4() { &out.v4 } else { &out.v6 } {
+            Some(sock) => sock.send_to(payload, to),
+            None => Err(std::io::Error::other("no socket of that address family")),
+        };
+        match result {
+            Ok(_) => copies.sent += 1,
+            Err(e) => copies.fail(|| e),
+        }
+    }
+    copies
+}
+
+impl Copies {
+    /// Counts a failure; only the first error is kept, for the warning.
+    fn fail(&mut self, error: impl FnOnce() -> std::io::Error) {
+        self.failed += 1;
+        if self.error.is_none() {
+            self.error = Some(error());
+        }
+    }
+}
+
+/// Sends `payloads` with `send_batch`, which sends them in order until one
+/// fails: that one is counted as failed and the batch goes on after it,
+/// so every copy is either sent or counted.
+fn in_batches(
+    payloads: &[&[u8]],
+    mut send_batch: impl FnMut(&[&[u8]]) -> std::io::Result<usize>,
+) -> Copies {
+    let mut copies = Copies::default();
+    let mut at = 0;
+    while at < payloads.len() {
+        match send_batch(&payloads[at..]) {
+            Ok(n) => {
+                copies.sent += n as u64;
+                at += n;
+                if at < payloads.len() {
+                    // sendmmsg stops at a failure but reports no error.
+                    copies.fail(|| {
+                        std::io::Error::other(
+                            "a send in a batch failed, the kernel does not say why",
+                        )
+                    });
+                    at += 1;
+                }
+            }
+            Err(e) => {
+                copies.fail(|| e);
+                at += 1;
+            }
+        }
+    }
+    copies
 }
 
 /// Connected sockets per pod, at most this many: a connected socket skips
@@ -482,4 +570,60 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         frame,
         metrics,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    /// A `send_batch` that sends until a copy in `failing` (by its index
+    /// in the whole batch), as sendmmsg does; the calls it got.
+    fn fake(failing: &[usize]) -> impl FnMut(&[&[u8]]) -> io::Result<usize> + '_ {
+        let mut at = 0;
+        move |rest: &[&[u8]]| {
+            let start = at;
+            let ok = (start..start + rest.len())
+                .take_while(|i| !failing.contains(i))
+                .count();
+            at = start + ok + 1;
+            if ok == 0 {
+                return Err(io::Error::from_raw_os_error(111));
+            }
+            Ok(ok)
+        }
+    }
+
+    #[test]
+    fn a_failure_in_a_batch_is_counted_and_the_rest_still_sent() {
+        let payloads: [&[u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
+        for (failing, sent) in [
+            (&[][..], 6),
+            (&[0][..], 5),
+            (&[2][..], 5),
+            (&[5][..], 5),
+            (&[1, 2][..], 4),
+            (&[0, 3, 4][..], 3),
+            (&[0, 1, 2, 3, 4, 5][..], 0),
+        ] {
+            let copies = in_batches(&payloads, fake(failing));
+            assert_eq!(copies.sent, sent, "{failing:?}");
+            assert_eq!(copies.failed, failing.len() as u64, "{failing:?}");
+            assert_eq!(copies.error.is_some(), !failing.is_empty(), "{failing:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_error_is_the_one_reported() {
+        let payloads: [&[u8]; 3] = [b"0", b"1", b"2"];
+        let copies = in_batches(&payloads, fake(&[0, 2]));
+        let error = copies.error.unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        let copies = in_batches(&payloads, fake(&[1]));
+        assert!(copies
+            .error
+            .unwrap()
+            .to_string()
+            .contains("does not say why"));
+    }
 }

@@ -559,8 +559,9 @@ impl Bench {
         self.tmp.join(format!("ips.{count}")).display().to_string()
     }
 
-    /// `udp_flood` into PORT in the namespace, on CPU `cpu` if given; its report.
-    fn flood(&self, cpu: &str, port: u16, rate: u64, count: u64) -> Res<String> {
+    /// `udp_flood` into PORT in the namespace, on CPU `cpu` if given; its
+    /// report. `count` may be a time limit instead: "--count N --seconds S".
+    fn flood(&self, cpu: &str, port: u16, rate: u64, count: &str) -> Res<String> {
         let flood = self.exe("examples/udp_flood");
         let args = format!("--target 127.0.0.1:{port} --rate {rate} --count {count}");
         output(&mut self.ns(&format!("{cpu} {flood} {args} --size {PAYLOAD_SIZE}")))
@@ -922,7 +923,7 @@ impl Bench {
             let scrape = self.ns(&format!("{} --scrape {METRICS_PORT}", me.display()));
             scraper = Some(self.spawn(scrape, Path::new("/dev/null"), Path::new("/dev/null"))?);
         }
-        let report = self.flood("", PORT, rate, count)?;
+        let report = self.flood("", PORT, rate, &count.to_string())?;
         // Done when the queue is empty and the log has stopped growing (at
         // most 20 s).
         let mut size = u64::MAX;
@@ -1092,9 +1093,16 @@ impl Bench {
     }
 
     fn relay_trial(&mut self, who: &str, pods: usize, rate: u64) -> Res<String> {
-        // Paced: 2 s. Flat out: 600,000 in (about 2 s), far more than the
-        // relay's receive buffer holds, so its forwarding speed decides.
-        let count = if rate > 0 { 2 * rate } else { 600000 };
+        // Paced: 2 s. Flat out: 2 s too, far more than the relay's receive
+        // buffer holds, so its forwarding speed decides. A time, not a count:
+        // how long the generator takes for a count depends on what else
+        // core 0 runs (1.4-2.6 s for 600,000), and each contestant's
+        // copies followed that time more than its own speed.
+        let count = if rate > 0 {
+            format!("{}", 2 * rate)
+        } else {
+            "1000000000 --seconds 2".to_string()
+        };
         let ready = self.tmp.join("sink.ready");
         let _ = fs::remove_file(&ready);
         // The relay gets a core of its own; the load generator and the sinks
@@ -1134,7 +1142,7 @@ impl Bench {
             }
             sleep(Duration::from_millis(50));
         }
-        let report = self.flood("taskset -c 0", RELAY_PORT, rate, count)?;
+        let report = self.flood("taskset -c 0", RELAY_PORT, rate, &count)?;
         if !self.reap(sink)?.success() {
             return Err(format!("the sink failed: {}", read(&sink_out)));
         }

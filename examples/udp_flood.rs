@@ -1,6 +1,7 @@
 //! A paced UDP load generator for the benchmark (`bench.rs`): sends COUNT datagrams
-//! of SIZE bytes to TARGET at RATE datagrams per second, then prints one
-//! line: `sent=N errors=N seconds=S rate=R`.
+//! of SIZE bytes to TARGET at RATE datagrams per second (stopping after
+//! SECONDS if given first), then prints one line: `sent=N errors=N
+//! seconds=S rate=R`.
 //!
 //!     udp_flood --target 127.0.0.1:12000 --rate 100000 --count 100000 --size 64
 //!
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: udp_flood --target ADDR:PORT [--rate PER_SECOND (0 = max)] \
-                     [--count N] [--size BYTES] [--burst N]";
+                     [--count N] [--seconds S] [--size BYTES] [--burst N]";
 
 struct Options {
     target: SocketAddr,
@@ -31,6 +32,8 @@ struct Options {
     size: usize,
     /// Most datagrams sent back to back before looking at the clock again.
     burst: u64,
+    /// Stop after this long even if COUNT is not reached.
+    limit: Option<Duration>,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         count: 100_000,
         size: 64,
         burst: 32,
+        limit: None,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -78,6 +82,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--count" => options.count = number()?,
             "--size" => options.size = number()? as usize,
             "--burst" => options.burst = number()?.max(1),
+            "--seconds" => {
+                let seconds = value.parse::<f64>().ok().filter(|s| *s > 0.0);
+                let seconds = seconds.ok_or_else(|| format!("--seconds: '{value}' is not > 0"))?;
+                options.limit = Some(Duration::from_secs_f64(seconds));
+            }
             _ => return Err(format!("unknown option '{flag}'")),
         }
     }
@@ -126,6 +135,9 @@ fn flood(options: &Options) -> std::io::Result<Report> {
     };
     let start = Instant::now();
     while report.sent < options.count {
+        if options.limit.is_some_and(|limit| start.elapsed() >= limit) {
+            break;
+        }
         let due = if options.rate == 0 {
             options.count
         } else {
@@ -176,6 +188,7 @@ mod tests {
             count: 200,
             size: 16,
             burst: 8,
+            limit: None,
         };
         let report = flood(&options).unwrap();
         assert_eq!((report.sent, report.errors), (200, 0));
@@ -185,6 +198,22 @@ mod tests {
         let mut buf = [0u8; 64];
         let len = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"0 xxxxxxxxxxxxxx");
+    }
+
+    #[test]
+    fn a_time_limit_ends_a_flat_out_flood() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let options = Options {
+            target: receiver.local_addr().unwrap(),
+            rate: 0,
+            count: u64::MAX,
+            size: 16,
+            burst: 8,
+            limit: Some(Duration::from_millis(50)),
+        };
+        let report = flood(&options).unwrap();
+        assert!(report.sent > 0 && report.sent < u64::MAX, "{report}");
+        assert!(report.elapsed >= Duration::from_millis(50), "{report}");
     }
 
     #[test]

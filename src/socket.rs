@@ -43,7 +43,6 @@ pub struct Batch {
     buf: Vec<u8>,
     names: Vec<[u8; 28]>,
     lens: Vec<usize>,
-    count: usize,
 }
 
 const SLOT: usize = 65_536;
@@ -58,28 +57,17 @@ impl Batch {
             buf: vec![0; slots * SLOT],
             names: vec![[0; 28]; slots],
             lens: vec![0; slots],
-            count: 0,
         }
     }
 
     /// Waits for a datagram as `recv_from` does, then takes those already
-    /// queued too; returns how many it holds now.
+    /// queued too; returns how many it took.
     pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        self.count = 0;
-        let got = sys::recv_many(sock, &mut self.buf, SLOT, &mut self.names, &mut self.lens)?;
-        self.count = got;
-        Ok(got)
+        sys::recv_many(sock, &mut self.buf, SLOT, &mut self.names, &mut self.lens)
     }
 
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Datagram `i` and its source (None if the kernel gave none).
+    /// Datagram `i` of the last `recv`, and its source (None if the kernel
+    /// gave none).
     pub fn get(&self, i: usize) -> (&[u8], Option<SocketAddr>) {
         let start = i * SLOT;
         let data = &self.buf[start..start + self.lens[i].min(SLOT)];

@@ -229,11 +229,11 @@ struct Out {
     v6: Option<UdpSocket>,
 }
 
-/// The main loop: receive, send a copy to each pod, until stopped.
 /// `--frame`: each copy is a forwarded frame carrying the client's address
 /// (docs/PROTOCOL.md), so the receiver logs the client as the source.
 struct Framing {
     id: frame::Id,
+    /// One frame per datagram of a batch.
     buffers: Vec<Vec<u8>>,
 }
 
@@ -241,6 +241,7 @@ struct Framing {
 /// one pod in one `sendmmsg` before the next pod (docs/BENCHMARKS.md).
 const BATCH: usize = 16;
 
+/// The main loop: receive, send a copy to each pod, until stopped.
 fn forward(
     listen: &UdpSocket,
     out: &Out,

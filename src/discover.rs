@@ -1,19 +1,19 @@
 //! Which pods does the service name stand for? A headless Service's DNS
 //! name has one A (and/or AAAA) record per ready pod.
 //!
-//! Step one is `ToSocketAddrs`, so IP literals, /etc/hosts and `localhost`
-//! work as everywhere else. But the system resolver may stop short without
-//! a word: musl returns at most 48 addresses, glibc what one DNS message
-//! holds. So when it returns 48 or more we ask the DNS servers of
-//! /etc/resolv.conf ourselves (see `dns`) and send to the union of both
-//! answers, if they are answers about the same name (they share an
-//! address). When it fails we ask too, because our own client can tell "no
-//! such name" from "no ready pods" from "DNS unreachable", which
-//! getaddrinfo's message cannot.
+//! The system resolver (`ToSocketAddrs`) is asked first, so IP literals,
+//! /etc/hosts and `localhost` work as everywhere else. But it may stop
+//! short without a word: musl returns at most 48 addresses, glibc what one
+//! DNS message holds. So we also ask the DNS servers of /etc/resolv.conf
+//! ourselves (see `dns`), and when it returns 48 or more send to the union
+//! of both answers, if they are answers about the same name (they share an
+//! address). When it fails our answer is used too, because our own client
+//! can tell "no such name" from "no ready pods" from "DNS unreachable",
+//! which getaddrinfo's message cannot.
 //!
 //! The system resolver runs on a thread of its own while ours asks DNS: a
-//! large answer, which needs both, costs one lookup's time, not two; and
-//! nothing waits past `TIME_LIMIT`.
+//! large answer, which needs both, costs one lookup's time, not two. A
+//! smaller answer ends ours at once; nothing waits past `TIME_LIMIT`.
 
 use crate::args::UsageError;
 use crate::dns::{self, LookupError, RecordType};

@@ -222,10 +222,12 @@ pub fn discover_from(
     // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
     let spawned = thread::Builder::new().spawn(move || {
         let answer = system();
-        if matches!(&answer, Ok(addrs) if addrs.len() < MAYBE_CUT) {
-            system_has.store(true, Ordering::Relaxed);
-        }
+        let small = matches!(&answer, Ok(addrs) if addrs.len() < MAYBE_CUT);
+        // After the answer is in: ours, cancelled, must find it there.
         tx.send(answer);
+        if small {
+            system_has.store(true, Ordering::Release);
+        }
     });
     if let Err(e) = spawned {
         let system = Err(io::Error::other(format!("cannot start a thread: {e}")));

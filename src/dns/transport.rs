@@ -95,7 +95,7 @@ pub(crate) fn query(
 const CANCEL_CHECK: Duration = Duration::from_millis(10);
 
 fn cancelled(cancel: Option<&AtomicBool>) -> bool {
-    cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    cancel.is_some_and(|c| c.load(Ordering::Acquire))
 }
 
 /// How long a TCP-first attempt waits before trying the usual way.
@@ -134,15 +134,22 @@ fn exchange(
         // Short: if TCP is blocked, the usual way below waits out the full
         // timeout for it again anyway.
         let first = limit.left().min(TCP_FIRST_TIMEOUT);
-        if let Ok(reply) = ask_tcp(server, question, first) {
+        if let Ok(reply) = ask_tcp(server, question, first, cancel) {
             check_rcode(&reply)?;
             return Ok(reply);
         }
     }
+    if cancelled(cancel) {
+        return Err(Failure::Timeout);
+    }
     let mut reply = ask_udp(server, question, limit.left(), cancel)?;
     check_rcode(&reply)?;
+    if reply.truncated && cancelled(cancel) {
+        return Err(Failure::Timeout);
+    }
     if reply.truncated {
-        reply = ask_tcp(server, question, limit.left()).map_err(|e| Failure::Tcp(Box::new(e)))?;
+        reply = ask_tcp(server, question, limit.left(), cancel)
+            .map_err(|e| Failure::Tcp(Box::new(e)))?;
         check_rcode(&reply)?;
     }
     Ok(reply)
@@ -207,7 +214,14 @@ fn ask_udp(
     }
 }
 
-fn ask_tcp(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
+/// A cancelled wait for the answer ends as a timeout (a connection
+/// attempt under way is not cut short: std cannot resume one).
+fn ask_tcp(
+    server: SocketAddr,
+    question: &Question,
+    timeout: Duration,
+    cancel: Option<&AtomicBool>,
+) -> Result<Reply, Failure> {
     // std refuses a zero timeout; the deadline has passed.
     if timeout.is_zero() {
         return Err(Failure::Timeout);
@@ -222,9 +236,9 @@ fn ask_tcp(server: SocketAddr, question: &Question, timeout: Duration) -> Result
     framed.extend_from_slice(message);
     stream.write_all(&framed).map_err(io_failure)?;
     let mut len = [0; 2];
-    read_full(&mut stream, &mut len, deadline)?;
+    read_full(&mut stream, &mut len, deadline, cancel)?;
     let mut answer = vec![0; u16::from_be_bytes(len) as usize];
-    read_full(&mut stream, &mut answer, deadline)?;
+    read_full(&mut stream, &mut answer, deadline, cancel)?;
     let mut reply = question.parse(&answer).map_err(|e| match e {
         ReplyError::NotOurs(why) | ReplyError::Malformed(why) => {
             Failure::Malformed(format!("over TCP: {why}"))
@@ -240,14 +254,23 @@ fn ask_tcp(server: SocketAddr, question: &Question, timeout: Duration) -> Result
 
 /// `read_exact` under one deadline for the whole buffer, so a server that
 /// trickles bytes cannot hold us much past the timeout.
-fn read_full(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<(), Failure> {
+fn read_full(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    cancel: Option<&AtomicBool>,
+) -> Result<(), Failure> {
     let mut got = 0;
     while got < buf.len() {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || cancelled(cancel) {
             return Err(Failure::Timeout);
         }
-        stream.set_read_timeout(Some(left)).map_err(io_failure)?;
+        let wait = match cancel {
+            Some(_) => left.min(CANCEL_CHECK),
+            None => left,
+        };
+        stream.set_read_timeout(Some(wait)).map_err(io_failure)?;
         match stream.read(&mut buf[got..]) {
             Ok(0) => {
                 return Err(Failure::Malformed(format!(
@@ -257,6 +280,8 @@ fn read_full(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Resul
             }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A slice of the wait ran out: the loop checks what ended.
+            Err(e) if is_timeout(&e) && cancel.is_some() => {}
             Err(e) => return Err(io_failure(e)),
         }
     }

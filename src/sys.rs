@@ -318,6 +318,7 @@ pub fn recv_many(
     names: &mut [[u8; 28]],
     lens: &mut [usize],
 ) -> io::Result<usize> {
+    debug_assert!(slot > 0, "recv_many: a slot of 0 bytes");
     let count = (buf.len() / slot)
         .min(names.len())
         .min(lens.len())
@@ -357,6 +358,10 @@ pub fn recv_many(
 /// reported. The system call itself: musl's `sendmmsg` is a loop of
 /// `sendmsg` on 64-bit, one call per datagram.
 pub fn send_many(sock: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
+    debug_assert!(
+        datagrams.len() <= MAX_BATCH,
+        "send_many: more than MAX_BATCH"
+    );
     let count = datagrams.len().min(MAX_BATCH);
     let mut iovs: [Iovec; MAX_BATCH] = std::array::from_fn(|_| Iovec::EMPTY);
     let mut msgs: [Mmsghdr; MAX_BATCH] = std::array::from_fn(|_| Mmsghdr::EMPTY);

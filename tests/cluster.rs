@@ -203,21 +203,11 @@ fn the_cluster_dns_answers_as_kubernetes_does() {
 /// python3 would.
 #[test]
 fn dual_stack_pods_get_one_datagram_over_the_chosen_family() {
-    let v6 = |i: u16| IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, i));
+    let v6 = support::ipv6;
     let mut cluster = Cluster::new("dual-stack");
     cluster.start_dns(5);
     let sender = cluster.add_pod("sender-app", &[sender_ip(), v6(0x20)]);
-    let receivers: Vec<ReceiverPod> = (0..3)
-        .map(|i| {
-            let pod = cluster.add_pod(
-                &format!("{STATEFULSET}-{i}"),
-                &[pod_ip(i), v6(0x100 + i as u16)],
-            );
-            let receiver = cluster.start_receiver(pod);
-            cluster.publish(&receiver.pod);
-            receiver
-        })
-        .collect();
+    let receivers: Vec<ReceiverPod> = (0..3).map(|i| cluster.dual_stack_receiver_pod(i)).collect();
     cluster.wait_dns(3);
     let out = output_within(
         cluster

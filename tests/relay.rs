@@ -6,7 +6,7 @@
 mod support;
 
 use std::fs;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::thread::sleep;
@@ -690,21 +690,11 @@ fn stop_counts(log: &str) -> [u64; 4] {
 /// its error. Every copy is either sent or counted as failed, the live
 /// pods get every datagram, and the warning names the dead pod.
 fn a_dead_pod_among_live_ones(family: &str) {
-    let v6 = |i: u16| IpAddr::V6(Ipv6Addr::new(0xfd00, 0x10, 0x244, 0, 0, 0, 0, i));
+    let v6 = support::ipv6;
     let mut cluster = Cluster::new(&format!("relay-dead-{family}"));
     cluster.start_dns(5);
     let relay_pod = cluster.add_pod("relay", &[RELAY_IP.parse().unwrap(), v6(0x30)]);
-    let live: Vec<ReceiverPod> = (0..2)
-        .map(|i| {
-            let pod = cluster.add_pod(
-                &format!("{STATEFULSET}-{i}"),
-                &[pod_ip(i), v6(0x100 + i as u16)],
-            );
-            let receiver = cluster.start_receiver(pod);
-            cluster.publish(&receiver.pod);
-            receiver
-        })
-        .collect();
+    let live: Vec<ReceiverPod> = (0..2).map(|i| cluster.dual_stack_receiver_pod(i)).collect();
     let dead = cluster.add_pod(&format!("{STATEFULSET}-2"), &[pod_ip(2), v6(0x102)]);
     cluster.publish(&dead);
     cluster.wait_dns(3);

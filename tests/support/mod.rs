@@ -472,6 +472,14 @@ pub fn sender_ip() -> IpAddr {
     SENDER_IP.parse().unwrap()
 }
 
+/// An IPv6 pod address, fd00:10:244::`low`; the i-th receiver's second
+/// address (`dual_stack_receiver_pod`) is fd00:10:244::100 + i.
+pub fn ipv6(low: u16) -> IpAddr {
+    IpAddr::V6(std::net::Ipv6Addr::new(
+        0xfd00, 0x10, 0x244, 0, 0, 0, 0, low,
+    ))
+}
+
 /// A pod: a network namespace with `eth0` on the cluster's bridge.
 #[derive(Clone, Debug)]
 pub struct Pod {
@@ -814,6 +822,16 @@ impl Cluster {
         if self.dns.is_some() {
             self.publish(&receiver.pod);
         }
+        receiver
+    }
+
+    /// `receiver_pod` with an IPv6 address too (`ipv6(0x100 + index)`),
+    /// published.
+    pub fn dual_stack_receiver_pod(&mut self, index: usize) -> ReceiverPod {
+        let ips = [pod_ip(index), ipv6(0x100 + index as u16)];
+        let pod = self.add_pod(&format!("{STATEFULSET}-{index}"), &ips);
+        let receiver = self.start_receiver(pod);
+        self.publish(&receiver.pod);
         receiver
     }
 

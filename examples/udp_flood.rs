@@ -83,9 +83,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--size" => options.size = number()? as usize,
             "--burst" => options.burst = number()?.max(1),
             "--seconds" => {
-                let seconds = value.parse::<f64>().ok().filter(|s| *s > 0.0);
-                let seconds = seconds.ok_or_else(|| format!("--seconds: '{value}' is not > 0"))?;
-                options.limit = Some(Duration::from_secs_f64(seconds));
+                let limit = value.parse::<f64>().ok().filter(|s| *s > 0.0);
+                let limit = limit.and_then(|s| Duration::try_from_secs_f64(s).ok());
+                let limit = limit
+                    .ok_or_else(|| format!("--seconds: '{value}' is not a finite number > 0"))?;
+                options.limit = Some(limit);
             }
             _ => return Err(format!("unknown option '{flag}'")),
         }

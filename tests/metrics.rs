@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::{
-    assert_promtool_clean, bin, http, http_get, output_within, pod_ip, sender_ip, signal,
+    assert_promtool_clean, bin, http, http_get, output_within, pod_ip, sample, sender_ip, signal,
     wait_until, Cluster, Pod, PodProcess, Receiver, SENDER_IP, STATEFULSET,
 };
 
@@ -34,15 +34,6 @@ fn scrape(addr: SocketAddr) -> String {
     let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, 200, "{body}");
     body
-}
-
-/// The value of the unlabelled sample `name` in an exposition text.
-fn sample(text: &str, name: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
-    line.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 fn send_all(port: u16, count: usize) {

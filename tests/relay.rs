@@ -104,15 +104,6 @@ fn datagrams_of_0_and_65507_bytes_arrive_unchanged() {
     );
 }
 
-/// The value of the unlabelled sample `name`.
-fn sample(text: &str, name: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
-    line.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn metrics_count_what_was_forwarded_and_promtool_finds_them_clean() {
     let pod = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -468,6 +468,16 @@ pub fn pod_ip(i: usize) -> IpAddr {
     ))
 }
 
+/// The value of the unlabelled sample `name` in a Prometheus exposition
+/// text (a receiver's or relay's `/metrics`).
+pub fn sample(text: &str, name: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
 pub fn sender_ip() -> IpAddr {
     SENDER_IP.parse().unwrap()
 }

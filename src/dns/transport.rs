@@ -98,6 +98,15 @@ fn cancelled(cancel: Option<&AtomicBool>) -> bool {
     cancel.is_some_and(|c| c.load(Ordering::Acquire))
 }
 
+/// How long one wait may block: all that is `left`, or a slice of it when
+/// the wait can be cancelled.
+fn wait_slice(left: Duration, cancel: Option<&AtomicBool>) -> Duration {
+    match cancel {
+        Some(_) => left.min(CANCEL_CHECK),
+        None => left,
+    }
+}
+
 /// How long a TCP-first attempt waits before trying the usual way.
 const TCP_FIRST_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -195,10 +204,7 @@ fn ask_udp(
                 None => Failure::Timeout,
             });
         }
-        let wait = match cancel {
-            Some(_) => left.min(CANCEL_CHECK),
-            None => left,
-        };
+        let wait = wait_slice(left, cancel);
         socket.set_read_timeout(Some(wait)).map_err(io_failure)?;
         match socket.recv(&mut buf) {
             Ok(len) => match question.parse(&buf[..len]) {
@@ -266,10 +272,7 @@ fn read_full(
         if left.is_zero() || cancelled(cancel) {
             return Err(Failure::Timeout);
         }
-        let wait = match cancel {
-            Some(_) => left.min(CANCEL_CHECK),
-            None => left,
-        };
+        let wait = wait_slice(left, cancel);
         stream.set_read_timeout(Some(wait)).map_err(io_failure)?;
         match stream.read(&mut buf[got..]) {
             Ok(0) => {

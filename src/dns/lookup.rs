@@ -6,6 +6,7 @@ use super::wire::{encode_name, name_text, RecordData, RecordType, Reply, RCODE_N
 use super::{Found, LookupError};
 use crate::resolv_conf::ResolvConf;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -210,8 +211,15 @@ pub(crate) fn follow(reply: &Reply, name: &[u8], qtype: RecordType) -> Chain {
             None => break,
         }
     }
-    let mut addrs = Vec::new();
-    for record in reply.records.iter().filter(|r| *r.owner == name[..]) {
+    let mut addrs = Vec::with_capacity(reply.records.len());
+    // Records of one name share it: comparing the pointer spares the bytes.
+    let mut owner: Option<&Rc<[u8]>> = None;
+    for record in &reply.records {
+        let same = owner.is_some_and(|o| Rc::ptr_eq(o, &record.owner));
+        if !same && *record.owner != name[..] {
+            continue;
+        }
+        owner = Some(&record.owner);
         let wanted = match record.data {
             RecordData::Address(ip @ IpAddr::V4(_)) => (qtype == RecordType::A).then_some(ip),
             RecordData::Address(ip @ IpAddr::V6(_)) => (qtype == RecordType::Aaaa).then_some(ip),

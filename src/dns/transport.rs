@@ -2,8 +2,8 @@
 //! when the answer is truncated, servers in turn, `attempts` rounds.
 
 use super::wire::{
-    build_query, name_text, parse_reply, RecordType, Reply, ReplyError, MAX_MESSAGE, RCODE_NOERROR,
-    RCODE_NXDOMAIN, RCODE_SERVFAIL,
+    build_query, name_text, parse_answer, RecordType, Reply, ReplyError, MAX_MESSAGE,
+    RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL,
 };
 use super::LookupError;
 use crate::resolv_conf::ResolvConf;
@@ -36,8 +36,9 @@ impl<'a> Question<'a> {
         }
     }
 
-    fn parse(&self, msg: &[u8]) -> Result<Reply, ReplyError> {
-        parse_reply(msg, self.id, self.name, self.qtype)
+    /// `cut_records`: whether a truncated answer's records are wanted.
+    fn parse(&self, msg: &[u8], cut_records: bool) -> Result<Reply, ReplyError> {
+        parse_answer(msg, self.id, self.name, self.qtype, cut_records)
     }
 }
 
@@ -207,7 +208,7 @@ fn ask_udp(
         let wait = wait_slice(left, cancel);
         socket.set_read_timeout(Some(wait)).map_err(io_failure)?;
         match socket.recv(&mut buf) {
-            Ok(len) => match question.parse(&buf[..len]) {
+            Ok(len) => match question.parse(&buf[..len], false) {
                 Ok(reply) => return Ok(reply),
                 Err(ReplyError::NotOurs(why)) => skipped = Some(why),
                 Err(ReplyError::Malformed(why)) => return Err(Failure::Malformed(why)),
@@ -245,7 +246,7 @@ fn ask_tcp(
     read_full(&mut stream, &mut len, deadline, cancel)?;
     let mut answer = vec![0; u16::from_be_bytes(len) as usize];
     read_full(&mut stream, &mut answer, deadline, cancel)?;
-    let mut reply = question.parse(&answer).map_err(|e| match e {
+    let mut reply = question.parse(&answer, true).map_err(|e| match e {
         ReplyError::NotOurs(why) | ReplyError::Malformed(why) => {
             Failure::Malformed(format!("over TCP: {why}"))
         }

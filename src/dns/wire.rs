@@ -168,6 +168,19 @@ pub fn parse_reply(
     name: &[u8],
     qtype: RecordType,
 ) -> Result<Reply, ReplyError> {
+    parse_answer(msg, id, name, qtype, true)
+}
+
+/// `parse_reply`; without `cut_records`, an answer with TC set comes
+/// without its records: over UDP, TCP is asked next and its answer
+/// replaces this one, so reading them would only cost time.
+pub(crate) fn parse_answer(
+    msg: &[u8],
+    id: u16,
+    name: &[u8],
+    qtype: RecordType,
+    cut_records: bool,
+) -> Result<Reply, ReplyError> {
     if msg.len() < HEADER_LEN {
         return Err(malformed(format!(
             "a {}-byte message, shorter than a DNS header",
@@ -209,14 +222,22 @@ pub fn parse_reply(
             qtype.name()
         )));
     }
+    if truncated && !cut_records {
+        return Ok(Reply {
+            rcode,
+            truncated,
+            records: Vec::new(),
+        });
+    }
     let mut pos = pos + 4;
     // Sized up front (a record takes at least 11 bytes): growing a vector
     // of thousands of records, and each name byte by byte, costs musl's
     // allocator more than the parse itself.
     let mut records = Vec::with_capacity(usize::from(answers).min(msg.len() / 11));
     let mut scratch = Vec::with_capacity(MAX_NAME);
+    let mut last = None;
     for _ in 0..answers {
-        match read_record(msg, pos, &mut scratch, records.last()) {
+        match read_record(msg, pos, &mut scratch, &mut last) {
             Ok((record, next)) => {
                 records.extend(record);
                 pos = next;
@@ -232,20 +253,43 @@ pub fn parse_reply(
     })
 }
 
+/// The owner name of the record read last, and the compression pointer it
+/// was read from, if it was one.
+struct LastOwner {
+    pointer: Option<[u8; 2]>,
+    name: Rc<[u8]>,
+}
+
 /// One resource record at `pos`: the record if it is one we use, and where
 /// the next one starts.
-/// A Service's records all have one owner: reading it into `scratch` and
-/// sharing the previous record's saves an allocation per record.
+/// A Service's records all have one owner, which servers write as one
+/// pointer to the question's name: the same pointer again is the same name,
+/// shared rather than read and allocated once per record.
 fn read_record(
     msg: &[u8],
     pos: usize,
     scratch: &mut Vec<u8>,
-    previous: Option<&Record>,
+    last: &mut Option<LastOwner>,
 ) -> Result<(Option<Record>, usize), ReplyError> {
-    let pos = read_name_into(msg, pos, scratch)?;
-    let owner = match previous {
-        Some(previous) if *previous.owner == scratch[..] => previous.owner.clone(),
-        _ => Rc::from(&scratch[..]),
+    let pointer = match msg.get(pos..pos + 2) {
+        Some(&[high, low]) if high & 0xc0 == 0xc0 => Some([high, low]),
+        _ => None,
+    };
+    let (owner, pos) = match last {
+        // Still points backwards: it did from an earlier position.
+        Some(last) if pointer.is_some() && last.pointer == pointer => (last.name.clone(), pos + 2),
+        _ => {
+            let after = read_name_into(msg, pos, scratch)?;
+            let name = match last {
+                Some(last) if *last.name == scratch[..] => last.name.clone(),
+                _ => Rc::from(&scratch[..]),
+            };
+            *last = Some(LastOwner {
+                pointer,
+                name: name.clone(),
+            });
+            (name, after)
+        }
     };
     let rtype = read_u16(msg, pos)?;
     let class = read_u16(msg, pos + 2)?;
@@ -581,6 +625,41 @@ mod tests {
         msg[2] |= 0x02;
         let len = msg.len();
         assert_eq!(parse(&msg[..len - 3]).unwrap().records.len(), 2);
+    }
+
+    #[test]
+    fn owners_by_pointer_and_in_full() {
+        // After valid()'s three: svc.example by pointer (as the CNAME's
+        // owner), pods.svc.example again, then written out in full.
+        let mut msg = valid();
+        msg[7] = 6;
+        msg.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 3]);
+        msg.extend([0xc0, 41, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 4]);
+        msg.extend(wire("pods.svc.example"));
+        msg.extend([0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, 5]);
+        let reply = parse(&msg).unwrap();
+        let owners: Vec<String> = reply.records.iter().map(|r| name_text(&r.owner)).collect();
+        let pods = "pods.svc.example";
+        let want = ["svc.example", pods, pods, "svc.example", pods, pods];
+        assert_eq!(owners, want);
+        let shared =
+            |a: usize, b: usize| Rc::ptr_eq(&reply.records[a].owner, &reply.records[b].owner);
+        assert!(shared(1, 2) && shared(4, 5));
+        let chain = follow(&reply, &wire("svc.example"), RecordType::A);
+        let addrs: Vec<String> = chain.addrs.iter().map(IpAddr::to_string).collect();
+        assert_eq!(name_text(&chain.name), pods);
+        assert_eq!(addrs, ["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5"]);
+    }
+
+    #[test]
+    fn a_truncated_answer_over_udp_comes_without_records() {
+        let mut msg = valid();
+        msg[2] |= 0x02;
+        let reply = parse_answer(&msg, ID, &wire("svc.example"), RecordType::A, false).unwrap();
+        assert_eq!((reply.truncated, reply.records.len()), (true, 0));
+        // Still checked as an answer to this query.
+        is_not_ours(parse_answer(&msg, ID, &wire("other"), RecordType::A, false));
+        assert_eq!(parse(&msg).unwrap().records.len(), 3);
     }
 
     #[test]

@@ -203,18 +203,18 @@ pub fn discover_from(
     if let Ok(ip) = service.parse::<IpAddr>() {
         return pods(service, family, vec![SocketAddr::new(ip, port)]);
     }
-    let conf = conf();
     // Set once the system resolver has an answer that needs no check: then
     // ours, redundant, ends at once (a query of its own may be lost).
     let enough = Arc::new(AtomicBool::new(false));
-    let ask = |large, cancel| match &conf {
+    let ask = |conf: &Result<ResolvConf, String>, large, cancel| match conf {
         Ok(conf) if !conf.nameservers.is_empty() => {
             Some(ask_dns(conf, service, family, deadline, large, cancel))
         }
         _ => None,
     };
     if ABANDONED.load(Ordering::Acquire) {
-        let ours = ask(true, None);
+        let conf = conf();
+        let ours = ask(&conf, true, None);
         return decide_at(service, port, family, None, conf, ours, (deadline, limit));
     }
     let (tx, rx) = one_shot();
@@ -229,6 +229,8 @@ pub fn discover_from(
             system_has.store(true, Ordering::Release);
         }
     });
+    // Read while the thread starts, not before.
+    let conf = conf();
     if let Err(e) = spawned {
         let system = Err(io::Error::other(format!("cannot start a thread: {e}")));
         return decide_at(
@@ -242,7 +244,7 @@ pub fn discover_from(
         );
     }
     // A small Service costs DNS one more UDP exchange, made meanwhile.
-    let ours = ask(LARGE_BEFORE.load(Ordering::Relaxed), Some(&enough));
+    let ours = ask(&conf, LARGE_BEFORE.load(Ordering::Relaxed), Some(&enough));
     let left = deadline.saturating_duration_since(Instant::now());
     let system = match rx.recv_timeout(left) {
         Ok(answer) => Some(answer),

@@ -3,26 +3,34 @@
 //! line), sends MESSAGE to each from one UDP socket, and logs the sender's
 //! line for each (`... - root - INFO - sent message to :IP`) in one write.
 //!
-//!     sendto_floor ADDR_FILE MESSAGE [PORT]
+//!     sendto_floor [--resolve NAME] ADDR_FILE MESSAGE [PORT]
 //!
 //! The benchmark (`bench.rs`) times it next to `sender`, which must also resolve the
 //! Service through DNS: the difference is the cost of resolution (and of
 //! anything else the sender does). The log's timestamp is taken once, the
 //! least a logging program can do.
+//!
+//! `--resolve NAME` first asks the system resolver for NAME once
+//! (`ToSocketAddrs`, getaddrinfo, as the sender does) and ignores the
+//! answer: what that lookup alone adds to the floor.
 
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::SystemTime;
 use udp_headless::log_line;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let resolve = match args.first().map(String::as_str) {
+        Some("--resolve") if args.len() > 1 => Some(args.drain(..2).nth(1).unwrap_or_default()),
+        _ => None,
+    };
     let (file, message, port) = match args.as_slice() {
         [file, message] => (file, message, Ok(12000)),
         [file, message, port] => (file, message, port.parse::<u16>()),
         _ => {
-            eprintln!("usage: sendto_floor ADDR_FILE MESSAGE [PORT]");
+            eprintln!("usage: sendto_floor [--resolve NAME] ADDR_FILE MESSAGE [PORT]");
             return ExitCode::from(2);
         }
     };
@@ -30,12 +38,24 @@ fn main() -> ExitCode {
         eprintln!("sendto_floor: the port is not a number from 0 to 65535");
         return ExitCode::from(2);
     };
-    match broadcast(file, message.as_bytes(), port) {
+    let resolved = resolve.map_or(Ok(()), |name| lookup(&name, port));
+    match resolved.and_then(|()| broadcast(file, message.as_bytes(), port)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sendto_floor: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One lookup through the system resolver; the addresses are not used.
+fn lookup(name: &str, port: u16) -> Result<(), String> {
+    let mut addrs = (name, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("--resolve {name}: {e}"))?;
+    match addrs.next() {
+        Some(_) => Ok(()),
+        None => Err(format!("--resolve {name}: no address")),
     }
 }
 

@@ -11,14 +11,14 @@
 //!
 //! What it measures, all inside one network namespace of its own:
 //!   1. sender: broadcast to 2, 1000 and 4000 pods, whole process, start to
-//!      exit (hyperfine). The Service name is resolved through a real DNS
-//!      server (dnsmasq, never forwarding) with a Kubernetes pod's
-//!      resolv.conf. Contestants: the Python sender, our static musl sender,
-//!      our glibc sender, and examples/sendto_floor.rs (sends to the same
-//!      addresses, read from a file: no resolution at all). The 1000-pod
-//!      row again against BIND 9 (`named`, if installed): dnsmasq forks a
-//!      process per TCP query, which a threaded server such as a cluster's
-//!      CoreDNS does not.
+//!      exit, the contestants taking turns run by run. The Service name is
+//!      resolved through a real DNS server (dnsmasq, never forwarding) with
+//!      a Kubernetes pod's resolv.conf. Contestants: the Python sender, our
+//!      static musl sender, our glibc sender, and examples/sendto_floor.rs
+//!      (sends to the same addresses, read from a file: no resolution at
+//!      all). The 1000-pod row again against BIND 9 (`named`, if
+//!      installed): dnsmasq forks a process per TCP query, which a threaded
+//!      server such as a cluster's CoreDNS does not.
 //!   2. receiver: 64-byte datagrams at paced rates (examples/udp_flood.rs),
 //!      every line logged to a file; lost = sent - lines in the log, and
 //!      where: the socket's drops counter in /proc/net/udp{,6}. Contestants:
@@ -38,10 +38,10 @@
 //!
 //! The original's scripts are used unmodified from $UDP_HEADLESS_SEED
 //! (default: ../shared/seed next to the repository). Needs root (network
-//! namespaces), cargo with the musl target, python3, hyperfine and dnsmasq
-//! (installed with apt if missing), taskset, iptables, podman optionally
-//! (image sizes). Raw results (hyperfine JSON, TSV) and the tables are kept
-//! in target/bench/latest.
+//! namespaces), cargo with the musl target, python3, dnsmasq (installed
+//! with apt if missing), taskset, iptables, podman optionally (image
+//! sizes). Raw results (times as JSON, TSV) and the tables are kept in
+//! target/bench/latest.
 //!
 //! Traffic: only inside the namespace (its loopback; the pods' addresses
 //! exist only there). Everything it creates (namespace, /etc/netns/<name>,
@@ -78,9 +78,9 @@ const POD_ROUTE: &str = "10.244.0.0/16";
 struct Settings {
     quick: bool,
     relay_only: bool,
-    sender_rounds: usize, // hyperfine invocations per pod count
-    sender_runs: usize,   // timed runs of each contestant per round
+    sender_runs: usize, // timed runs of each contestant per row, and of --confirm
     sender_warmup: usize,
+    stream_runs: usize,
     recv_trials: usize, // trials per (receiver, rate)
     // Datagrams per second; 0 = unpaced, as fast as the load generator can.
     // A paced trial sends for 1 s, and at least 100000 datagrams.
@@ -96,9 +96,9 @@ impl Settings {
         Settings {
             quick,
             relay_only,
-            sender_rounds: pick(1, 3),
-            sender_runs: pick(5, 10),
+            sender_runs: pick(5, 30),
             sender_warmup: pick(1, 2),
+            stream_runs: pick(5, 10),
             recv_trials: pick(1, 3),
             recv_rates: if quick {
                 vec![25000, 50000, 100000, 200000, 0]
@@ -142,6 +142,15 @@ fn main() -> ExitCode {
     {
         ["--hold-port", port] => return hold_port(port),
         ["--scrape", port] => return scrape(port),
+        ["--alternate", json, warmup, runs, sink, pairs @ ..] => {
+            return match alternate(json, warmup, runs, sink, pairs) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bench --alternate: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         _ => {}
     }
     let (quick, relay_only) = match args.first().map(String::as_str) {
@@ -209,11 +218,91 @@ fn scrape(port: &str) -> ExitCode {
     }
 }
 
+/// `--alternate JSON WARMUP RUNS SINK NAME COMMAND [NAME COMMAND]...`:
+/// times the contestants taking turns, WARMUP rounds unrecorded, then RUNS
+/// rounds; writes each one's times to JSON. Timing them in blocks (all runs
+/// of one, then the next) measured the machine's drift between blocks.
+fn alternate(json: &str, warmup: &str, runs: &str, sink: &str, pairs: &[&str]) -> Res<()> {
+    let number = |n: &str| {
+        n.parse::<usize>()
+            .map_err(|_| format!("'{n}': not a count"))
+    };
+    let (warmup, runs) = (number(warmup)?, number(runs)?);
+    if pairs.is_empty() || pairs.len() % 2 == 1 {
+        return Err("expected NAME COMMAND pairs".into());
+    }
+    let named: Vec<(&str, &str)> = pairs.chunks(2).map(|p| (p[0], p[1])).collect();
+    if let Some((name, _)) = named.iter().find(|(n, _)| n.contains(['"', '\\'])) {
+        return Err(format!("{name}: a name without quotes or backslashes"));
+    }
+    let mut times = vec![vec![]; named.len()];
+    for round in 0..warmup + runs {
+        for i in turns(round, named.len()) {
+            let (name, line) = named[i];
+            let t = time_run(line, Path::new(sink)).map_err(|e| format!("{name}: {e}"))?;
+            if round >= warmup {
+                times[i].push(t);
+            }
+        }
+    }
+    let results: Vec<(String, Vec<f64>)> = named
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .zip(times)
+        .collect();
+    write(Path::new(json), times_json(&results))
+}
+
+/// Round `round`'s order of `n` contestants: each goes first in turn.
+fn turns(round: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| (round + i) % n)
+}
+
+/// One run of a command (words split at spaces; a last word `<FILE` is its
+/// stdin, else none), stdout and stderr to `sink`: seconds from spawn to exit.
+fn time_run(line: &str, sink: &Path) -> Res<f64> {
+    let (line, stdin) = match line.rsplit_once(" <") {
+        Some((line, path)) => {
+            let input = fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+            (line, Stdio::from(input))
+        }
+        None => (line, Stdio::null()),
+    };
+    // Truncated for each run, as hyperfine's --output did.
+    let out = file(sink)?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut command = cmd(line);
+    command.stdin(stdin).stdout(out).stderr(err);
+    let start = Instant::now();
+    let mut child = command.spawn().map_err(|e| format!("{line}: {e}"))?;
+    let status = child.wait().map_err(|e| format!("{line}: {e}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    if !status.success() {
+        let output = read(sink);
+        let last: Vec<&str> = output.lines().rev().take(3).collect();
+        let last: Vec<&str> = last.into_iter().rev().collect();
+        return Err(format!("`{line}` failed ({status}): {}", last.join("\n")));
+    }
+    Ok(seconds)
+}
+
+/// Times per command in the shape of hyperfine's --export-json, which
+/// `hyperfine_times` reads (names hold no quotes).
+fn times_json(results: &[(String, Vec<f64>)]) -> String {
+    let results: Vec<String> = results
+        .iter()
+        .map(|(name, times)| {
+            let times: Vec<String> = times.iter().map(f64::to_string).collect();
+            format!("{{\"command\":\"{name}\",\"times\":[{}]}}", times.join(","))
+        })
+        .collect();
+    format!("{{\"results\":[{}]}}\n", results.join(","))
+}
+
 // ---------------------------------------------------------------------------
 // Processes.
 
-/// A command from words split at spaces: no path or argument here holds one
-/// (hyperfine -N splits its commands the same way).
+/// A command from words split at spaces: no path or argument here holds one.
 fn cmd(line: &str) -> Command {
     let mut words = line.split_whitespace();
     let mut cmd = Command::new(words.next().unwrap_or_default());
@@ -460,14 +549,12 @@ fn run(s: Settings) -> Res<()> {
     if uid != Some(true) {
         return Err("needs root (network namespaces, sysctl)".into());
     }
-    for (tool, package) in [("hyperfine", "hyperfine"), ("dnsmasq", "dnsmasq-base")] {
-        let found = format!("command -v {tool} || [ -x /usr/sbin/{tool} ]");
-        if !quiet(Command::new("sh").args(["-c", &found])) {
-            log(&format!("installing {package}"));
-            output(&mut cmd("apt-get update -q"))?;
-            let install = format!("apt-get install -y -q --no-install-recommends {package}");
-            output(cmd(&install).env("DEBIAN_FRONTEND", "noninteractive"))?;
-        }
+    let found = "command -v dnsmasq || [ -x /usr/sbin/dnsmasq ]";
+    if !quiet(Command::new("sh").args(["-c", found])) {
+        log("installing dnsmasq-base");
+        output(&mut cmd("apt-get update -q"))?;
+        let install = "apt-get install -y -q --no-install-recommends dnsmasq-base";
+        output(cmd(install).env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     let dnsmasq = Path::new("/usr/sbin/dnsmasq");
     let dnsmasq_bin = output(Command::new("sh").args(["-c", "command -v dnsmasq"]))
@@ -727,17 +814,24 @@ impl Bench {
         Ok(read(&self.sink_log).matches("sent message to :").count())
     }
 
-    /// hyperfine in the namespace, each run's output to the sink log.
-    fn hyperfine(&self, json: &str, flags: &str, named: &[(&str, String)]) -> Res<()> {
+    /// Times the contestants taking turns (`--alternate`) inside the
+    /// namespace, so that `ip netns exec` is not timed; each run's output
+    /// goes to the sink log.
+    fn alternate(
+        &self,
+        json: &str,
+        warmup: usize,
+        runs: usize,
+        named: &[(&str, String)],
+    ) -> Res<()> {
+        let me = std::env::current_exe().map_err(|e| e.to_string())?;
         let json = self.results.join(json);
-        let (sink, json) = (self.sink_log.display(), json.display());
-        let mut hyperfine = self.ns(&format!(
-            "hyperfine --style none --output {sink} --export-json {json} {flags}"
-        ));
+        let (me, json, sink) = (me.display(), json.display(), self.sink_log.display());
+        let mut timer = self.ns(&format!("{me} --alternate {json} {warmup} {runs} {sink}"));
         for (name, line) in named {
-            hyperfine.args(["-n", name, line]);
+            timer.args([name, line.as_str()]);
         }
-        output(&mut hyperfine).map_err(|e| format!("hyperfine failed: {e}"))?;
+        output(&mut timer).map_err(|e| format!("timing failed: {e}"))?;
         Ok(())
     }
 
@@ -748,37 +842,27 @@ impl Bench {
         let me = std::env::current_exe().map_err(|e| e.to_string())?;
         let hold = self.ns(&format!("{} --hold-port {PORT}", me.display()));
         let hold = self.spawn(hold, Path::new("/dev/null"), Path::new("/dev/null"))?;
-        let runs = self.s.sender_runs;
         let mut reached = String::new();
         for count in self.s.pod_counts.clone() {
             self.write_pods(count)?;
             self.start_dns(count)?;
-            let contestants = [
+            let floor = self.exe("examples/sendto_floor");
+            let (ips, send) = (self.ips_file(count), format!("-s {SERVICE} -m test"));
+            let contestants = vec![
                 (
                     "python",
-                    format!("{} {}/sender.py", self.python, self.seed.display()),
+                    format!("{} {}/sender.py {send}", self.python, self.seed.display()),
                 ),
-                ("musl", self.exe("sender")),
-                ("glibc", format!("{}/sender", self.glibc.display())),
-                (
-                    "floor",
-                    format!(
-                        "{} {}",
-                        self.exe("examples/sendto_floor"),
-                        self.ips_file(count)
-                    ),
-                ),
-            ]
-            .map(|(name, program)| match name {
-                "floor" => (name, format!("{program} test")),
-                _ => (name, format!("{program} -s {SERVICE} -m test")),
-            });
-            self.sender_rounds(count, "dnsmasq", &contestants, &mut reached)?;
+                ("musl", format!("{} {send}", self.exe("sender"))),
+                ("glibc", format!("{}/sender {send}", self.glibc.display())),
+                ("floor", format!("{floor} {ips} test")),
+            ];
+            self.sender_row(count, "dnsmasq", &contestants, &mut reached)?;
             // The same broadcast against BIND (no Python: its speed-up is
             // measured above).
             if let (1000, Some(named)) = (count, self.named_bin.clone()) {
                 self.start_bind(&named, count)?;
-                self.sender_rounds(count, "bind", &contestants[1..], &mut reached)?;
+                self.sender_row(count, "bind", &contestants[1..], &mut reached)?;
             }
         }
         write(&self.results.join("reached.tsv"), reached)?;
@@ -812,14 +896,14 @@ impl Bench {
                 ),
             ),
         ];
-        self.hyperfine("stream.json", &format!("--warmup 1 --runs {runs}"), &named)?;
+        self.alternate("stream.json", 1, self.s.stream_runs, &named)?;
         self.stop_dns()?;
         self.stop(hold)
     }
 
-    /// The rounds of one row of pods and DNS server; what each contestant
-    /// reached (also a warm-up) goes to `reached`.
-    fn sender_rounds(
+    /// One row of pods and DNS server; what each contestant reached (also
+    /// a warm-up) goes to `reached`.
+    fn sender_row(
         &mut self,
         count: usize,
         server: &str,
@@ -830,19 +914,10 @@ impl Bench {
             let n = self.pods_reached(line)?;
             let _ = writeln!(reached, "sender\t{count}\t{name}\t{n}\t{server}");
         }
-        let rounds = self.s.sender_rounds;
-        let flags = format!(
-            "-N --warmup {} --runs {}",
-            self.s.sender_warmup, self.s.sender_runs
-        );
-        for round in 1..=rounds {
-            log(&format!(
-                "sender: {count} pods, {server}, round {round}/{rounds}"
-            ));
-            let json = format!("sender-{count}-{server}-{round}.json");
-            self.hyperfine(&json, &flags, contestants)?;
-        }
-        Ok(())
+        let (warmup, runs) = (self.s.sender_warmup, self.s.sender_runs);
+        log(&format!("sender: {count} pods, {server}, {runs} rounds"));
+        let json = format!("sender-{count}-{server}.json");
+        self.alternate(&json, warmup, runs, contestants)
     }
 
     // -----------------------------------------------------------------------
@@ -972,19 +1047,18 @@ impl Bench {
         let receiver = self.ns(&self.exe("receiver"));
         let receiver = self.spawn(receiver, &confirm_log, Path::new("/dev/null"))?;
         log("sender --confirm: 1000 pods, no loss, then 10% loss each way");
-        let runs = self.s.sender_runs * self.s.sender_rounds;
-        let flags = format!("-N --warmup {} --runs {runs}", self.s.sender_warmup);
+        let (warmup, runs) = (self.s.sender_warmup, self.s.sender_runs);
         let named = [
             ("plain", send.clone()),
             ("confirm", format!("{send} --confirm")),
         ];
-        self.hyperfine("confirm.json", &flags, &named)?;
+        self.alternate("confirm.json", warmup, runs, &named)?;
         let drop = "-m statistic --mode random --probability 0.1 -j DROP";
         for rule in ["--dport", "--sport"] {
             output(&mut self.ns(&format!("iptables -A INPUT -p udp {rule} {PORT} {drop}")))?;
         }
         let named = [("loss", format!("{send} --confirm --timeout 10s"))];
-        self.hyperfine("confirm-loss.json", &format!("-N --runs {runs}"), &named)?;
+        self.alternate("confirm-loss.json", 0, runs, &named)?;
         // The relay's sinks listen on the same port: they must lose nothing.
         for rule in ["--dport", "--sport"] {
             output(&mut self.ns(&format!("iptables -D INPUT -p udp {rule} {PORT} {drop}")))?;
@@ -1185,10 +1259,9 @@ impl Bench {
                 .trim()
                 .to_string()
         };
-        let hyperfine = first("hyperfine --version", 2);
         let machine = format!(
             "Machine: {cores} cores, {model}, Linux {}, {}.\n\
-             net.core.rmem_max {}, rmem_default {}; {} ({}); hyperfine {}; {}; {}; {}.\n\
+             net.core.rmem_max {}, rmem_default {}; {} ({}); {}; {}; {}.\n\
              Mode: {}, {elapsed} s.\n",
             read("/proc/sys/kernel/osrelease").trim(),
             first("date -u +%Y-%m-%d_%H:%M_UTC", 1).replace('_', " "),
@@ -1196,7 +1269,6 @@ impl Bench {
             sysctl("rmem_default"),
             first(&format!("{} --version", self.python), 9),
             self.python,
-            hyperfine.split(' ').nth(1).unwrap_or(""),
             first(&format!("{} --version", self.dnsmasq_bin), 3),
             self.named_bin
                 .as_ref()
@@ -1210,7 +1282,7 @@ impl Bench {
             tables += &main_tables(&self.results, &machine)?;
         }
         tables += &relay_tables(&self.results)?;
-        // Raw results (hyperfine JSON, TSV) and the tables are kept here.
+        // Raw results (JSON, TSV) and the tables are kept here.
         let latest = self.repo.join("target/bench/latest");
         let _ = fs::remove_dir_all(&latest);
         fs::create_dir_all(&latest).map_err(|e| e.to_string())?;
@@ -1229,7 +1301,8 @@ impl Bench {
 // ---------------------------------------------------------------------------
 // Tables.
 
-/// hyperfine's --export-json: (name, times in seconds) per command.
+/// (name, times in seconds) per command, from JSON in the shape of
+/// hyperfine's --export-json (what `times_json` writes).
 fn hyperfine_times(path: &Path) -> Res<Vec<(String, Vec<f64>)>> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut results = vec![];
@@ -1333,7 +1406,7 @@ struct Trial {
 /// Sections 1-4 and the targets.
 fn main_tables(results: &Path, machine: &str) -> Res<String> {
     let mut o = format!("{machine}\n");
-    // --- sender: pooled hyperfine times per (pods, contestant)
+    // --- sender: times per (pods, server, contestant)
     let labels = [
         ("python", "Python `sender.py`"),
         ("musl", "`sender`, static musl (shipped)"),
@@ -1345,10 +1418,13 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
     let mut times: BTreeMap<Row, Vec<f64>> = BTreeMap::new();
     for entry in fs::read_dir(results).map_err(|e| e.to_string())?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        // sender-PODS-SERVER-ROUND.json
-        let Some((pods, bind)) = name.strip_prefix("sender-").and_then(|n| {
-            let mut f = n.split('-');
-            Some((f.next()?.parse().ok()?, f.next()? == "bind"))
+        // sender-PODS-SERVER.json
+        let row = name
+            .strip_prefix("sender-")
+            .and_then(|n| n.strip_suffix(".json"));
+        let Some((pods, bind)) = row.and_then(|n| {
+            let (pods, server) = n.split_once('-')?;
+            Some((pods.parse().ok()?, server == "bind"))
         }) else {
             continue;
         };
@@ -1837,6 +1913,46 @@ mod tests {
             ("confirm".into(), vec![0.001]),
         ];
         assert_eq!(times, Ok(expected));
+    }
+
+    #[test]
+    fn writes_times_that_hyperfine_times_reads_back() {
+        let dir = std::env::temp_dir().join(format!("bench-json-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("t.json");
+        let times = vec![
+            ("floor".to_string(), vec![0.0025, 1e-7, 3.0]),
+            ("musl".into(), vec![]),
+        ];
+        fs::write(&json, times_json(&times)).unwrap();
+        let read_back = hyperfine_times(&json);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(read_back, Ok(times));
+    }
+
+    #[test]
+    fn each_contestant_goes_first_in_turn() {
+        let rounds: Vec<Vec<usize>> = (0..4).map(|r| turns(r, 3).collect()).collect();
+        assert_eq!(rounds, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+    }
+
+    #[test]
+    fn times_a_run_with_its_output_and_stdin_in_files() {
+        let dir = std::env::temp_dir().join(format!("bench-run-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (input, sink) = (dir.join("in"), dir.join("sink"));
+        fs::write(&input, "line\n").unwrap();
+        fs::write(&sink, "from an earlier run\n").unwrap();
+        let piped = time_run(&format!("cat <{}", input.display()), &sink);
+        let piped_out = read(&sink);
+        let failed = time_run("ls /nonexistent", &sink);
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(piped.is_ok_and(|t| t > 0.0 && t < 10.0));
+        assert_eq!(piped_out, "line\n");
+        assert!(
+            failed.as_ref().is_err_and(|e| e.contains("/nonexistent")),
+            "{failed:?}"
+        );
     }
 
     #[test]

@@ -16,9 +16,11 @@
 //!      a Kubernetes pod's resolv.conf. Contestants: the Python sender, our
 //!      static musl sender, our glibc sender, and examples/sendto_floor.rs
 //!      (sends to the same addresses, read from a file: no resolution at
-//!      all). The 1000-pod row again against BIND 9 (`named`, if
-//!      installed): dnsmasq forks a process per TCP query, which a threaded
-//!      server such as a cluster's CoreDNS does not.
+//!      all); at 1000 pods also sendto_floor --resolve (one getaddrinfo of
+//!      the Service first, then the same sends). The 1000-pod row again
+//!      against BIND 9 (`named`, if installed): dnsmasq forks a process per
+//!      TCP query, which a threaded server such as a cluster's CoreDNS
+//!      does not.
 //!   2. receiver: 64-byte datagrams at paced rates (examples/udp_flood.rs),
 //!      every line logged to a file; lost = sent - lines in the log, and
 //!      where: the socket's drops counter in /proc/net/udp{,6}. Contestants:
@@ -848,7 +850,7 @@ impl Bench {
             self.start_dns(count)?;
             let floor = self.exe("examples/sendto_floor");
             let (ips, send) = (self.ips_file(count), format!("-s {SERVICE} -m test"));
-            let contestants = vec![
+            let mut contestants = vec![
                 (
                     "python",
                     format!("{} {}/sender.py {send}", self.python, self.seed.display()),
@@ -857,6 +859,12 @@ impl Bench {
                 ("glibc", format!("{}/sender {send}", self.glibc.display())),
                 ("floor", format!("{floor} {ips} test")),
             ];
+            if count == 1000 {
+                // The card's lookup alone, which any sender that follows the
+                // card pays on top of the floor: the target's reach.
+                let resolve = format!("{floor} --resolve {SERVICE} {ips} test");
+                contestants.insert(3, ("resolve", resolve));
+            }
             self.sender_row(count, "dnsmasq", &contestants, &mut reached)?;
             // The same broadcast against BIND (no Python: its speed-up is
             // measured above).
@@ -1411,6 +1419,10 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
         ("python", "Python `sender.py`"),
         ("musl", "`sender`, static musl (shipped)"),
         ("glibc", "`sender`, glibc build"),
+        (
+            "resolve",
+            "floor + getaddrinfo: `sendto_floor --resolve`, then the same sends",
+        ),
         ("floor", "floor: `sendto_floor`, no DNS"),
     ];
     // (pods, against BIND rather than dnsmasq, contestant): dnsmasq first.
@@ -1712,6 +1724,19 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
             verdict(to_floor <= 1.3)
         );
     }
+    // The card's lookup alone, for scale: no target of its own.
+    let lookup_line = |o: &mut String, bind: bool, server: &str| {
+        if let (Some(resolve), Some(floor)) =
+            (med_at(1000, bind, "resolve"), med_at(1000, bind, "floor"))
+        {
+            let _ = writeln!(
+                o,
+                "- floor + getaddrinfo, 1000 pods, {server}: {:.2}x the floor (the card's lookup alone; no target)",
+                resolve / floor
+            );
+        }
+    };
+    lookup_line(&mut o, false, "dnsmasq");
     if let (Some(musl), Some(floor)) = (med_at(1000, true, "musl"), med_at(1000, true, "floor")) {
         let to_floor = musl / floor;
         let _ = writeln!(
@@ -1720,6 +1745,7 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
             verdict(to_floor <= 1.3)
         );
     }
+    lookup_line(&mut o, true, "BIND");
     if let (Some(Some(ours)), Some(Some(python))) = (lossless.get("ours"), lossless.get("python")) {
         let ratio = ours / python;
         let at_max = !first_loss.contains_key("ours");

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the local demo need on a fresh Debian/Ubuntu
 # machine: Debian packages, the musl Rust targets, and the Python linters in
-# their own virtualenv (the benchmark installs hyperfine itself). Safe to run again: it skips what
-# is already there. Needs root for apt (CI and the demo run as root).
+# their own virtualenv. Safe to run again: it skips what is already there.
+# Needs root for apt (CI and the demo run as root).
 set -euo pipefail
 
 # Debian packages: what each is for.

@@ -293,7 +293,7 @@ fn time_run(line: &str, sink: &Path) -> Res<f64> {
 }
 
 /// Times per command in the shape of hyperfine's --export-json, which
-/// `hyperfine_times` reads (names hold no quotes).
+/// `read_times` reads (names hold no quotes).
 fn times_json(results: &[(String, Vec<f64>)]) -> String {
     let results: Vec<String> = results
         .iter()
@@ -1315,7 +1315,7 @@ impl Bench {
 
 /// (name, times in seconds) per command, from JSON in the shape of
 /// hyperfine's --export-json (what `times_json` writes).
-fn hyperfine_times(path: &Path) -> Res<Vec<(String, Vec<f64>)>> {
+fn read_times(path: &Path) -> Res<Vec<(String, Vec<f64>)>> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut results = vec![];
     for chunk in text.split("\"command\":").skip(1) {
@@ -1444,7 +1444,7 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
         }) else {
             continue;
         };
-        for (who, t) in hyperfine_times(&entry.path())? {
+        for (who, t) in read_times(&entry.path())? {
             times.entry((pods, bind, who)).or_default().extend(t);
         }
     }
@@ -1644,7 +1644,7 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
     // --- sender --confirm
     let mut confirm: HashMap<String, Vec<f64>> = HashMap::new();
     for name in ["confirm.json", "confirm-loss.json"] {
-        confirm.extend(hyperfine_times(&results.join(name))?);
+        confirm.extend(read_times(&results.join(name))?);
     }
     let confirm_times = |who: &str| confirm.get(who).cloned().unwrap_or_default();
     o += "### sender --confirm, 1000 pods (ms, start to exit)\n\n";
@@ -1893,7 +1893,7 @@ fn relay_tables(results: &Path) -> Res<String> {
     }
     let stream = results.join("stream.json");
     if stream.exists() {
-        let med: HashMap<String, f64> = hyperfine_times(&stream)?
+        let med: HashMap<String, f64> = read_times(&stream)?
             .into_iter()
             .map(|(w, t)| (w, median(&t)))
             .collect();
@@ -1927,7 +1927,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_each_commands_times_from_hyperfines_json() {
+    fn reads_each_commands_times_back() {
         let dir = std::env::temp_dir().join(format!("bench-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let json = dir.join("h.json");
@@ -1936,7 +1936,7 @@ mod tests {
             0.3], "exit_codes": [0, 0, 0]},
           {"command": "confirm", "times": [1e-3], "exit_codes": [0]}]}"#;
         fs::write(&json, text).unwrap();
-        let times = hyperfine_times(&json);
+        let times = read_times(&json);
         fs::remove_dir_all(&dir).unwrap();
         let expected = vec![
             ("plain".to_string(), vec![0.1, 0.2, 0.3]),
@@ -1946,7 +1946,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_times_that_hyperfine_times_reads_back() {
+    fn writes_times_that_read_times_reads_back() {
         let dir = std::env::temp_dir().join(format!("bench-json-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let json = dir.join("t.json");
@@ -1955,7 +1955,7 @@ mod tests {
             ("musl".into(), vec![]),
         ];
         fs::write(&json, times_json(&times)).unwrap();
-        let read_back = hyperfine_times(&json);
+        let read_back = read_times(&json);
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(read_back, Ok(times));
     }

@@ -712,12 +712,11 @@ fn a_dead_pod_among_live_ones(family: &str) {
         "a send to the dead pod to fail",
         Duration::from_secs(20),
         || {
-            let out = output_within(
+            let out = output_with_stdin(
                 cluster
                     .command(&relay_pod, bin_path("sender"))
-                    .args(["-s", RELAY_IP, "-p", RELAY_PORT])
-                    .stdin(fs::File::open(&lines_file).unwrap())
-                    .stdout(Stdio::null()),
+                    .args(["-s", RELAY_IP, "-p", RELAY_PORT]),
+                fs::File::open(&lines_file).unwrap(),
                 LIMIT,
             );
             assert!(out.status.success(), "{out:?}");

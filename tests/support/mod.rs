@@ -256,10 +256,20 @@ pub fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
     child.wait().unwrap()
 }
 
-/// Runs `cmd` to its end, within `limit`: its output. Past the limit it is
-/// killed and the test fails saying so (a hung sender must not hang the test).
+/// `Command::output` with a deadline: runs `cmd` to its end within `limit`,
+/// stdin null (as `output` gives, so a child never waits on the test's own
+/// stdin; this overrides any stdin set on `cmd`: see `output_with_stdin`),
+/// stdout and stderr captured. Past the limit it is killed and the test
+/// fails saying so (a hung sender must not hang the test).
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    output_with_stdin(cmd, Stdio::null(), limit)
+}
+
+/// `output_within` with this stdin: `Command` cannot be asked which stdin
+/// it was given, so one the child needs must come through here.
+pub fn output_with_stdin(cmd: &mut Command, stdin: impl Into<Stdio>, limit: Duration) -> Output {
     let child = cmd
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -267,17 +277,20 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
     finish_within(child, &format!("{cmd:?}"), limit)
 }
 
-/// `output_within` for a child already started with piped stdout/stderr.
+/// `output_within` for a child already started. Like `Command::output`, a
+/// stream not piped (one sent to a file) gives no bytes.
 pub fn finish_within(mut child: Child, what: &str, limit: Duration) -> Output {
-    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+    let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
             bytes
         })
     };
-    let stdout = read_all(Box::new(child.stdout.take().expect("stdout piped")));
-    let stderr = read_all(Box::new(child.stderr.take().expect("stderr piped")));
+    let stdout = read_all(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read_all(child.stderr.take().map(|p| Box::new(p) as _));
     let end = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

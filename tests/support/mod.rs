@@ -6,7 +6,8 @@
 //!   `bin("sender")`, `bin_path`  a real binary (assert_cmd's cargo_bin path);
 //!                             `musl_sender()` the static musl build (built if needed)
 //!   `Receiver::start(test, args)` a receiver on a free loopback port, its log in a file
-//!   `output_within(cmd, limit)`, `wait_until(what, limit, done)`, `wait_for_exit`,
+//!   `output_within(cmd, limit)` (`RUN_LIMIT` for a normal run; stdin null, or
+//!   `output_with_stdin`), `wait_until(what, limit, done)`, `wait_for_exit`,
 //!   `signal`, `python3`; `unshare()` adds a user namespace when not root
 //!   `info_messages(log)`      the messages of a log, read with the crate's
 //!                             `log_line::parse`; `received_message(payload, from)`
@@ -66,21 +67,24 @@ pub fn musl_sender() -> PathBuf {
             // hold the main one's lock.
             let target_dir = root.join("target/musl-tests");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--release",
-                    "--bin",
-                    "sender",
-                    "--target",
-                ])
-                .arg(target)
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .current_dir(root)
-                .output()
-                .expect("cannot run cargo");
+            // As long as tests/containers.rs gives its release builds: cargo
+            // may wait on the registry or on another cargo's package lock.
+            let out = output_within(
+                Command::new(cargo)
+                    .args([
+                        "build",
+                        "--quiet",
+                        "--release",
+                        "--bin",
+                        "sender",
+                        "--target",
+                    ])
+                    .arg(target)
+                    .arg("--target-dir")
+                    .arg(&target_dir)
+                    .current_dir(root),
+                Duration::from_secs(900),
+            );
             assert!(
                 out.status.success(),
                 "cargo build --release --target {target} failed (rustup target add {target}):\n{}",
@@ -167,12 +171,10 @@ pub fn info_messages(log: &str) -> Vec<String> {
 }
 
 pub fn python3(code: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .expect("python3 runs");
+    let out = output_within(
+        Command::new("python3").arg("-c").arg(code).args(args),
+        RUN_LIMIT,
+    );
     assert!(
         out.status.success(),
         "python3: {}",
@@ -255,6 +257,10 @@ pub fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
     });
     child.wait().unwrap()
 }
+
+/// How long a normal run of one of our programs may take before the test
+/// calls it hung: far above what any such run needs, even on a busy machine.
+pub const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 /// `Command::output` with a deadline: runs `cmd` to its end within `limit`,
 /// stdin null (as `output` gives, so a child never waits on the test's own
@@ -381,11 +387,10 @@ impl Drop for Receiver {
 }
 
 pub fn check(port: u16) -> Output {
-    bin("receiver")
-        .args(["--check", "--port", &port.to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    output_within(
+        bin("receiver").args(["--check", "--port", &port.to_string()]),
+        RUN_LIMIT,
+    )
 }
 
 /// `Message from Client:<repr> Client IP Address:<addr>`
@@ -689,12 +694,11 @@ impl Cluster {
     /// Runs a shell script in the network namespace of `pid`; panics with
     /// its stderr if it fails.
     fn setup(&self, net_pid: u32, script: &str) {
-        let out = self
-            .enter(net_pid)
-            .args(["sh", "-c", &format!("set -e; {script}")])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = output_within(
+            self.enter(net_pid)
+                .args(["sh", "-c", &format!("set -e; {script}")]),
+            RUN_LIMIT,
+        );
         assert!(
             out.status.success(),
             "cluster setup failed: {script}: {}",
@@ -818,11 +822,11 @@ impl Cluster {
     pub fn wait_ready(&self, receiver: &ReceiverPod) {
         let end = Instant::now() + WAIT;
         loop {
-            let probe = self
-                .command(&receiver.pod, bin_path("receiver"))
-                .arg("--check")
-                .output()
-                .unwrap();
+            let probe = output_within(
+                self.command(&receiver.pod, bin_path("receiver"))
+                    .arg("--check"),
+                RUN_LIMIT,
+            );
             if probe.status.success() {
                 return;
             }

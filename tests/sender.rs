@@ -50,10 +50,10 @@ fn sent_to(out: &Output) -> Vec<String> {
 fn sends_one_datagram_and_logs_the_original_line() {
     for ip in ["127.0.0.1", "::1"] {
         let (sock, port) = pod(ip);
-        let out = bin("sender")
-            .args(["-s", ip, "-p", &port.to_string(), "-m", "test"])
-            .output()
-            .unwrap();
+        let out = output_within(
+            bin("sender").args(["-s", ip, "-p", &port.to_string(), "-m", "test"]),
+            RUN_LIMIT,
+        );
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert_eq!(sent_to(&out), vec![ip.to_string()]);
         assert_eq!(received(&sock), vec![b"test".to_vec()]);
@@ -91,11 +91,12 @@ fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
 fn repeat_broadcasts_every_interval() {
     let (sock, port) = pod("127.0.0.1");
     let started = std::time::Instant::now();
-    let out = bin("sender")
-        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "tick"])
-        .args(["--repeat", "3", "--interval", "20ms"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("sender")
+            .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "tick"])
+            .args(["--repeat", "3", "--interval", "20ms"]),
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(sent_to(&out).len(), 3);
     assert_eq!(received(&sock), vec![b"tick".to_vec(); 3]);
@@ -106,23 +107,25 @@ fn repeat_broadcasts_every_interval() {
 #[test]
 fn options_fall_back_to_environment_variables() {
     let (sock, port) = pod("::1");
-    let out = bin("sender")
-        .env("UDP_HEADLESS_SERVICE", "::1")
-        .env("UDP_HEADLESS_PORT", port.to_string())
-        .env("UDP_HEADLESS_MESSAGE", "from env")
-        .env("UDP_HEADLESS_REPEAT", "2")
-        .env("UDP_HEADLESS_INTERVAL", "1ms")
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("sender")
+            .env("UDP_HEADLESS_SERVICE", "::1")
+            .env("UDP_HEADLESS_PORT", port.to_string())
+            .env("UDP_HEADLESS_MESSAGE", "from env")
+            .env("UDP_HEADLESS_REPEAT", "2")
+            .env("UDP_HEADLESS_INTERVAL", "1ms"),
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(received(&sock), vec![b"from env".to_vec(); 2]);
     // An option beats its variable.
-    let out = bin("sender")
-        .env("UDP_HEADLESS_SERVICE", "192.0.2.1")
-        .env("UDP_HEADLESS_MESSAGE", "from env")
-        .args(["-s", "::1", "-p", &port.to_string(), "-m", "from option"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("sender")
+            .env("UDP_HEADLESS_SERVICE", "192.0.2.1")
+            .env("UDP_HEADLESS_MESSAGE", "from env")
+            .args(["-s", "::1", "-p", &port.to_string(), "-m", "from option"]),
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(received(&sock), vec![b"from option".to_vec()]);
 }
@@ -132,11 +135,12 @@ fn messages_too_large_for_a_datagram_are_refused_before_sending() {
     let (v4, port4) = pod("127.0.0.1");
     let (v6, port6) = pod("::1");
     let send = |ip: &str, port: u16, len: usize| {
-        bin("sender")
-            .args(["-s", ip, "-p", &port.to_string(), "-m"])
-            .arg("x".repeat(len))
-            .output()
-            .unwrap()
+        output_within(
+            bin("sender")
+                .args(["-s", ip, "-p", &port.to_string(), "-m"])
+                .arg("x".repeat(len)),
+            RUN_LIMIT,
+        )
     };
     // Largest payloads: 65507 bytes over IPv4, 65527 over IPv6.
     assert_eq!(send("127.0.0.1", port4, 65_507).status.code(), Some(0));
@@ -225,16 +229,13 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
 fn non_utf8_service_is_a_usage_error_from_option_and_variable() {
     use std::os::unix::ffi::OsStrExt;
     let name = std::ffi::OsStr::from_bytes(b"svc\xff");
-    let from_option = bin("sender")
-        .args(["-m", "x", "-s"])
-        .arg(name)
-        .output()
-        .unwrap();
-    let from_variable = bin("sender")
-        .args(["-m", "x"])
-        .env("UDP_HEADLESS_SERVICE", name)
-        .output()
-        .unwrap();
+    let from_option = output_within(bin("sender").args(["-m", "x", "-s"]).arg(name), RUN_LIMIT);
+    let from_variable = output_within(
+        bin("sender")
+            .args(["-m", "x"])
+            .env("UDP_HEADLESS_SERVICE", name),
+        RUN_LIMIT,
+    );
     for (out, want) in [
         (from_option, "-s: the value is not UTF-8"),
         (
@@ -263,7 +264,7 @@ fn idle_waits_for_sigterm() {
 
 #[test]
 fn help_and_version() {
-    let out = bin("sender").arg("-h").output().unwrap();
+    let out = output_within(bin("sender").arg("-h"), RUN_LIMIT);
     assert!(out.status.success());
     let help = stdout(&out);
     for word in [
@@ -276,7 +277,7 @@ fn help_and_version() {
     ] {
         assert!(help.contains(word), "help lacks {word}");
     }
-    let out = bin("sender").arg("--version").output().unwrap();
+    let out = output_within(bin("sender").arg("--version"), RUN_LIMIT);
     assert_eq!(
         stdout(&out),
         format!("sender {}\n", env!("CARGO_PKG_VERSION"))
@@ -466,11 +467,11 @@ fn stdin_mode_reuses_the_pod_list_until_it_is_due() {
 #[test]
 fn failing_stdin_or_stdout_exits_1() {
     // stdin that cannot be read (a directory).
-    let out = bin("sender")
-        .args(["-s", "127.0.0.1", "-p", "9"])
-        .stdin(fs::File::open("/").unwrap())
-        .output()
-        .unwrap();
+    let out = output_with_stdin(
+        bin("sender").args(["-s", "127.0.0.1", "-p", "9"]),
+        fs::File::open("/").unwrap(),
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("cannot read standard input"),
@@ -480,11 +481,16 @@ fn failing_stdin_or_stdout_exits_1() {
 
     // stdout that cannot be written (a full disk).
     let (sock, port) = pod("127.0.0.1");
-    let out = bin("sender")
+    // Spawned here, as output_within would pipe the stdout this case needs
+    // to be a full disk.
+    let child = bin("sender")
         .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "x"])
+        .stdin(Stdio::null())
         .stdout(fs::File::create("/dev/full").unwrap())
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let out = finish_within(child, "sender with stdout /dev/full", RUN_LIMIT);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("cannot write to standard output"),

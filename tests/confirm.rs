@@ -19,11 +19,7 @@ use support::*;
 use udp_headless::frame::{self, ack, Frame, Id};
 
 fn sender(args: &[&str]) -> Output {
-    bin("sender")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    output_within(bin("sender").args(args), RUN_LIMIT)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -627,12 +623,12 @@ fn environment_switches_confirmation() {
         (&[("UDP_HEADLESS_TIMEOUT", "bogus")], false),
     ];
     for (env, confirmed) in cases {
-        let out = bin("sender")
-            .args(["-s", "127.0.0.1", "-m", "e", "-p", &port])
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = output_within(
+            bin("sender")
+                .args(["-s", "127.0.0.1", "-m", "e", "-p", &port])
+                .envs(env.iter().copied()),
+            RUN_LIMIT,
+        );
         assert_eq!(out.status.code(), Some(0), "{env:?}: {out:?}");
         let summaries = stderr_messages(&out);
         assert_eq!(
@@ -751,11 +747,11 @@ fn ips(receivers: &[ReceiverPod]) -> Vec<IpAddr> {
 
 /// Packets the iptables rule in `pod` dropped.
 fn dropped(c: &Cluster, pod: &Pod) -> u64 {
-    let out = c
-        .command(pod, "iptables")
-        .args(["-L", "INPUT", "-v", "-n", "-x"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        c.command(pod, "iptables")
+            .args(["-L", "INPUT", "-v", "-n", "-x"]),
+        RUN_LIMIT,
+    );
     assert!(out.status.success(), "iptables -L: {out:?}");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rule = text.lines().find(|l| l.contains("DROP")).expect("the rule");
@@ -765,20 +761,20 @@ fn dropped(c: &Cluster, pod: &Pod) -> u64 {
 /// Drops a random part (`probability`) of the UDP datagrams arriving in
 /// `pod` whose `port_match` (`--dport` or `--sport`) is 12000.
 fn drop_some(c: &Cluster, pod: &Pod, port_match: &str, probability: &str) {
-    let out = c
-        .command(pod, "iptables")
-        .args(["-A", "INPUT", "-p", "udp", port_match, "12000"])
-        .args([
-            "-m",
-            "statistic",
-            "--mode",
-            "random",
-            "--probability",
-            probability,
-        ])
-        .args(["-j", "DROP"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        c.command(pod, "iptables")
+            .args(["-A", "INPUT", "-p", "udp", port_match, "12000"])
+            .args([
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                probability,
+            ])
+            .args(["-j", "DROP"]),
+        RUN_LIMIT,
+    );
     assert!(out.status.success(), "iptables: {out:?}");
 }
 
@@ -904,11 +900,11 @@ fn a_silent_dns_server_neither_holds_up_the_timeout_nor_piles_up_threads() {
     let pid = child_of(&mut child, "sender");
     wait_delivery(&receivers, b"quiet", sender_ip());
     for protocol in ["udp", "tcp"] {
-        let out = c
-            .command(&sender, "iptables")
-            .args(["-A", "INPUT", "-p", protocol, "--sport", "53", "-j", "DROP"])
-            .output()
-            .unwrap();
+        let out = output_within(
+            c.command(&sender, "iptables")
+                .args(["-A", "INPUT", "-p", protocol, "--sport", "53", "-j", "DROP"]),
+            RUN_LIMIT,
+        );
         assert!(out.status.success(), "iptables: {out:?}");
     }
     // The sender's threads, sampled until it exits (10 every second).

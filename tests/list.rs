@@ -20,27 +20,24 @@ const CACHE_IP: &str = "10.244.0.11";
 
 #[test]
 fn lists_what_a_broadcast_would_send_to_with_its_exit_codes() {
-    let out = bin("sender")
-        .args(["--list", "-s", "127.0.0.1"])
-        .output()
-        .unwrap();
+    let out = output_within(bin("sender").args(["--list", "-s", "127.0.0.1"]), RUN_LIMIT);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "127.0.0.1\n");
     assert_eq!(out.status.code(), Some(0));
 
-    let out = bin("sender")
-        .args(["--list", "-s", "127.0.0.1", "-m", "x"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("sender").args(["--list", "-s", "127.0.0.1", "-m", "x"]),
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--list sends nothing"), "{err}");
 
     // A family the name lacks: exit 3 and the broadcast's message.
-    let out = bin("sender")
-        .args(["--list", "-s", "127.0.0.1", "-f", "ipv6"])
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("sender").args(["--list", "-s", "127.0.0.1", "-f", "ipv6"]),
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(3));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -50,11 +47,11 @@ fn lists_what_a_broadcast_would_send_to_with_its_exit_codes() {
 /// `sender --list -s headless-udp` in `pod`: the pods listed, None if it
 /// failed.
 fn list(c: &Cluster, pod: &Pod) -> Option<BTreeSet<String>> {
-    let out = c
-        .command(pod, bin_path("sender"))
-        .args(["--list", "-s", SERVICE])
-        .output()
-        .unwrap();
+    let out = output_within(
+        c.command(pod, bin_path("sender"))
+            .args(["--list", "-s", SERVICE]),
+        RUN_LIMIT,
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     out.status
         .success()

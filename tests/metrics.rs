@@ -304,11 +304,12 @@ fn bad_options_are_usage_errors_and_a_busy_port_a_failure() {
 
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = busy.local_addr().unwrap();
-    let out = bin("receiver")
-        .args(["--port", &support::free_port().to_string()])
-        .env("UDP_HEADLESS_METRICS", taken.to_string())
-        .output()
-        .unwrap();
+    let out = output_within(
+        bin("receiver")
+            .args(["--port", &support::free_port().to_string()])
+            .env("UDP_HEADLESS_METRICS", taken.to_string()),
+        support::RUN_LIMIT,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -330,10 +330,7 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
 fn a_port_in_use_is_a_clear_failure() {
     let busy = UdpSocket::bind("[::]:0").unwrap();
     let port = busy.local_addr().unwrap().port();
-    let out = bin("receiver")
-        .args(["-p", &port.to_string()])
-        .output()
-        .unwrap();
+    let out = output_within(bin("receiver").args(["-p", &port.to_string()]), RUN_LIMIT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -344,7 +341,7 @@ fn a_port_in_use_is_a_clear_failure() {
 
 #[test]
 fn help_and_version() {
-    let help = bin("receiver").arg("--help").output().unwrap();
+    let help = output_within(bin("receiver").arg("--help"), RUN_LIMIT);
     assert!(help.status.success());
     let text = String::from_utf8(help.stdout).unwrap();
     for word in [
@@ -359,7 +356,7 @@ fn help_and_version() {
     ] {
         assert!(text.contains(word), "help lacks {word}");
     }
-    let version = bin("receiver").arg("-V").output().unwrap();
+    let version = output_within(bin("receiver").arg("-V"), RUN_LIMIT);
     assert_eq!(
         String::from_utf8(version.stdout).unwrap(),
         format!("receiver {}\n", env!("CARGO_PKG_VERSION"))

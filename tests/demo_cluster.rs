@@ -10,8 +10,9 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use support::TempDir;
+use std::process::{Command, Output};
+use std::time::Duration;
+use support::{output_within, TempDir};
 
 const NS: &str = "dev-demo";
 
@@ -81,21 +82,23 @@ fn demo_with(cli: &str, dir: &Path, rights: &[(&str, &str)], args: &[&str]) -> R
     let calls = dir.join("calls");
     let _ = fs::remove_file(&calls);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .args(["--namespace", NS, "--timeout", "5"])
-        .args(args)
-        .env(
-            "PATH",
-            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
-        )
-        .env("STUB_CALLS", &calls)
-        .env("STUB_REAL_KUBECTL", real_kubectl())
-        .env("TMPDIR", dir)
-        .envs(rights.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // The demo's own waits are 5 s (--timeout) against a stand-in that
+    // answers at once; as long as tests/demo.rs gives a demo run.
+    let out = output_within(
+        Command::new("bash")
+            .arg(script)
+            .args(["--namespace", NS, "--timeout", "5"])
+            .args(args)
+            .env(
+                "PATH",
+                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+            )
+            .env("STUB_CALLS", &calls)
+            .env("STUB_REAL_KUBECTL", real_kubectl())
+            .env("TMPDIR", dir)
+            .envs(rights.iter().copied()),
+        Duration::from_secs(60),
+    );
     let calls = fs::read_to_string(&calls).unwrap_or_default();
     Run {
         out,

@@ -1232,14 +1232,15 @@ fn localdomain_never_mixes_two_services_in_one_broadcast() {
             LOCALDOMAIN=ns-b.svc.cluster.local timeout 60 \"$sender\" -s web -m hi -p 9 \
                 || echo \"exit $?\"; echo ===; \
         done";
-    let out = support::unshare()
-        .args(["--net", "--mount", "sh", "-c", script])
-        .env("DIR", &*dir)
-        .env("GLIBC", support::bin_path("sender"))
-        .env("MUSL", support::musl_sender())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // The script's own bounds: 10 s for dnsmasq, 60 s for each sender.
+    let out = support::output_within(
+        support::unshare()
+            .args(["--net", "--mount", "sh", "-c", script])
+            .env("DIR", &*dir)
+            .env("GLIBC", support::bin_path("sender"))
+            .env("MUSL", support::musl_sender()),
+        Duration::from_secs(180),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

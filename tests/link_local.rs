@@ -5,7 +5,8 @@
 
 mod support;
 
-use support::{unshare, TempDir};
+use std::time::Duration;
+use support::{output_within, unshare, TempDir};
 
 /// Runs inside the namespace: sends one datagram from fe80::1%v0 to
 /// python's own socket and, from the same socket, to the receiver until it
@@ -45,12 +46,14 @@ fn link_local_source_prints_as_python_does() {
         ip addr add fe80::1/64 dev v0 nodad && ip addr add fe80::2/64 dev v0 nodad && \
         exec timeout 30 python3 -c \"$0\" \"$1\" \"$2\"";
     let receiver = assert_cmd::cargo::cargo_bin("receiver");
-    let out = unshare()
-        .args(["--net", "--", "sh", "-c", setup, PYTHON])
-        .arg(&receiver)
-        .arg(&log)
-        .output()
-        .expect("cannot run unshare");
+    // The script's own bound is `timeout 30`.
+    let out = output_within(
+        unshare()
+            .args(["--net", "--", "sh", "-c", setup, PYTHON])
+            .arg(&receiver)
+            .arg(&log),
+        Duration::from_secs(60),
+    );
     assert!(
         out.status.success(),
         "cannot set up a network namespace with a veth pair (needs root or \

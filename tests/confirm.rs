@@ -79,7 +79,7 @@ fn every_mode_confirms_and_logs_each_message_once() {
             .unwrap()
             .write_all(stdin.as_bytes())
             .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = finish_within(child, "sender --confirm", RUN_LIMIT);
         assert_eq!(out.status.code(), Some(0), "{service} {extra:?}: {out:?}");
         let ip = if service == "::1" { "::1" } else { "127.0.0.1" };
         assert_eq!(
@@ -794,7 +794,8 @@ fn under_loss_both_ways_every_pod_confirms_and_logs_each_message_once() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(messages.join("\n").as_bytes()).unwrap();
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    // 20 messages, each waiting at most its 5 s timeout: 100 s at worst.
+    let out = finish_within(child, "sender --confirm", Duration::from_secs(150));
 
     assert_eq!(
         out.status.code(),
@@ -832,9 +833,11 @@ fn a_dead_pod_is_named_and_the_others_confirm() {
     let dead = c.add_pod(&format!("{STATEFULSET}-2"), &[pod_ip(2)]);
     c.publish(&dead);
     c.wait_dns(3);
-    let out = confirm_sender(&c, &sender, &["-m", "anyone", "-t", "1s"])
-        .wait_with_output()
-        .unwrap();
+    let out = finish_within(
+        confirm_sender(&c, &sender, &["-m", "anyone", "-t", "1s"]),
+        "sender --confirm",
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(
         stderr_messages(&out),
@@ -873,7 +876,9 @@ fn a_pod_that_joins_during_the_retries_confirms_and_one_that_leaves_is_not_waite
         joined.count(b"join", sender_ip()) > 0
     });
     c.unpublish(&dead);
-    let out = child.wait_with_output().unwrap();
+    // More than the 20 s timeout: a sender still waiting for the dead pod
+    // takes all of it, and must fail by its exit code, not by this deadline.
+    let out = finish_within(child, "sender --confirm", Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(stderr_messages(&out), ["confirmed by 2 of 2 pods"]);
     check_sender_log(

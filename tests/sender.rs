@@ -73,7 +73,7 @@ fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
             .unwrap();
         let input = b"one\n\ntwo words\n\xff\xfe not utf-8\r\nlast without newline";
         child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = finish_within(child, "the sender", RUN_LIMIT);
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(sent_to(&out).len(), 5);
         let want: Vec<&[u8]> = vec![
@@ -289,10 +289,11 @@ fn help_and_version() {
 /// Runs `script` (sh) in a new network and mount namespace whose loopback
 /// is up and whose /etc/hosts and /etc/resolv.conf are the test's own.
 /// `$SENDER`, `$RECEIVER` and `$DIR` are set for the script.
+/// Within 60 s: the slowest script here waits up to 10 s for its DNS
+/// server, then resolves with 2 s timeouts.
 fn in_private_netns(dir: &Path, hosts: &str, resolv_conf: &str, script: &str) -> Output {
-    in_private_netns_with_stdin(dir, hosts, resolv_conf, script, Stdio::null())
-        .wait_with_output()
-        .unwrap()
+    let child = in_private_netns_with_stdin(dir, hosts, resolv_conf, script, Stdio::null());
+    finish_within(child, script, Duration::from_secs(60))
 }
 
 fn in_private_netns_with_stdin(
@@ -432,7 +433,7 @@ fn second_line_after_scaling(test: &str, refresh: &str, pause: Duration) -> Vec<
     std::thread::sleep(pause);
     stdin.write_all(b"after scaling\n").unwrap();
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    let out = finish_within(child, &script, RUN_LIMIT);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let sent = sent_to(&out);
     assert_eq!(sent[0], "127.0.0.1");
@@ -535,7 +536,7 @@ fn a_stdin_line_too_long_for_a_datagram_is_skipped_and_the_rest_sent() {
     input.extend(std::iter::repeat_n(b'x', 1_000_000));
     input.extend(b"\nafter\n");
     child.stdin.take().unwrap().write_all(&input).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = finish_within(child, "the sender", RUN_LIMIT);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(

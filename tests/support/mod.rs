@@ -283,9 +283,11 @@ pub fn output_with_stdin(cmd: &mut Command, stdin: impl Into<Stdio>, limit: Dura
     finish_within(child, &format!("{cmd:?}"), limit)
 }
 
-/// `output_within` for a child already started. Like `Command::output`, a
-/// stream not piped (one sent to a file) gives no bytes.
+/// `output_within` for a child already started: `Child::wait_with_output`
+/// with a deadline. Like it, closes a piped stdin first (a child reading to
+/// its end must see it end), and a stream not piped gives no bytes.
 pub fn finish_within(mut child: Child, what: &str, limit: Duration) -> Output {
+    drop(child.stdin.take());
     let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -1023,7 +1025,7 @@ impl Cluster {
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(&query).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = finish_within(child, "a DNS query", RUN_LIMIT);
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }

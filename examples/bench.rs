@@ -148,8 +148,8 @@ fn main() -> ExitCode {
     {
         ["--hold-port", port] => return hold_port(port),
         ["--scrape", port] => return scrape(port),
-        ["--alternate", json, warmup, runs, sink, pairs @ ..] => {
-            return match alternate(json, warmup, runs, sink, pairs) {
+        ["--alternate", json, warmup, runs, settle, sink, pairs @ ..] => {
+            return match alternate(json, [warmup, runs, settle], sink, pairs) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("bench --alternate: {e}");
@@ -224,16 +224,18 @@ fn scrape(port: &str) -> ExitCode {
     }
 }
 
-/// `--alternate JSON WARMUP RUNS SINK NAME COMMAND [NAME COMMAND]...`:
+/// `--alternate JSON WARMUP RUNS SETTLE_MS SINK NAME COMMAND [NAME COMMAND]...`:
 /// times the contestants taking turns, WARMUP rounds unrecorded, then RUNS
-/// rounds; writes each one's times to JSON. Timing them in blocks (all runs
-/// of one, then the next) measured the machine's drift between blocks.
-fn alternate(json: &str, warmup: &str, runs: &str, sink: &str, pairs: &[&str]) -> Res<()> {
+/// rounds, pausing SETTLE_MS (untimed) after each run; writes each one's
+/// times to JSON. Timing them in blocks (all runs of one, then the next)
+/// measured the machine's drift between blocks.
+fn alternate(json: &str, counts: [&str; 3], sink: &str, pairs: &[&str]) -> Res<()> {
     let number = |n: &str| {
         n.parse::<usize>()
             .map_err(|_| format!("'{n}': not a count"))
     };
-    let (warmup, runs) = (number(warmup)?, number(runs)?);
+    let [warmup, runs, settle] = counts;
+    let (warmup, runs, settle) = (number(warmup)?, number(runs)?, number(settle)?);
     if pairs.is_empty() || pairs.len() % 2 == 1 {
         return Err("expected NAME COMMAND pairs".into());
     }
@@ -249,6 +251,7 @@ fn alternate(json: &str, warmup: &str, runs: &str, sink: &str, pairs: &[&str]) -
             if round >= warmup {
                 times[i].push(t);
             }
+            sleep(Duration::from_millis(settle as u64));
         }
     }
     let results: Vec<(String, Vec<f64>)> = named
@@ -822,18 +825,21 @@ impl Bench {
 
     /// Times the contestants taking turns (`--alternate`) inside the
     /// namespace, so that `ip netns exec` is not timed; each run's output
-    /// goes to the sink log.
+    /// goes to the sink log. `settle`: an untimed pause after each run.
     fn alternate(
         &self,
         json: &str,
-        warmup: usize,
-        runs: usize,
+        (warmup, runs): (usize, usize),
+        settle: Duration,
         named: &[(&str, String)],
     ) -> Res<()> {
         let me = std::env::current_exe().map_err(|e| e.to_string())?;
         let json = self.results.join(json);
         let (me, json, sink) = (me.display(), json.display(), self.sink_log.display());
-        let mut timer = self.ns(&format!("{me} --alternate {json} {warmup} {runs} {sink}"));
+        let settle = settle.as_millis();
+        let mut timer = self.ns(&format!(
+            "{me} --alternate {json} {warmup} {runs} {settle} {sink}"
+        ));
         for (name, line) in named {
             timer.args([name, line.as_str()]);
         }
@@ -908,7 +914,8 @@ impl Bench {
                 ),
             ),
         ];
-        self.alternate("stream.json", 1, self.s.stream_runs, &named)?;
+        let runs = (1, self.s.stream_runs);
+        self.alternate("stream.json", runs, Duration::ZERO, &named)?;
         self.stop_dns()?;
         self.stop(hold)
     }
@@ -929,7 +936,7 @@ impl Bench {
         let (warmup, runs) = (self.s.sender_warmup, self.s.sender_runs);
         log(&format!("sender: {count} pods, {server}, {runs} rounds"));
         let json = format!("sender-{count}-{server}.json");
-        self.alternate(&json, warmup, runs, contestants)
+        self.alternate(&json, (warmup, runs), Duration::ZERO, contestants)
     }
 
     // -----------------------------------------------------------------------
@@ -1064,13 +1071,16 @@ impl Bench {
             ("plain", send.clone()),
             ("confirm", format!("{send} --confirm")),
         ];
-        self.alternate("confirm.json", warmup, runs, &named)?;
+        // A plain run leaves the one receiver about 4 ms of logging (1000
+        // lines): the run after it must not wait for that.
+        let settle = Duration::from_millis(20);
+        self.alternate("confirm.json", (warmup, runs), settle, &named)?;
         let drop = "-m statistic --mode random --probability 0.1 -j DROP";
         for rule in ["--dport", "--sport"] {
             output(&mut self.ns(&format!("iptables -A INPUT -p udp {rule} {PORT} {drop}")))?;
         }
         let named = [("loss", format!("{send} --confirm --timeout 10s"))];
-        self.alternate("confirm-loss.json", 0, runs, &named)?;
+        self.alternate("confirm-loss.json", (0, runs), settle, &named)?;
         // The relay's sinks listen on the same port: they must lose nothing.
         for rule in ["--dport", "--sport"] {
             output(&mut self.ns(&format!("iptables -D INPUT -p udp {rule} {PORT} {drop}")))?;

@@ -5,6 +5,7 @@
 
 use crate::frame::{self, Frame, Id};
 use crate::{log_line, pyrepr, signals};
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -58,6 +59,17 @@ pub struct Waiting {
     id: Id,
     /// (pod, acknowledged), in the order first sent to.
     pods: Vec<(SocketAddr, bool)>,
+    /// Each pod's place in `pods`, by its address as acknowledgements come
+    /// from it (`canonical`): looking each one up by scanning `pods` made a
+    /// thousand pods cost half a million comparisons.
+    places: HashMap<SocketAddr, usize>,
+    /// How many have not acknowledged.
+    left: usize,
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 impl Waiting {
@@ -65,6 +77,8 @@ impl Waiting {
         Waiting {
             id,
             pods: Vec::new(),
+            places: HashMap::new(),
+            left: 0,
         }
     }
 
@@ -76,18 +90,16 @@ impl Waiting {
         if frame::parse(datagram) != Some(Frame::Ack(self.id)) {
             return false;
         }
-        let pod = self.pods.iter_mut().find(|(pod, acked)| {
-            !acked
-                && pod.ip().to_canonical() == from.ip().to_canonical()
-                && pod.port() == from.port()
-        });
-        match pod {
-            Some((_, acked)) => {
-                *acked = true;
-                true
-            }
-            None => false,
+        let Some(&place) = self.places.get(&canonical(from)) else {
+            return false;
+        };
+        let acked = &mut self.pods[place].1;
+        if *acked {
+            return false;
         }
+        *acked = true;
+        self.left -= 1;
+        true
     }
 
     /// Takes the service's current pods: new ones are added (returned, to
@@ -105,6 +117,12 @@ impl Waiting {
             .copied()
             .collect();
         self.pods.extend(new.iter().map(|&pod| (pod, false)));
+        // First place wins, as a scan from the front would find it.
+        self.places.clear();
+        for (place, &(pod, _)) in self.pods.iter().enumerate().rev() {
+            self.places.insert(canonical(pod), place);
+        }
+        self.left = self.pods.iter().filter(|&&(_, acked)| !acked).count();
         new
     }
 
@@ -116,7 +134,7 @@ impl Waiting {
     }
 
     fn done(&self) -> bool {
-        self.pods.iter().all(|&(_, acked)| acked)
+        self.left == 0
     }
 
     fn report(self) -> Report {
@@ -332,6 +350,25 @@ mod tests {
     }
 
     #[test]
+    fn done_when_every_pod_still_waited_for_has_acknowledged() {
+        let [a, b, c] = ["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"].map(addr);
+        let mut waiting = Waiting::new(ID);
+        assert!(waiting.done());
+        waiting.update(&[a, b, c]);
+        for (pod, done) in [(a, false), (a, false), (c, false)] {
+            waiting.acknowledged(&frame::ack(ID), pod);
+            assert_eq!(waiting.done(), done);
+        }
+        // b leaves unconfirmed: nobody is left to wait for.
+        waiting.update(&[a, c]);
+        assert!(waiting.done());
+        waiting.update(&[a, b, c]);
+        assert!(!waiting.done());
+        assert!(waiting.acknowledged(&frame::ack(ID), b));
+        assert!(waiting.done());
+    }
+
+    #[test]
     fn ipv4_mapped_source_matches_ipv4_pod() {
         let mut waiting = Waiting::new(ID);
         waiting.update(&[addr("10.0.0.1:7")]);
@@ -347,6 +384,9 @@ mod tests {
         // a (confirmed) and b (not) leave; d arrives.
         assert_eq!(waiting.update(&[c, d]), [d]);
         assert_eq!(waiting.update(&[c, d]), []);
+        assert!(!waiting.done());
+        // b left: its acknowledgement no longer counts.
+        assert!(!waiting.acknowledged(&frame::ack(ID), b));
         assert_eq!(
             waiting.report(),
             Report {

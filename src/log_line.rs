@@ -26,6 +26,48 @@ pub fn write_prefix(out: &mut Vec<u8>, at: SystemTime, level: &str) {
     );
 }
 
+/// `write_prefix` for one line after another: the date and time up to the
+/// second are formatted once per second, the milliseconds per line.
+/// Formatting the whole stamp with `write!` for every line was about a
+/// third of the receiver's CPU.
+#[derive(Default)]
+pub struct Stamper {
+    /// The second formatted last, and its text up to the comma included.
+    second: Option<(u64, Vec<u8>)>,
+}
+
+impl Stamper {
+    /// Appends the same bytes as `write_prefix`.
+    pub fn write_prefix(&mut self, out: &mut Vec<u8>, at: SystemTime, level: &str) {
+        let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since_epoch.as_secs();
+        if self
+            .second
+            .as_ref()
+            .is_none_or(|(second, _)| *second != secs)
+        {
+            let mut text = Vec::with_capacity(64);
+            write_prefix(&mut text, at, level);
+            // A year has no comma: the first one ends the seconds.
+            let comma = text.iter().position(|&b| b == b',').unwrap_or(0);
+            text.truncate(comma + 1);
+            self.second = Some((secs, text));
+        }
+        if let Some((_, text)) = &self.second {
+            out.extend_from_slice(text);
+        }
+        let ms = since_epoch.subsec_millis();
+        out.extend_from_slice(&[
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+        ]);
+        out.extend_from_slice(b" - root - ");
+        out.extend_from_slice(level.as_bytes());
+        out.extend_from_slice(b" - ");
+    }
+}
+
 /// One whole line, newline included, stamped now.
 pub fn line(level: &str, message: &str) -> String {
     let mut out = Vec::with_capacity(64 + message.len());
@@ -98,6 +140,37 @@ mod tests {
         ];
         for (secs, millis, want) in cases {
             assert_eq!(prefix_at(secs, millis), format!("{want} - root - INFO - "));
+        }
+    }
+
+    #[test]
+    fn the_stamper_writes_what_write_prefix_writes() {
+        let mut stamper = Stamper::default();
+        // Within a second, across seconds, days and years, back in time,
+        // and a year of five digits.
+        let times = [
+            (1_629_663_656, 167),
+            (1_629_663_656, 999),
+            (1_629_663_657, 0),
+            (1_629_663_657, 5),
+            (1_629_676_799, 999),
+            (1_629_676_800, 0),
+            (4_102_444_799, 999),
+            (4_102_444_800, 1),
+            (0, 0),
+            (1_629_663_656, 167),
+            (253_402_300_800, 42),
+            (253_402_300_800, 43),
+        ];
+        for (secs, millis) in times {
+            let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis);
+            for level in [INFO, WARNING] {
+                let mut got = b"x".to_vec();
+                stamper.write_prefix(&mut got, at, level);
+                let mut want = b"x".to_vec();
+                write_prefix(&mut want, at, level);
+                assert_eq!(String::from_utf8(got), String::from_utf8(want));
+            }
         }
     }
 

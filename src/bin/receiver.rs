@@ -346,6 +346,7 @@ fn take(
 struct Log {
     out: BufWriter<StdoutLock<'static>>,
     line: Vec<u8>,
+    stamper: log_line::Stamper,
 }
 
 impl Log {
@@ -353,12 +354,15 @@ impl Log {
         Log {
             out: BufWriter::with_capacity(2 * FLUSH_AT, io::stdout().lock()),
             line: Vec::with_capacity(256),
+            stamper: log_line::Stamper::default(),
         }
     }
 
     /// Adds the line for one datagram; writes when the buffer is full.
     fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
         self.line.clear();
+        self.stamper
+            .write_prefix(&mut self.line, SystemTime::now(), log_line::INFO);
         write_line(&mut self.line, payload, from);
         self.out.write_all(&self.line).map_err(log_failed)?;
         if self.out.buffer().len() >= FLUSH_AT {
@@ -377,8 +381,8 @@ fn log_failed(e: io::Error) -> String {
     format!("cannot write the log to standard output: {e}")
 }
 
+/// The line after its prefix.
 fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
-    log_line::write_prefix(out, SystemTime::now(), log_line::INFO);
     out.extend_from_slice(b"Message from Client:");
     pyrepr::write_bytes(out, payload);
     out.extend_from_slice(b" Client IP Address:");

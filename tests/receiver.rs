@@ -133,6 +133,7 @@ fn ipv6_sources_print_as_python_prints_them() {
     let code = "import socket\n\
         s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
         s.bind(('::1', 0))\n\
+        s.settimeout(10)\n\
         print(s.getsockname()[1], flush=True)\n\
         m, a = s.recvfrom(65535)\n\
         print(repr(a))\n\
@@ -260,7 +261,7 @@ fn port_and_bind_address_come_from_options_or_environment() {
         .send_to(b"env", ("127.0.0.1", port))
         .unwrap();
     signal(child.id(), "TERM");
-    let status = child.wait().unwrap();
+    let status = wait_for_exit(&mut child, "the receiver after SIGTERM");
     let mut log = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut log).unwrap();
     assert!(status.success());

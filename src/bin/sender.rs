@@ -3,7 +3,7 @@
 
 use std::io::{self, BufRead, BufWriter, Stdout, Write};
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::confirm::{self, Confirmer};
 use udp_headless::discover::{self, Family};
@@ -558,31 +558,21 @@ fn log_send(
 }
 
 /// The caller's line buffer, reused: musl's allocator can turn an
-/// allocation per pod into an mmap and munmap per pod. The time stamp is
-/// formatted again only when its millisecond changes (stream modes log
-/// many lines, most in the same millisecond as the one before).
+/// allocation per pod into an mmap and munmap per pod. The date and time
+/// are formatted once per second (`log_line::Stamper`): stream modes log
+/// many lines within one.
 #[derive(Default)]
 struct LogLine {
     bytes: Vec<u8>,
-    /// The millisecond of the prefix at the start of `bytes`, and its length.
-    stamped: Option<(u128, usize)>,
+    stamper: log_line::Stamper,
 }
 
 impl LogLine {
     /// Leaves just the log prefix for `now` in `bytes`.
     fn stamp(&mut self, now: SystemTime) {
-        let ms = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        match self.stamped {
-            Some((stamped, len)) if stamped == ms => self.bytes.truncate(len),
-            _ => {
-                self.bytes.clear();
-                log_line::write_prefix(&mut self.bytes, now, log_line::INFO);
-                self.stamped = Some((ms, self.bytes.len()));
-            }
-        }
+        self.bytes.clear();
+        self.stamper
+            .write_prefix(&mut self.bytes, now, log_line::INFO);
     }
 }
 

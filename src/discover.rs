@@ -382,7 +382,7 @@ fn decide_at(
         None => match dns.ours {
             Some(Ok(found)) => {
                 let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
-                with_dns_cut(service, family, addrs.collect(), &found)
+                with_dns_cut(service, family, unique(addrs), &found)
             }
             Some(Err(error)) => Err(DiscoverError::Lookup {
                 service: service.to_string(),
@@ -527,7 +527,7 @@ fn explain(
     match dns.ours_or_ask(&once, service, family, false) {
         Ok(found) => {
             let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
-            with_dns_cut(service, family, addrs.collect(), &found)
+            with_dns_cut(service, family, unique(addrs), &found)
         }
         Err(error) => Err(DiscoverError::Lookup {
             service: service.to_string(),
@@ -621,7 +621,6 @@ pub fn pick_family(addrs: Vec<SocketAddr>, family: Family) -> Vec<SocketAddr> {
         Family::Ipv6 => false,
         Family::Auto => addrs.iter().any(SocketAddr::is_ipv4),
     };
-    // In place: a second list of a thousand would be fresh pages to fault in.
     let mut addrs = addrs;
     addrs.retain(|a| a.is_ipv4() == want_v4);
     addrs
@@ -676,6 +675,38 @@ mod tests {
         assert_eq!(gone, Err(RecvTimeoutError::Disconnected));
         // Woken by the drop, not by the timeout.
         assert!(wait.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn dns_alone_gives_each_pod_once() {
+        // An answer that repeats a record, used alone: when the system
+        // resolver ran out of time, and when it failed.
+        let found = || dns::Found {
+            name: "svc".into(),
+            addrs: ["10.0.0.1", "10.0.0.2", "10.0.0.1"]
+                .map(|a| a.parse().unwrap())
+                .into(),
+            truncated: false,
+            ttl: Duration::from_secs(5),
+        };
+        let conf = ResolvConf {
+            nameservers: vec!["127.0.0.1:53".parse().unwrap()],
+            ..ResolvConf::default()
+        };
+        let when = (Instant::now() + TIME_LIMIT, TIME_LIMIT);
+        let failed = || Some(Err(io::Error::other("no")));
+        for system in [None, failed()] {
+            let pods = decide_at(
+                "svc",
+                9,
+                Family::Auto,
+                system,
+                Ok(conf.clone()),
+                Some(Ok(found())),
+                when,
+            );
+            assert_eq!(pods.unwrap().addrs, addrs(&["10.0.0.1:9", "10.0.0.2:9"]));
+        }
     }
 
     #[test]

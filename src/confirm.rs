@@ -5,7 +5,7 @@
 
 use crate::frame::{self, Frame, Id};
 use crate::{log_line, pyrepr, signals};
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -104,23 +104,24 @@ impl Waiting {
 
     /// Takes the service's current pods: new ones are added (returned, to
     /// be sent to); unconfirmed ones that left are no longer waited for.
-    /// Confirmed pods stay confirmed, in the service or not.
+    /// Confirmed pods stay confirmed, in the service or not. A pod listed
+    /// twice (by an IPv4 and an IPv4-mapped address too) is one pod.
     pub fn update(&mut self, current: &[SocketAddr]) -> Vec<SocketAddr> {
-        // Sorted copies: a retry with thousands of pods stays n log n.
+        // Sorted: a retry with thousands of pods stays n log n.
         let now = sorted(current.iter().copied());
         self.pods
             .retain(|(pod, acked)| *acked || now.binary_search(pod).is_ok());
-        let known = sorted(self.pods.iter().map(|&(pod, _)| pod));
-        let new: Vec<_> = current
-            .iter()
-            .filter(|pod| known.binary_search(pod).is_err())
-            .copied()
-            .collect();
-        self.pods.extend(new.iter().map(|&pod| (pod, false)));
-        // First place wins, as a scan from the front would find it.
         self.places.clear();
-        for (place, &(pod, _)) in self.pods.iter().enumerate().rev() {
+        for (place, &(pod, _)) in self.pods.iter().enumerate() {
             self.places.insert(canonical(pod), place);
+        }
+        let mut new = Vec::new();
+        for &pod in current {
+            if let Entry::Vacant(place) = self.places.entry(canonical(pod)) {
+                place.insert(self.pods.len());
+                self.pods.push((pod, false));
+                new.push(pod);
+            }
         }
         self.left = self.pods.iter().filter(|&&(_, acked)| !acked).count();
         new
@@ -365,6 +366,18 @@ mod tests {
         waiting.update(&[a, b, c]);
         assert!(!waiting.done());
         assert!(waiting.acknowledged(&frame::ack(ID), b));
+        assert!(waiting.done());
+    }
+
+    #[test]
+    fn a_pod_listed_twice_is_one_pod() {
+        let a = addr("10.0.0.1:7");
+        let mapped = addr("[::ffff:10.0.0.1]:7");
+        let mut waiting = Waiting::new(ID);
+        assert_eq!(waiting.update(&[a, a, mapped]), [a]);
+        assert!(waiting.acknowledged(&frame::ack(ID), a));
+        assert!(waiting.done());
+        assert_eq!(waiting.update(&[mapped, a]), []);
         assert!(waiting.done());
     }
 

@@ -262,9 +262,21 @@ fn alternate(json: &str, counts: [&str; 3], sink: &str, pairs: &[&str]) -> Res<(
     write(Path::new(json), times_json(&results))
 }
 
-/// Round `round`'s order of `n` contestants: each goes first in turn.
+/// Round `round`'s order of `n` contestants: each goes first in turn, and
+/// each runs right after every other one equally often (a Williams design:
+/// 0, 1, n-1, 2, n-2, ... shifted by the round; for odd n every other cycle
+/// backwards). Then no contestant always inherits what the same one leaves
+/// behind (a DNS server's forked child still exiting, say).
 fn turns(round: usize, n: usize) -> impl Iterator<Item = usize> {
-    (0..n).map(move |i| (round + i) % n)
+    let williams = move |i: usize| {
+        if i % 2 == 1 {
+            i.div_ceil(2)
+        } else {
+            (n - i / 2) % n
+        }
+    };
+    let backwards = n % 2 == 1 && (round / n) % 2 == 1;
+    (0..n).map(move |i| (williams(if backwards { n - 1 - i } else { i }) + round) % n)
 }
 
 /// One run of a command (words split at spaces; a last word `<FILE` is its
@@ -1972,8 +1984,28 @@ mod tests {
 
     #[test]
     fn each_contestant_goes_first_in_turn() {
-        let rounds: Vec<Vec<usize>> = (0..4).map(|r| turns(r, 3).collect()).collect();
-        assert_eq!(rounds, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+        let rounds: Vec<Vec<usize>> = (0..7).map(|r| turns(r, 3).collect()).collect();
+        let forwards = [[0, 1, 2], [1, 2, 0], [2, 0, 1]];
+        let backwards = [[2, 1, 0], [0, 2, 1], [1, 0, 2]];
+        assert_eq!(rounds, [&forwards[..], &backwards, &forwards[..1]].concat());
+        // Over two cycles each goes first twice and runs right after each
+        // other one twice.
+        for n in [2, 3, 4, 5, 6] {
+            let mut first = vec![0; n];
+            let mut after = vec![vec![0; n]; n];
+            for r in 0..2 * n {
+                let order: Vec<usize> = turns(r, n).collect();
+                first[order[0]] += 1;
+                for pair in order.windows(2) {
+                    after[pair[1]][pair[0]] += 1;
+                }
+            }
+            assert!(first.iter().all(|&f| f == 2), "{n}: {first:?}");
+            for (i, counts) in after.iter().enumerate() {
+                let others = (0..n).filter(|&j| j != i).map(|j| counts[j]);
+                assert!(others.into_iter().all(|c| c == 2), "{n}: {after:?}");
+            }
+        }
     }
 
     #[test]

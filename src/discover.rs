@@ -621,9 +621,10 @@ pub fn pick_family(addrs: Vec<SocketAddr>, family: Family) -> Vec<SocketAddr> {
         Family::Ipv6 => false,
         Family::Auto => addrs.iter().any(SocketAddr::is_ipv4),
     };
-    let mut addrs = addrs;
-    addrs.retain(|a| a.is_ipv4() == want_v4);
     addrs
+        .into_iter()
+        .filter(|a| a.is_ipv4() == want_v4)
+        .collect()
 }
 
 #[cfg(test)]

@@ -380,10 +380,7 @@ fn decide_at(
         }
         Some(Err(e)) => explain(service, port, family, e, dns),
         None => match dns.ours {
-            Some(Ok(found)) => {
-                let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
-                with_dns_cut(service, family, unique(addrs), &found)
-            }
+            Some(Ok(found)) => with_dns(service, port, family, vec![], &found),
             Some(Err(error)) => Err(DiscoverError::Lookup {
                 service: service.to_string(),
                 error,
@@ -442,11 +439,7 @@ fn complete(
             Ok(found) if !shares_an_address(&addrs, &found) => {
                 return different_names(service, family, addrs, &found);
             }
-            Ok(found) => {
-                let from_dns = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
-                let all = unique(addrs.into_iter().chain(from_dns));
-                return with_dns_cut(service, family, all, &found);
-            }
+            Ok(found) => return with_dns(service, port, family, addrs, &found),
             // Not in DNS: the system's answer came from elsewhere
             // (/etc/hosts) and is all there is.
             Err(LookupError::NotFound(_) | LookupError::NoRecords(..)) => {
@@ -525,10 +518,7 @@ fn explain(
         ..conf.clone()
     };
     match dns.ours_or_ask(&once, service, family, false) {
-        Ok(found) => {
-            let addrs = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
-            with_dns_cut(service, family, unique(addrs), &found)
-        }
+        Ok(found) => with_dns(service, port, family, vec![], &found),
         Err(error) => Err(DiscoverError::Lookup {
             service: service.to_string(),
             error,
@@ -561,14 +551,18 @@ fn ask_dns(
     })
 }
 
-/// `pods`, with DNS's TTL, and a warning when its answer itself was cut.
-fn with_dns_cut(
+/// The pods DNS found, after `first` (the system resolver's, when both
+/// answered about the same name), each once; with DNS's TTL, and a
+/// warning when its answer itself was cut.
+fn with_dns(
     service: &str,
+    port: u16,
     family: Family,
-    addrs: Vec<SocketAddr>,
+    first: Vec<SocketAddr>,
     found: &dns::Found,
 ) -> Result<Pods, DiscoverError> {
-    let mut pods = pods(service, family, addrs)?;
+    let from_dns = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
+    let mut pods = pods(service, family, unique(first.into_iter().chain(from_dns)))?;
     pods.ttl = Some(found.ttl);
     if found.truncated {
         pods.incomplete = Some(format!(

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
 use std::time::SystemTime;
-use udp_headless::log_line;
+use udp_headless::{log_line, pyrepr};
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,8 +85,12 @@ fn broadcast(file: &str, message: &[u8], port: u16) -> Result<(), String> {
         socket
             .send_to(message, SocketAddr::new(ip, port))
             .map_err(|e| format!("send to {ip}: {e}"))?;
+        // The sender's own formatting: the floor differs from it only in
+        // resolving nothing.
         out.extend_from_slice(&prefix);
-        let _ = writeln!(out, "sent message to :{ip}");
+        out.extend_from_slice(b"sent message to :");
+        pyrepr::write_ip(&mut out, ip);
+        out.push(b'\n');
     }
     std::io::stdout()
         .lock()

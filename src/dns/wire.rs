@@ -239,7 +239,9 @@ pub(crate) fn parse_answer(
     for _ in 0..answers {
         match read_record(msg, pos, &mut scratch, &mut last) {
             Ok((record, next)) => {
-                records.extend(record);
+                if let Some(record) = record {
+                    records.push(record);
+                }
                 pos = next;
             }
             Err(_) if truncated => break,
@@ -291,10 +293,14 @@ fn read_record(
             (name, after)
         }
     };
-    let rtype = read_u16(msg, pos)?;
-    let class = read_u16(msg, pos + 2)?;
-    let ttl = u32::from(read_u16(msg, pos + 4)?) << 16 | u32::from(read_u16(msg, pos + 6)?);
-    let rdlength = read_u16(msg, pos + 8)? as usize;
+    // Type, class, TTL and data length: one bounds check for all four.
+    let Some(&[t1, t0, c1, c0, l3, l2, l1, l0, r1, r0]) = msg.get(pos..pos + 10) else {
+        return Err(cut_short(msg, pos));
+    };
+    let rtype = u16::from_be_bytes([t1, t0]);
+    let class = u16::from_be_bytes([c1, c0]);
+    let ttl = u32::from_be_bytes([l3, l2, l1, l0]);
+    let rdlength = usize::from(u16::from_be_bytes([r1, r0]));
     let start = pos + 10;
     let end = start + rdlength;
     let Some(rdata) = msg.get(start..end) else {
@@ -404,11 +410,15 @@ fn read_name_into(msg: &[u8], start: usize, name: &mut Vec<u8>) -> Result<usize,
 fn read_u16(msg: &[u8], pos: usize) -> Result<u16, ReplyError> {
     match msg.get(pos..pos + 2) {
         Some(&[high, low]) => Ok(u16::from_be_bytes([high, low])),
-        _ => Err(malformed(format!(
-            "a {}-byte message cut short at byte {pos}",
-            msg.len()
-        ))),
+        _ => Err(cut_short(msg, pos)),
     }
+}
+
+fn cut_short(msg: &[u8], pos: usize) -> ReplyError {
+    malformed(format!(
+        "a {}-byte message cut short at byte {pos}",
+        msg.len()
+    ))
 }
 
 #[cfg(test)]

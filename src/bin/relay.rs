@@ -385,8 +385,7 @@ impl Copies {
 }
 
 /// Sends `payloads` with `send_batch`, which sends them in order until one
-/// fails: that one is counted as failed and the batch goes on after it,
-/// so every copy is either sent or counted.
+/// fails, so every copy is either sent or counted as failed.
 fn in_batches(
     payloads: &[&[u8]],
     mut send_batch: impl FnMut(&[&[u8]]) -> std::io::Result<usize>,
@@ -394,19 +393,26 @@ fn in_batches(
     let mut copies = Copies::default();
     let mut at = 0;
     while at < payloads.len() {
-        match send_batch(&payloads[at..]) {
-            Ok(n) => {
+        let sent = match send_batch(&payloads[at..]) {
+            // sendmmsg stops at a failure without saying why: that one
+            // again alone says (a batch of one is a plain send). Often it
+            // goes: the error was a pod's earlier "port unreachable", which
+            // the failed send reported and cleared.
+            Ok(n) if at + n < payloads.len() => {
                 copies.sent += n as u64;
                 at += n;
-                if at < payloads.len() {
-                    // sendmmsg stops at a failure but reports no error.
-                    copies.fail(|| {
-                        std::io::Error::other(
-                            "a send in a batch failed, the kernel does not say why",
-                        )
-                    });
-                    at += 1;
-                }
+                send_batch(&payloads[at..at + 1])
+            }
+            other => other,
+        };
+        match sent {
+            Ok(n) if n > 0 => {
+                copies.sent += n as u64;
+                at += n;
+            }
+            Ok(_) => {
+                copies.fail(|| std::io::Error::other("sent nothing, and no error"));
+                at += 1;
             }
             Err(e) => {
                 copies.fail(|| e);
@@ -578,16 +584,26 @@ mod tests {
     use super::*;
     use std::io;
 
-    /// A `send_batch` that sends until a copy in `failing` (by its index
-    /// in the whole batch), as sendmmsg does; the calls it got.
-    fn fake(failing: &[usize]) -> impl FnMut(&[&[u8]]) -> io::Result<usize> + '_ {
-        let mut at = 0;
+    /// A `send_batch` over payloads named "0", "1", ...: sends in order
+    /// until one fails, as sendmmsg does. Those in `always` always fail;
+    /// those in `once` fail the first time they are tried, as a send that
+    /// reports (and clears) a pod's earlier "port unreachable" does.
+    fn fake<'a>(
+        always: &'a [usize],
+        once: &'a [usize],
+    ) -> impl FnMut(&[&[u8]]) -> io::Result<usize> + 'a {
+        let mut tried = vec![];
         move |rest: &[&[u8]]| {
-            let start = at;
-            let ok = (start..start + rest.len())
-                .take_while(|i| !failing.contains(i))
-                .count();
-            at = start + ok + 1;
+            let mut ok = 0;
+            for payload in rest {
+                let i = usize::from(payload[0] - b'0');
+                let fails = always.contains(&i) || (once.contains(&i) && !tried.contains(&i));
+                tried.push(i);
+                if fails {
+                    break;
+                }
+                ok += 1;
+            }
             if ok == 0 {
                 return Err(io::Error::from_raw_os_error(111));
             }
@@ -598,33 +614,56 @@ mod tests {
     #[test]
     fn a_failure_in_a_batch_is_counted_and_the_rest_still_sent() {
         let payloads: [&[u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
-        for (failing, sent) in [
-            (&[][..], 6),
-            (&[0][..], 5),
-            (&[2][..], 5),
-            (&[5][..], 5),
-            (&[1, 2][..], 4),
-            (&[0, 3, 4][..], 3),
-            (&[0, 1, 2, 3, 4, 5][..], 0),
+        for (always, once, sent) in [
+            (&[][..], &[][..], 6),
+            (&[0][..], &[][..], 5),
+            (&[2][..], &[][..], 5),
+            (&[5][..], &[][..], 5),
+            (&[1, 2][..], &[][..], 4),
+            (&[0, 3, 4][..], &[][..], 3),
+            (&[0, 1, 2, 3, 4, 5][..], &[][..], 0),
+            // Stopped the batch, then went alone: sent.
+            (&[][..], &[2][..], 6),
+            (&[][..], &[1, 3, 5][..], 6),
+            // First of a batch: its error is the batch's, counted.
+            (&[][..], &[0][..], 5),
+            (&[2][..], &[3][..], 4),
         ] {
-            let copies = in_batches(&payloads, fake(failing));
-            assert_eq!(copies.sent, sent, "{failing:?}");
-            assert_eq!(copies.failed, failing.len() as u64, "{failing:?}");
-            assert_eq!(copies.error.is_some(), !failing.is_empty(), "{failing:?}");
+            let copies = in_batches(&payloads, fake(always, once));
+            let failed = payloads.len() as u64 - sent;
+            assert_eq!(copies.sent, sent, "{always:?} {once:?}");
+            assert_eq!(copies.failed, failed, "{always:?} {once:?}");
+            assert_eq!(copies.error.is_some(), failed > 0, "{always:?} {once:?}");
         }
+    }
+
+    #[test]
+    fn a_pod_gone_in_mid_batch_says_why() {
+        // Each copy to a closed port brings back "port unreachable", which
+        // the connected socket's next send reports: in a batch, a stop
+        // without a reason.
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(to).unwrap();
+        let payloads: [&[u8]; 8] = [b"x"; 8];
+        let failed = (0..50)
+            .map(|_| in_batches(&payloads, |rest| socket::send_batch(&sock, rest)))
+            .inspect(|copies| assert_eq!(copies.sent + copies.failed, 8))
+            .find(|copies| copies.failed > 0)
+            .expect("no send to a closed port failed");
+        let error = failed.error.unwrap();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
     }
 
     #[test]
     fn the_first_error_is_the_one_reported() {
         let payloads: [&[u8]; 3] = [b"0", b"1", b"2"];
-        let copies = in_batches(&payloads, fake(&[0, 2]));
-        let error = copies.error.unwrap();
-        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
-        let copies = in_batches(&payloads, fake(&[1]));
-        assert!(copies
-            .error
-            .unwrap()
-            .to_string()
-            .contains("does not say why"));
+        for always in [&[0, 2][..], &[1]] {
+            let copies = in_batches(&payloads, fake(always, &[]));
+            let error = copies.error.unwrap();
+            assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        }
     }
 }

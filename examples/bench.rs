@@ -104,7 +104,7 @@ impl Settings {
             sender_runs: pick(5, 100),
             sender_warmup: pick(1, 2),
             confirm_runs: pick(5, 30),
-            stream_runs: pick(5, 10),
+            stream_runs: pick(5, 30),
             recv_trials: pick(1, 3),
             recv_rates: if quick {
                 vec![25000, 50000, 100000, 200000, 0]

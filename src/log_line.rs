@@ -32,39 +32,52 @@ pub fn write_prefix(out: &mut Vec<u8>, at: SystemTime, level: &str) {
 /// third of the receiver's CPU.
 #[derive(Default)]
 pub struct Stamper {
-    /// The second formatted last, and its text up to the comma included.
-    second: Option<(u64, Vec<u8>)>,
+    last: Option<Stamp>,
+}
+
+/// The prefix of the second and level stamped last; within a second only
+/// its milliseconds change. Copied whole: each copy is a call to musl's
+/// `memcpy`, which costs more than the few bytes of a piece.
+struct Stamp {
+    second: u64,
+    level: String,
+    prefix: Vec<u8>,
+    /// Where the milliseconds are: after the first comma (a year has none).
+    ms_at: usize,
 }
 
 impl Stamper {
     /// Appends the same bytes as `write_prefix`.
     pub fn write_prefix(&mut self, out: &mut Vec<u8>, at: SystemTime, level: &str) {
         let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since_epoch.as_secs();
-        if self
-            .second
-            .as_ref()
-            .is_none_or(|(second, _)| *second != secs)
-        {
-            let mut text = Vec::with_capacity(64);
-            write_prefix(&mut text, at, level);
-            // A year has no comma: the first one ends the seconds.
-            let comma = text.iter().position(|&b| b == b',').unwrap_or(0);
-            text.truncate(comma + 1);
-            self.second = Some((secs, text));
+        let second = since_epoch.as_secs();
+        let same = |s: &Stamp| s.second == second && s.level == level;
+        if !self.last.as_ref().is_some_and(same) {
+            let mut prefix = Vec::with_capacity(64);
+            write_prefix(&mut prefix, at, level);
+            let ms_at = prefix
+                .iter()
+                .position(|&b| b == b',')
+                .map_or(prefix.len(), |c| c + 1);
+            self.last = Some(Stamp {
+                second,
+                level: level.to_string(),
+                prefix,
+                ms_at,
+            });
         }
-        if let Some((_, text)) = &self.second {
-            out.extend_from_slice(text);
-        }
+        let Some(stamp) = &mut self.last else {
+            return;
+        };
         let ms = since_epoch.subsec_millis();
-        out.extend_from_slice(&[
-            b'0' + (ms / 100) as u8,
-            b'0' + (ms / 10 % 10) as u8,
-            b'0' + (ms % 10) as u8,
-        ]);
-        out.extend_from_slice(b" - root - ");
-        out.extend_from_slice(level.as_bytes());
-        out.extend_from_slice(b" - ");
+        if let Some(digits) = stamp.prefix.get_mut(stamp.ms_at..stamp.ms_at + 3) {
+            digits.copy_from_slice(&[
+                b'0' + (ms / 100) as u8,
+                b'0' + (ms / 10 % 10) as u8,
+                b'0' + (ms % 10) as u8,
+            ]);
+        }
+        out.extend_from_slice(&stamp.prefix);
     }
 }
 

@@ -2,7 +2,7 @@
 //! the original demo's format:
 //! `2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)`
 
-use std::io::{self, BufWriter, ErrorKind, StdoutLock, Write};
+use std::io::{self, ErrorKind, StdoutLock, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 use udp_headless::args::{self, Parser, UsageError};
@@ -343,36 +343,41 @@ fn take(
 /// The log on stdout, buffered here and written in one piece when full or
 /// when the socket is empty. The buffer ends each flush on a newline, so
 /// stdout's own LineWriter passes it on in one write, not one per line.
+/// Lines are formatted straight into the buffer: copying each one there
+/// was a call to musl's `memcpy` per line.
 struct Log {
-    out: BufWriter<StdoutLock<'static>>,
-    line: Vec<u8>,
+    out: StdoutLock<'static>,
+    buffer: Vec<u8>,
     stamper: log_line::Stamper,
 }
 
 impl Log {
     fn new() -> Log {
         Log {
-            out: BufWriter::with_capacity(2 * FLUSH_AT, io::stdout().lock()),
-            line: Vec::with_capacity(256),
+            out: io::stdout().lock(),
+            buffer: Vec::with_capacity(2 * FLUSH_AT),
             stamper: log_line::Stamper::default(),
         }
     }
 
     /// Adds the line for one datagram; writes when the buffer is full.
     fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
-        self.line.clear();
         self.stamper
-            .write_prefix(&mut self.line, SystemTime::now(), log_line::INFO);
-        write_line(&mut self.line, payload, from);
-        self.out.write_all(&self.line).map_err(log_failed)?;
-        if self.out.buffer().len() >= FLUSH_AT {
+            .write_prefix(&mut self.buffer, SystemTime::now(), log_line::INFO);
+        write_line(&mut self.buffer, payload, from);
+        if self.buffer.len() >= FLUSH_AT {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        self.out.flush().map_err(log_failed)
+        let written = self
+            .out
+            .write_all(&self.buffer)
+            .and_then(|()| self.out.flush());
+        self.buffer.clear();
+        written.map_err(log_failed)
     }
 }
 

@@ -247,7 +247,10 @@ fn alternate(json: &str, counts: [&str; 3], sink: &str, pairs: &[&str]) -> Res<(
     for round in 0..warmup + runs {
         for i in turns(round, named.len()) {
             let (name, line) = named[i];
-            let t = time_run(line, Path::new(sink)).map_err(|e| format!("{name}: {e}"))?;
+            // `{run}` names the run in its command: a sender's message then
+            // tells its run's lines from another's that drew the same port.
+            let line = line.replace("{run}", &format!("{name}{round}"));
+            let t = time_run(&line, Path::new(sink)).map_err(|e| format!("{name}: {e}"))?;
             if round >= warmup {
                 times[i].push(t);
             }
@@ -1072,7 +1075,7 @@ impl Bench {
     // the burst of 1000 datagrams, so it needs the raised rmem_max too.
 
     fn confirm_bench(&mut self) -> Res<()> {
-        let send = format!("{} -s {SERVICE} -m test", self.exe("sender"));
+        let send = format!("{} -s {SERVICE} -m test-{{run}}", self.exe("sender"));
         self.write_pods(1000)?;
         self.start_dns(1000)?;
         let confirm_log = self.tmp.join("confirm.log");
@@ -1100,8 +1103,8 @@ impl Bench {
         }
         self.stop(receiver)?;
         self.stop_dns()?;
-        // A sender run's datagrams all come from one port: a line logged
-        // twice would repeat pod address and port (after the timestamp).
+        // A sender run's datagrams all come from one port and carry the
+        // run's name: a line logged twice repeats all after the timestamp.
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let text = read(&confirm_log);
         for line in text.lines() {
@@ -1810,7 +1813,7 @@ fn main_tables(results: &Path, machine: &str) -> Res<String> {
         if !first_loss.contains_key("ours") && !first_loss.contains_key("metrics") {
             let _ = writeln!(
                 o,
-                "- receiver: lossless rate with --metrics: no loss with or without, at any rate,                  max included ({} and {}/s) (target at least 95% of without): {}",
+                "- receiver: lossless rate with --metrics: no loss with or without, at any rate, max included ({} and {}/s) (target at least 95% of without): {}",
                 commas(*metrics),
                 commas(*ours),
                 verdict(true)
@@ -2038,6 +2041,29 @@ mod tests {
             failed.as_ref().is_err_and(|e| e.contains("/nonexistent")),
             "{failed:?}"
         );
+    }
+
+    #[test]
+    fn each_run_is_named_in_its_command() {
+        let dir = std::env::temp_dir().join(format!("bench-named-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (json, sink) = (dir.join("times.json"), dir.join("sink"));
+        let args = ["echo test-{run}", "echo {run}{run}"];
+        let (json_arg, sink_arg) = (json.display().to_string(), sink.display().to_string());
+        let ran = alternate(
+            &json_arg,
+            ["1", "2", "0"],
+            &sink_arg,
+            &["a", args[0], "bb", args[1]],
+        );
+        // The sink holds the last run's output: round 2 (after 1 warm-up
+        // and a timed one) of the contestant that went last.
+        let last = read(&sink);
+        let times = read_times(&json);
+        fs::remove_dir_all(&dir).unwrap();
+        ran.unwrap();
+        assert!(last == "test-a2\n" || last == "bb2bb2\n", "{last:?}");
+        assert_eq!(times.unwrap().len(), 2);
     }
 
     #[test]

@@ -381,6 +381,15 @@ impl Log {
     }
 }
 
+/// Lines formatted before an early return (a socket error) still go out,
+/// as a `BufWriter` would write them when dropped.
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.out.write_all(&self.buffer);
+        let _ = self.out.flush();
+    }
+}
+
 fn log_failed(e: io::Error) -> String {
     metrics::LOG_WRITE_ERRORS.inc();
     format!("cannot write the log to standard output: {e}")

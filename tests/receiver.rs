@@ -386,8 +386,12 @@ fn a_log_that_cannot_be_written_is_a_clear_failure() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    // Its last line, in the log format like the rest of its stderr.
+    let last = err.lines().last().unwrap_or_default();
+    let (level, message) = parse_log_line(last).expect("not in the log format");
+    assert_eq!(level, "ERROR", "{err}");
     assert!(
-        err.contains("cannot write the log to standard output: "),
+        message.contains("cannot write the log to standard output: "),
         "{err}"
     );
 }

@@ -237,8 +237,9 @@ fn receive(options: &Options) -> i32 {
     log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
     match log_datagrams(&sock, &options.relays) {
         Ok(()) => exit::OK,
+        // Running, it logs in the log format: so does its last word.
         Err(e) => {
-            eprintln!("receiver: {e}");
+            log_line::to_stderr(log_line::ERROR, &e);
             exit::FAILURE
         }
     }

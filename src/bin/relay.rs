@@ -186,8 +186,9 @@ fn run() -> i32 {
             ));
             exit::OK
         }
+        // Running, it logs in the log format: so does its last word.
         Err(e) => {
-            eprintln!("relay: {e}");
+            log_line::to_stderr(log_line::ERROR, &e);
             exit::FAILURE
         }
     }

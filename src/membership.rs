@@ -186,11 +186,12 @@ impl<R: FnMut() -> Answer> Cache<R> {
             }
             Err(e) => {
                 // Retry as often as an answer without TTL would be asked
-                // again: soon enough to recover, not a flood.
-                self.due = now + refresh_interval(self.fixed, None);
+                // again: soon enough to recover, not a flood; a long
+                // --refresh is for lists that work.
+                self.due = now + refresh_interval(self.fixed, None).min(NO_TTL_REFRESH);
                 events(Event::Failed {
                     first: !self.failing,
-                    kept: self.resolved,
+                    kept: self.resolved && self.no_pods.is_none(),
                     error: e.message.clone(),
                 });
                 self.failing = true;
@@ -513,6 +514,39 @@ mod tests {
             ]
         );
         assert_eq!(ips(cache.pods()), ["10.0.0.2", "10.0.0.3"]);
+    }
+
+    #[test]
+    fn a_failure_is_retried_within_5_s_even_with_a_long_refresh() {
+        let hour = Duration::from_secs(3600);
+        let (resolve, _) = scripted(vec![fail(), Ok(pods(&["10.0.0.1:1"])), fail()]);
+        let mut cache = Cache::new(resolve, Some(hour));
+        for (want_ok, longest) in [
+            (false, NO_TTL_REFRESH),
+            (true, hour),
+            (false, NO_TTL_REFRESH),
+        ] {
+            assert_eq!(cache.refresh(&mut |_| {}).is_ok(), want_ok);
+            let wait = cache.due() - Instant::now();
+            assert!(wait <= longest && wait > longest / 2, "{wait:?}");
+        }
+    }
+
+    /// After "no pods", a failure has no list to keep, and says so.
+    #[test]
+    fn a_failure_after_no_pods_keeps_no_list() {
+        let (resolve, _) = scripted(vec![Ok(pods(&["10.0.0.1:1"])), none(), fail()]);
+        let mut cache = Cache::new(resolve, None);
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            let _ = cache.refresh(&mut |e| events.push(e));
+        }
+        let last = events.iter().filter_map(describe).next_back().unwrap().1;
+        assert_eq!(
+            last,
+            "service 'svc' could not be resolved: no answer from DNS: no answer; retrying"
+        );
+        assert!(cache.get(&mut |_| {}).is_err());
     }
 
     #[test]

@@ -216,7 +216,7 @@ pub fn discover_from(
     if ABANDONED.load(Ordering::Acquire) {
         let conf = conf();
         let ours = ask(&conf, true, None);
-        return decide_at(service, port, family, None, conf, ours, (deadline, limit));
+        return while_system_busy(service, port, family, conf, ours);
     }
     let (tx, rx) = one_shot();
     let system_has = enough.clone();
@@ -392,6 +392,30 @@ fn decide_at(
             }),
         },
     }
+}
+
+/// Only DNS was asked, as the system resolver is still stuck in an earlier
+/// lookup. What DNS cannot settle stays open: the system resolver might
+/// know the name (/etc/hosts), so "no such name" is not "no pods", and
+/// the relay keeps its list.
+fn while_system_busy(
+    service: &str,
+    port: u16,
+    family: Family,
+    conf: Result<ResolvConf, String>,
+    ours: Option<Result<dns::Found, LookupError>>,
+) -> Result<Pods, DiscoverError> {
+    let why = match (ours, conf) {
+        (Some(Ok(found)), _) => return with_dns(service, port, family, vec![], &found),
+        (Some(Err(error)), _) => format!("DNS: the service {error}"),
+        (None, Err(why)) => why,
+        (None, Ok(_)) => "resolv.conf lists no nameserver".into(),
+    };
+    Err(DiscoverError::NoDns {
+        service: service.to_string(),
+        system: "the system resolver is still busy with an earlier lookup".into(),
+        why,
+    })
 }
 
 /// Our side of the resolution: the configuration (or why there is none),

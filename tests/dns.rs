@@ -17,6 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use udp_headless::discover::{self, DiscoverError, Family, MAYBE_CUT};
 use udp_headless::dns::{self, LookupError, Query, RecordType};
+use udp_headless::membership;
 use udp_headless::resolv_conf::{self, ResolvConf};
 
 const DNSMASQ: &str = "/usr/sbin/dnsmasq";
@@ -502,6 +503,38 @@ fn a_silent_server_times_out_within_the_timeout() {
             "service 'headless-udp' could not be resolved: no answer from DNS: \
              {} did not answer (1 × 1s) for headless-udp A",
             conf.nameservers[0]
+        )
+    );
+}
+
+/// A lookup's own deadline, shorter than the servers' timeouts, ends the
+/// wait: the message says so instead of claiming the whole timeouts.
+#[test]
+fn a_deadline_before_the_timeouts_is_what_the_message_names() {
+    let (first, second) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let mut conf = impatient_conf(first.local_addr().unwrap());
+    conf.nameservers.push(second.local_addr().unwrap());
+    conf.timeout = Duration::from_secs(5);
+    conf.attempts = 2;
+    let started = Instant::now();
+    let error = dns::lookup(&Query {
+        deadline: Some(started + Duration::from_millis(300)),
+        ..Query::new(&conf, "headless-udp", &[RecordType::A])
+    })
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let LookupError::Unreachable(detail) = error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        detail,
+        format!(
+            "{} did not answer within the time limit; {} was not asked before the time \
+             limit for headless-udp A",
+            conf.nameservers[0], conf.nameservers[1]
         )
     );
 }
@@ -1111,6 +1144,31 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
     else {
         panic!("{error:?}");
     };
+    // Meanwhile only DNS is asked, at once; what it cannot settle is no
+    // verdict on the pods (the system resolver might know the name).
+    let not_asked = || -> io::Result<Vec<SocketAddr>> { panic!("the busy resolver was asked") };
+    let started = Instant::now();
+    let busy = |service, conf: Result<ResolvConf, String>| {
+        discover::discover_from(service, 9, Family::Auto, limit, not_asked, || conf).unwrap_err()
+    };
+    let error = busy("web", Err("no resolv.conf".into()));
+    assert_eq!(
+        error.to_string(),
+        "cannot resolve service 'web': the system resolver is still busy with an earlier \
+         lookup (no resolv.conf)"
+    );
+    assert!(!membership::says_no_pods(&error));
+    let error = busy("nosuch", Ok(pod_conf(server.addr())));
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "cannot resolve service 'nosuch': the system resolver is still busy with an \
+             earlier lookup (DNS: the service was not found: "
+        ),
+        "{message}"
+    );
+    assert!(!membership::says_no_pods(&error));
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
     let_go(release);
     // Nothing to ask but the hanging resolver: out of time, at the limit.
     let (release, hang) = hanging();

@@ -89,7 +89,9 @@ pub(crate) fn query(
             }
         }
     }
-    Err(describe_failures(conf, question, failures))
+    // Then "no answer" is no longer "the servers' whole timeouts".
+    let cut_short = deadline.is_some_and(|d| Instant::now() >= d);
+    Err(describe_failures(conf, question, failures, cut_short))
 }
 
 /// How often a UDP wait checks whether it was cancelled (`Query::cancel`).
@@ -314,11 +316,15 @@ fn describe_failures(
     conf: &ResolvConf,
     question: &Question,
     failures: Vec<Option<Failure>>,
+    cut_short: bool,
 ) -> LookupError {
     let mut parts = Vec::new();
     let (mut servfail, mut rcode, mut tcp, mut malformed) = (false, false, false, false);
     for (server, failure) in conf.nameservers.iter().zip(failures) {
-        let failure = failure.unwrap_or(Failure::Timeout);
+        let Some(failure) = failure else {
+            parts.push(format!("{server} was not asked before the time limit"));
+            continue;
+        };
         match &failure {
             Failure::Rcode(code) => {
                 servfail |= *code == RCODE_SERVFAIL;
@@ -328,7 +334,7 @@ fn describe_failures(
             Failure::Malformed(_) => malformed = true,
             Failure::Timeout | Failure::Unreachable(_) => {}
         }
-        parts.push(failure_text(conf, *server, failure));
+        parts.push(failure_text(conf, *server, failure, cut_short));
     }
     let detail = format!(
         "{} for {} {}",
@@ -349,8 +355,14 @@ fn describe_failures(
     }
 }
 
-fn failure_text(conf: &ResolvConf, server: SocketAddr, failure: Failure) -> String {
+fn failure_text(
+    conf: &ResolvConf,
+    server: SocketAddr,
+    failure: Failure,
+    cut_short: bool,
+) -> String {
     match failure {
+        Failure::Timeout if cut_short => format!("{server} did not answer within the time limit"),
         Failure::Timeout => format!(
             "{server} did not answer ({} × {}s)",
             conf.attempts,

@@ -39,6 +39,8 @@ must log it once (and the first N still have their first message, once),
 and the sender must report all M confirmed, agreeing with their logs. Before
 each broadcast, \`sender --list\` in sender-app must list every ready receiver
 (waited for, up to 90 s: a DNS cache may hold the old answer for its TTL).
+local mode then adds the relay (deployments/relay/): one datagram to it, and
+all M receivers must log it once, from the relay pod.
 Prints the commands as their oc equivalents, the sender's and each
 receiver's log, and a one-line verdict.
 
@@ -46,8 +48,9 @@ local: on this machine (root, Linux): each pod is a network namespace on a
   bridge in a "node" namespace, the cluster DNS is dnsmasq in its own pod
   namespace (installed if missing), nothing touches the host's network.
   Everything is removed at the end, also on failure or Ctrl-C.
-  --bin-dir DIR    where sender and receiver are [\$UDP_HEADLESS_BIN_DIR, else
-                   target/x86_64-unknown-linux-musl/release, built if missing]
+  --bin-dir DIR    where sender, receiver and relay are [\$UDP_HEADLESS_BIN_DIR,
+                   else target/x86_64-unknown-linux-musl/release, built if
+                   missing; without a relay there, its step is skipped]
   --keep-logs      keep the pods' logs (the directory is printed)
 
 cluster (default): on OpenShift (oc, the Template in deployments/Deploy.yaml)
@@ -65,8 +68,8 @@ Both:
   -h, --help       this help
 
 Exit: 0 every pod got its messages; 1 a pod missed one (or got it twice), or
-a step failed (cluster mode keeps the saved logs then); 2 usage error; 3 something needed is missing (root, tools,
-a cluster login).
+a step failed (cluster mode keeps the saved logs then); 2 usage error;
+3 something needed is missing (root, tools, a cluster login).
 EOF
 }
 
@@ -378,6 +381,8 @@ local_relay() {
     [ -x "$CLUSTER_BIN_DIR/relay" ] || { echo "demo: no relay in $CLUSTER_BIN_DIR: relay step skipped"; return 0; }
     step "oc create -f deployments/relay/; oc exec sender-app -- sender -s udp-relay -p 12001 -m via-relay"
     cluster_add_pod relay "$ip"
+    # Created here: the job's own redirection may come after the first grep.
+    : >"$(cluster_log relay)"
     ip netns exec "$(cluster_netns relay)" "$CLUSTER_BIN_DIR/relay" -s "$SERVICE" 2>"$(cluster_log relay)" &
     for ((i = 0; i < 100; i++)); do
         grep -q 'listening on' "$(cluster_log relay)" && break

@@ -215,8 +215,10 @@ pub fn option_or_env(
 ) -> Result<Option<(String, String)>, UsageError> {
     match given {
         Some(text) => Ok(Some((text, option.to_string()))),
+        // Empty is unset: a template parameter left blank sets it so.
         None => match std::env::var_os(var).map(std::ffi::OsString::into_string) {
             None => Ok(None),
+            Some(Ok(text)) if text.is_empty() => Ok(None),
             Some(Ok(text)) => Ok(Some((text, format!("${var}")))),
             Some(Err(_)) => Err(UsageError::NotUtf8(format!("${var}"))),
         },
@@ -241,6 +243,18 @@ pub fn service(given: Option<String>) -> Result<String, UsageError> {
     if service.is_empty() {
         return Err(UsageError::Invalid("the service name is empty".into()));
     }
+    // `[::1]` is an IPv6 address; `[::1]:80` and `host:80` carry a port,
+    // which DNS would only answer with "no such name".
+    if let Some(inside) = service.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        if inside.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Ok(inside.to_string());
+        }
+    }
+    if service.starts_with('[') || service.matches(':').count() == 1 {
+        return Err(UsageError::Invalid(format!(
+            "the service '{service}' is not a name or an address: give the port with -p"
+        )));
+    }
     Ok(service)
 }
 
@@ -264,6 +278,7 @@ pub fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
 /// must stay under 600 KB (docs/BENCHMARKS.md, Footprint).
 pub fn parse_duration(text: &str, what: &str) -> Result<Duration, UsageError> {
     let bad = || UsageError::bad_value(what, text, "a duration (like 500ms, 2s, 1.5s, 3m)");
+    let too_long = || UsageError::Invalid(format!("{what}: '{text}' is too long"));
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
@@ -290,10 +305,11 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration, UsageError> {
         scaled = scaled
             .checked_mul(10)
             .and_then(|n| n.checked_add(u128::from(digit - b'0')))
-            .ok_or_else(bad)?;
+            .ok_or_else(too_long)?;
     }
-    let nanos = scaled.checked_mul(nanos_per_unit).ok_or_else(bad)? / 10u128.pow(PLACES as u32);
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
+    let nanos =
+        scaled.checked_mul(nanos_per_unit).ok_or_else(too_long)? / 10u128.pow(PLACES as u32);
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
@@ -438,5 +454,35 @@ mod tests {
         ] {
             assert!(parse_duration(bad, "--interval").is_err(), "{bad}");
         }
+        let too_long = parse_duration("99999999999999h", "-i").unwrap_err();
+        assert_eq!(too_long.to_string(), "-i: '99999999999999h' is too long");
+    }
+
+    #[test]
+    fn a_service_is_a_name_or_an_address_without_a_port() {
+        let given = |text: &str| service(Some(text.to_string())).map_err(|e| e.to_string());
+        for (text, want) in [
+            ("headless-udp", "headless-udp"),
+            ("headless-udp.default.svc", "headless-udp.default.svc"),
+            ("10.0.0.1", "10.0.0.1"),
+            ("::1", "::1"),
+            ("[::1]", "::1"),
+            ("fe80::1%eth0", "fe80::1%eth0"),
+        ] {
+            assert_eq!(given(text), Ok(want.to_string()), "{text}");
+        }
+        for bad in [
+            "127.0.0.1:12000",
+            "headless-udp:12000",
+            "[::1]:12000",
+            "[x]",
+        ] {
+            let error = given(bad).unwrap_err();
+            assert_eq!(
+                error,
+                format!("the service '{bad}' is not a name or an address: give the port with -p")
+            );
+        }
+        assert_eq!(given(""), Err("the service name is empty".to_string()));
     }
 }

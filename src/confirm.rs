@@ -284,8 +284,13 @@ impl Report {
             );
         }
         let total = self.confirmed.len() + self.unconfirmed.len();
+        let level = if self.unconfirmed.is_empty() {
+            log_line::INFO
+        } else {
+            log_line::WARNING
+        };
         log_line::to_stderr(
-            log_line::INFO,
+            level,
             &format!("confirmed by {} of {total} pods", self.confirmed.len()),
         );
         if self.unconfirmed.is_empty() {

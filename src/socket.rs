@@ -38,6 +38,19 @@ pub fn set_receive_buffer(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
     Ok(sys::set_receive_buffer(sock, asked)? as usize / 2)
 }
 
+/// `set_receive_buffer` for a program's listening socket: the warning to
+/// log, if any. A default request that the kernel caps is no news; one
+/// the user made is.
+pub fn receive_buffer_warning(sock: &UdpSocket, bytes: usize, asked: bool) -> Option<String> {
+    match set_receive_buffer(sock, bytes) {
+        Ok(granted) if granted < bytes && asked => Some(format!(
+            "receive buffer is {granted} bytes, not the {bytes} asked: raise net.core.rmem_max"
+        )),
+        Ok(_) => None,
+        Err(e) => Some(format!("cannot set the receive buffer: {e}")),
+    }
+}
+
 /// Room for the datagrams one `recv` takes, each up to 64 KiB.
 pub struct Batch {
     buf: Vec<u8>,

@@ -408,6 +408,14 @@ fn forged_and_stale_acknowledgements_confirm_nothing() {
             "confirmed by 0 of 1 pods"
         };
         assert_eq!(stderr_messages(&out).last().unwrap(), summary, "{what}");
+        // Anything short of all is a warning, as each pod missed is an error.
+        let level = if confirmed {
+            " - INFO - "
+        } else {
+            " - WARNING - "
+        };
+        let err = text(&out.stderr);
+        assert!(err.lines().last().unwrap().contains(level), "{what}: {err}");
     }
 }
 
@@ -574,7 +582,7 @@ fn usage_errors() {
         (
             &["-s", "x", "-m", "m", "--confirm", "-t", "0"],
             &[],
-            "--timeout: '0' is not more than 0",
+            "--timeout: must be more than 0",
         ),
         (
             &["-s", "x", "-m", "m", "--confirm", "-t", "soon"],

@@ -239,6 +239,15 @@ fn check_tells_whether_a_receiver_is_bound_and_logs_nothing() {
         "",
         "--check must not make the receiver log"
     );
+    // A probe runs with the container's environment: only the port counts.
+    let out = output_within(
+        bin("receiver")
+            .args(["--check", "-p", &port.to_string()])
+            .env("UDP_HEADLESS_BIND", "zzz")
+            .env("UDP_HEADLESS_METRICS", "nonsense"),
+        RUN_LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
 #[test]

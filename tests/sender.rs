@@ -87,6 +87,30 @@ fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
     }
 }
 
+/// `kubectl exec sender-app -- sender` without `-i` and `-m`: stdin is
+/// empty, and a silent exit 0 would look like a broadcast.
+#[test]
+fn an_empty_stdin_sends_nothing_and_says_so() {
+    let (sock, port) = pod("127.0.0.1");
+    let child = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish_within(child, "the sender", RUN_LIMIT);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.ends_with(" - root - ERROR - no -m and no line on standard input: nothing sent\n"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(received(&sock).is_empty());
+}
+
 #[test]
 fn repeat_broadcasts_every_interval() {
     let (sock, port) = pod("127.0.0.1");
@@ -182,6 +206,21 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
             &["-s", "a", "-m", "x", "-r", "-1"],
             &[],
             "--repeat: '-1' is not a whole number",
+        ),
+        (
+            &["-s", "a", "-m", "x", "-i", "2s"],
+            &[],
+            "--interval is the pause between repeats: give -r too",
+        ),
+        (
+            &["-s", "127.0.0.1:12000", "-m", "x"],
+            &[],
+            "the service '127.0.0.1:12000' is not a name or an address: give the port with -p",
+        ),
+        (
+            &["-s", "a", "-m", "x", "-i", "99999999999999h", "-r", "2"],
+            &[],
+            "--interval: '99999999999999h' is too long",
         ),
         (&["-s", "a", "-r", "2"], &[], "--repeat needs a message"),
         (
@@ -542,6 +581,30 @@ fn a_stdin_line_too_long_for_a_datagram_is_skipped_and_the_rest_sent() {
     assert!(
         err.contains(
             "the message is 1000000 bytes; a UDP datagram holds at most 65527: line skipped"
+        ),
+        "{err}"
+    );
+    assert_eq!(received(&sock), vec![b"before".to_vec(), b"after".to_vec()]);
+
+    // Too long for IPv4 only: known once the pods are, and said the same way.
+    let (sock, port) = pod("127.0.0.1");
+    let mut child = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = b"before\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 65_510));
+    input.extend(b"\nafter\n");
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = finish_within(child, "the sender", RUN_LIMIT);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "the message is 65510 bytes; an IPv4 UDP datagram holds at most 65507: line skipped"
         ),
         "{err}"
     );

@@ -22,24 +22,25 @@ const HELP: &str = "\
 receiver: log every UDP datagram that arrives, as the original demo did
 
 Usage: receiver [options]
-       receiver --check
+       receiver --check [-p PORT]
 
 Logs one line per datagram to standard output:
   2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)
 The payload is shown as Python's repr of bytes, so any bytes stay on one line.
 Times are UTC. SIGTERM or SIGINT stops it (exit 0).
 
-Options (the environment variable is used when the option is not given):
-  -p, --port PORT       UDP port to listen on [12000]        UDP_HEADLESS_PORT
-  -b, --bind ADDR       address to listen on [all, IPv4 and  UDP_HEADLESS_BIND
+Options (the environment variable is used when the option is not given;
+an empty variable counts as unset):
+  -p, --port PORT       UDP port to listen on [12000]       UDP_HEADLESS_PORT
+  -b, --bind ADDR       address to listen on [all, IPv4 and UDP_HEADLESS_BIND
                         IPv6]
-      --rcvbuf BYTES    socket receive buffer to ask for     UDP_HEADLESS_RCVBUF
+      --rcvbuf BYTES    socket receive buffer to ask for    UDP_HEADLESS_RCVBUF
                         [4194304]; the kernel caps it at
                         net.core.rmem_max
-      --metrics ADDR:PORT                                    UDP_HEADLESS_METRICS
+      --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102)
-      --trust-relay CIDRS                                    UDP_HEADLESS_TRUST_RELAY
+      --trust-relay CIDRS                               UDP_HEADLESS_TRUST_RELAY
                         log the client that `relay --frame` names
                         only from these comma-separated addresses or
                         networks (the relays' pods, e.g. 10.128.0.0/14);
@@ -52,7 +53,8 @@ Options (the environment variable is used when the option is not given):
   -V, --version         print the version
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a receiver;
-1 could not bind or write the log, or --check found none; 2 usage error.
+1 could not bind or write the log, the socket failed 100 times in a row,
+or --check found none; 2 usage error.
 ";
 
 const DEFAULT_RCVBUF: usize = 4 << 20;
@@ -122,6 +124,14 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         }
     }
     let port = args::port(port)?;
+    // A probe runs with the container's environment; it reads only the port.
+    if check {
+        if let Some(option) = not_for_check {
+            let why = format!("--check takes no option but --port, not '{option}'");
+            return Err(UsageError::Invalid(why));
+        }
+        return Ok(Mode::Check(port));
+    }
     let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND")? {
         Some((text, from)) => Some(
             text.parse::<IpAddr>()
@@ -144,13 +154,6 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => Trusted::parse(&text, &from)?,
         None => Trusted::default(),
     };
-    if check {
-        if let Some(option) = not_for_check {
-            let why = format!("--check takes no option but --port, not '{option}'");
-            return Err(UsageError::Invalid(why));
-        }
-        return Ok(Mode::Check(port));
-    }
     Ok(Mode::Receive(Options {
         bind: SocketAddr::new(bind.unwrap_or(IpAddr::from([0u16; 8])), port),
         all_addresses: bind.is_none(),
@@ -212,19 +215,10 @@ fn receive(options: &Options) -> i32 {
             return exit::FAILURE;
         }
     };
-    match socket::set_receive_buffer(&sock, options.rcvbuf) {
-        Ok(granted) if granted < options.rcvbuf && options.rcvbuf_given => log_line::to_stderr(
-            log_line::WARNING,
-            &format!(
-                "receive buffer is {granted} bytes, not the {} asked: raise net.core.rmem_max",
-                options.rcvbuf
-            ),
-        ),
-        Ok(_) => {}
-        Err(e) => log_line::to_stderr(
-            log_line::WARNING,
-            &format!("cannot set the receive buffer: {e}"),
-        ),
+    if let Some(warning) =
+        socket::receive_buffer_warning(&sock, options.rcvbuf, options.rcvbuf_given)
+    {
+        log_line::to_stderr(log_line::WARNING, &warning);
     }
     if let Some(endpoints) = endpoints {
         if let Err(e) = metrics::watch_drops_of(&sock) {

@@ -40,7 +40,8 @@ relay never sends to its own listen address. Logs go to standard error:
 the start, every change of the pod count, warnings; never one per datagram.
 SIGTERM or SIGINT stops it (exit 0).
 
-Options (the environment variable is used when the option is not given):
+Options (the environment variable is used when the option is not given;
+an empty variable counts as unset):
   -s, --service NAME    name (or address) to resolve        UDP_HEADLESS_SERVICE
   -p, --port PORT       the pods' UDP port [12000]          UDP_HEADLESS_PORT
   -l, --listen ADDR:PORT  where datagrams arrive            UDP_HEADLESS_LISTEN
@@ -48,8 +49,8 @@ Options (the environment variable is used when the option is not given):
   -f, --family FAMILY   auto, ipv4 or ipv6 [auto: IPv4 if   UDP_HEADLESS_FAMILY
                         the service has any, else IPv6]
       --refresh TIME    resolve again this often instead    UDP_HEADLESS_REFRESH
-                        of by TTL (500ms, 2s, ...)
-      --rcvbuf BYTES    socket receive buffer to ask for     UDP_HEADLESS_RCVBUF
+                        of by TTL (500ms, 2s, ...; 0 = every 100 ms)
+      --rcvbuf BYTES    socket receive buffer to ask for    UDP_HEADLESS_RCVBUF
                         [4194304]; capped at net.core.rmem_max
       --frame           send each copy as a forwarded frame carrying the
                         client's address and port: `receiver` logs the
@@ -80,6 +81,7 @@ struct Options {
     family: Family,
     refresh: Option<Duration>,
     rcvbuf: usize,
+    rcvbuf_given: bool,
     frame: bool,
     metrics: Option<SocketAddr>,
 }
@@ -134,8 +136,10 @@ fn run() -> i32 {
             return exit::FAILURE;
         }
     };
-    if let Err(e) = socket::set_receive_buffer(&listen, options.rcvbuf) {
-        warn(&format!("cannot set the receive buffer: {e}"));
+    if let Some(warning) =
+        socket::receive_buffer_warning(&listen, options.rcvbuf, options.rcvbuf_given)
+    {
+        warn(&warning);
     }
     if let Some(endpoints) = endpoints {
         if let Err(e) = metrics::watch_drops_of(&listen) {
@@ -558,8 +562,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         None => None,
     };
     let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF")? {
-        Some((text, from)) => args::parse_count(&text, &from)? as usize,
-        None => DEFAULT_RCVBUF,
+        Some((text, from)) => Some(args::parse_count(&text, &from)? as usize),
+        None => None,
     };
     let metrics = match args::option_or_env(metrics, "--metrics", "UDP_HEADLESS_METRICS")? {
         Some((text, from)) => Some(
@@ -574,7 +578,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         listen,
         family,
         refresh,
-        rcvbuf,
+        rcvbuf: rcvbuf.unwrap_or(DEFAULT_RCVBUF),
+        rcvbuf_given: rcvbuf.is_some(),
         frame,
         metrics,
     }))

@@ -35,7 +35,8 @@ Lines and repeats reuse the pod list until the DNS answer's TTL runs out
 (1-30 s; 5 s when only the system resolver answered), as a cluster DNS
 cache would; --refresh 0 resolves before every message.
 
-Options (the environment variable is used when the option is not given):
+Options (the environment variable is used when the option is not given;
+an empty variable counts as unset):
   -s, --service NAME    name (or address) to resolve        UDP_HEADLESS_SERVICE
   -m, --message TEXT    the message; - reads stdin lines    UDP_HEADLESS_MESSAGE
   -p, --port PORT       destination UDP port [12000]        UDP_HEADLESS_PORT
@@ -43,16 +44,16 @@ Options (the environment variable is used when the option is not given):
                         the service has any, else IPv6]
   -r, --repeat N        broadcast N times; 0 = until        UDP_HEADLESS_REPEAT
                         stopped [1]
-  -i, --interval TIME   pause between repeats [1s]          UDP_HEADLESS_INTERVAL
+  -i, --interval TIME   pause between repeats [1s]       UDP_HEADLESS_INTERVAL
                         (500ms, 2s, 1.5m, ...)
       --refresh TIME    reuse the pod list this long        UDP_HEADLESS_REFRESH
                         instead of by TTL; 0 = resolve before every message
-      --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM=1
-                        re-sending until all have; report   (or true, yes; 0,
-                        the ones that did not (see          false, no, empty:
-                        docs/PROTOCOL.md)                   off)
+      --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM
+                        re-sending until all have; report   (1, true, yes: on;
+                        the ones that did not (see          0, false, no: off)
+                        docs/PROTOCOL.md)
   -t, --timeout TIME    how long --confirm waits per        UDP_HEADLESS_TIMEOUT
-                        message [2s]
+                        message [2s]; only with --confirm
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
                         process of a sender pod you `kubectl exec` into
       --list            print the addresses a broadcast would send to, one
@@ -174,8 +175,17 @@ fn run() -> i32 {
         None => {
             let mut stdin = io::stdin().lock();
             let mut line = Vec::new();
+            let mut any = false;
             loop {
-                match read_line(&mut stdin, &mut line, max_line) {
+                let read = read_line(&mut stdin, &mut line, max_line);
+                any |= matches!(read, Ok(Line::Read | Line::TooLong(_)));
+                match read {
+                    // `kubectl exec` without -i gives an empty stdin.
+                    Ok(Line::End) if !any => {
+                        log_error("no -m and no line on standard input: nothing sent");
+                        note(exit::USAGE);
+                        break;
+                    }
                     Ok(Line::End) => break,
                     Ok(Line::Read) => {
                         match broadcast(
@@ -308,8 +318,9 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         ));
     }
     use std::os::unix::ffi::OsStringExt;
+    // `-m ''` is an empty datagram; an empty variable is unset, as all are.
     let message = message
-        .or_else(|| std::env::var_os("UDP_HEADLESS_MESSAGE"))
+        .or_else(|| std::env::var_os("UDP_HEADLESS_MESSAGE").filter(|m| !m.is_empty()))
         .map(|m| m.into_vec())
         .filter(|m| m != b"-");
     let service = args::service(service)?;
@@ -325,10 +336,17 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_count(&text, &from)?,
         None => 1,
     };
+    let interval_given = interval.is_some();
     let interval = match args::option_or_env(interval, "--interval", "UDP_HEADLESS_INTERVAL")? {
         Some((text, from)) => args::parse_duration(&text, &from)?,
         None => Duration::from_secs(1),
     };
+    // The variable alone is ignored, as UDP_HEADLESS_TIMEOUT's is.
+    if interval_given && repeat == 1 {
+        return Err(UsageError::Invalid(
+            "--interval is the pause between repeats: give -r too (0 or more than 1)".into(),
+        ));
+    }
     let refresh = match args::option_or_env(refresh, "--refresh", "UDP_HEADLESS_REFRESH")? {
         Some((text, from)) => Some(args::parse_duration(&text, &from)?),
         None => None,
@@ -345,7 +363,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         match args::option_or_env(timeout, "--timeout", "UDP_HEADLESS_TIMEOUT")? {
             Some((text, from)) => match args::parse_duration(&text, &from)? {
                 zero if zero.is_zero() => {
-                    return Err(UsageError::bad_value(&from, &text, "more than 0"))
+                    return Err(UsageError::Invalid(format!("{from}: must be more than 0")))
                 }
                 timeout => Some(timeout),
             },
@@ -445,7 +463,13 @@ fn broadcast(
             MAX_IPV4_PAYLOAD - framing(options),
             "an IPv4",
         ) {
-            log_error(&e);
+            // Worded as `read_line`'s refusal of a longer line.
+            let skipped = if options.message.is_none() {
+                ": line skipped"
+            } else {
+                ""
+            };
+            log_error(&format!("{e}{skipped}"));
             return Ok(exit::USAGE);
         }
     }

@@ -246,7 +246,9 @@ pub fn service(given: Option<String>) -> Result<String, UsageError> {
     // `[::1]` is an IPv6 address; `[::1]:80` and `host:80` carry a port,
     // which DNS would only answer with "no such name".
     if let Some(inside) = service.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        if inside.parse::<std::net::Ipv6Addr>().is_ok() {
+        // A zone (`fe80::1%eth0`) is the system resolver's to read.
+        let address = inside.split('%').next().unwrap_or_default();
+        if address.parse::<std::net::Ipv6Addr>().is_ok() {
             return Ok(inside.to_string());
         }
     }
@@ -468,6 +470,7 @@ mod tests {
             ("::1", "::1"),
             ("[::1]", "::1"),
             ("fe80::1%eth0", "fe80::1%eth0"),
+            ("[fe80::1%eth0]", "fe80::1%eth0"),
         ] {
             assert_eq!(given(text), Ok(want.to_string()), "{text}");
         }

@@ -396,8 +396,9 @@ fn decide_at(
 
 /// Only DNS was asked, as the system resolver is still stuck in an earlier
 /// lookup. What DNS cannot settle stays open: the system resolver might
-/// know the name (/etc/hosts), so "no such name" is not "no pods", and
-/// the relay keeps its list.
+/// know a name DNS does not (/etc/hosts), so "no such name" is not "no
+/// pods", and the relay keeps its list. A name DNS has without addresses
+/// is a Service with no ready pods, as always.
 fn while_system_busy(
     service: &str,
     port: u16,
@@ -407,6 +408,12 @@ fn while_system_busy(
 ) -> Result<Pods, DiscoverError> {
     let why = match (ours, conf) {
         (Some(Ok(found)), _) => return with_dns(service, port, family, vec![], &found),
+        (Some(Err(error @ LookupError::NoRecords(..))), _) => {
+            return Err(DiscoverError::Lookup {
+                service: service.to_string(),
+                error,
+            })
+        }
         (Some(Err(error)), _) => format!("DNS: the service {error}"),
         (None, Err(why)) => why,
         (None, Ok(_)) => "resolv.conf lists no nameserver".into(),

@@ -132,4 +132,21 @@ mod tests {
         let granted = set_receive_buffer(&sock, 65536).unwrap();
         assert_eq!(granted, 65536);
     }
+
+    /// More than any rmem_max (i32::MAX is what can be asked at all): the
+    /// kernel grants less, which is news only when the user asked.
+    #[test]
+    fn a_capped_buffer_is_warned_about_when_asked_for() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let huge = i32::MAX as usize;
+        let warning = receive_buffer_warning(&sock, huge, true).expect("no warning");
+        assert!(
+            warning.ends_with(&format!(
+                " bytes, not the {huge} asked: raise net.core.rmem_max"
+            )),
+            "{warning}"
+        );
+        assert_eq!(receive_buffer_warning(&sock, huge, false), None);
+        assert_eq!(receive_buffer_warning(&sock, 65536, true), None);
+    }
 }

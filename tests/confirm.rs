@@ -592,7 +592,7 @@ fn usage_errors() {
         (
             &["-s", "x", "-m", "m"],
             &[("UDP_HEADLESS_CONFIRM", "maybe")],
-            "$UDP_HEADLESS_CONFIRM: 'maybe' is not 1, true, yes (on) or 0, false, no, empty (off)",
+            "$UDP_HEADLESS_CONFIRM: 'maybe' is not 1, true, yes (on) or 0, false, no (off)",
         ),
         (
             &["-s", "x", "-m", "m", "--confirm=1"],

@@ -1148,17 +1148,17 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
     // verdict on the pods (the system resolver might know the name).
     let not_asked = || -> io::Result<Vec<SocketAddr>> { panic!("the busy resolver was asked") };
     let started = Instant::now();
-    let busy = |service, conf: Result<ResolvConf, String>| {
-        discover::discover_from(service, 9, Family::Auto, limit, not_asked, || conf).unwrap_err()
+    let busy = |service, family, conf: Result<ResolvConf, String>| {
+        discover::discover_from(service, 9, family, limit, not_asked, || conf).unwrap_err()
     };
-    let error = busy("web", Err("no resolv.conf".into()));
+    let error = busy("web", Family::Auto, Err("no resolv.conf".into()));
     assert_eq!(
         error.to_string(),
         "cannot resolve service 'web': the system resolver is still busy with an earlier \
          lookup (no resolv.conf)"
     );
     assert!(!membership::says_no_pods(&error));
-    let error = busy("nosuch", Ok(pod_conf(server.addr())));
+    let error = busy("nosuch", Family::Auto, Ok(pod_conf(server.addr())));
     let message = error.to_string();
     assert!(
         message.starts_with(
@@ -1168,6 +1168,9 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
         "{message}"
     );
     assert!(!membership::says_no_pods(&error));
+    // A name DNS has, without addresses (here: of IPv6), is no pods as ever.
+    let error = busy("headless-udp", Family::Ipv6, Ok(pod_conf(server.addr())));
+    assert!(membership::says_no_pods(&error), "{error}");
     assert!(started.elapsed() < limit, "{:?}", started.elapsed());
     let_go(release);
     // Nothing to ask but the hanging resolver: out of time, at the limit.

@@ -245,6 +245,25 @@ fn every_line_it_logs_has_the_log_format_and_none_is_per_datagram() {
     );
 }
 
+/// As the receiver does: a buffer the user asked for and did not get is
+/// worth a warning (raising rmem_max is the node admin's job).
+#[test]
+fn a_capped_rcvbuf_it_was_given_is_warned_about() {
+    let pod = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = pod.local_addr().unwrap().port();
+    let relay = LoopRelay::start("rcvbuf", "127.0.0.1", port, &["--rcvbuf", "2147483647"]);
+    let (code, err) = relay.stop("TERM");
+    assert_eq!(code, Some(0));
+    let warning = err
+        .lines()
+        .find(|line| line.contains(" - WARNING - receive buffer is "))
+        .unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(
+        warning.ends_with(" bytes, not the 2147483647 asked: raise net.core.rmem_max"),
+        "{warning}"
+    );
+}
+
 #[test]
 fn sigterm_stops_it_with_exit_0_also_as_pid_1() {
     let mut unshare = unshare()

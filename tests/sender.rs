@@ -87,6 +87,36 @@ fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
     }
 }
 
+/// An empty variable is unset: a Template parameter left blank. Before,
+/// the message variable sent an empty datagram and the family one was an
+/// error. The interval's variable, like the timeout's, is read only when
+/// it can matter.
+#[test]
+fn empty_and_unused_variables_are_as_if_unset() {
+    let (sock, port) = pod("127.0.0.1");
+    let mut child = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+        .env("UDP_HEADLESS_MESSAGE", "")
+        .env("UDP_HEADLESS_FAMILY", "")
+        .env("UDP_HEADLESS_REPEAT", "")
+        .env("UDP_HEADLESS_INTERVAL", "soon")
+        .env("UDP_HEADLESS_TIMEOUT", "soon")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin\n")
+        .unwrap();
+    let out = finish_within(child, "the sender", RUN_LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(received(&sock), vec![b"from stdin".to_vec()]);
+}
+
 /// `kubectl exec sender-app -- sender` without `-i` and `-m`: stdin is
 /// empty, and a silent exit 0 would look like a broadcast.
 #[test]
@@ -104,7 +134,7 @@ fn an_empty_stdin_sends_nothing_and_says_so() {
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);
     assert!(
-        err.ends_with(" - root - ERROR - no -m and no line on standard input: nothing sent\n"),
+        err.ends_with(" - root - ERROR - no line on standard input: nothing sent\n"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -210,7 +240,17 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
         (
             &["-s", "a", "-m", "x", "-i", "2s"],
             &[],
-            "--interval is the pause between repeats: give -r too",
+            "--interval is the pause between repeats: give -r 0 or -r N (N > 1)",
+        ),
+        (
+            &["-s", "a", "-m", "x", "-r", "1", "-i", "2s"],
+            &[],
+            "--interval is the pause between repeats: give -r 0 or -r N (N > 1)",
+        ),
+        (
+            &["-s", "a", "-i", "2s"],
+            &[],
+            "--interval needs a message (-m): stdin lines are each sent once",
         ),
         (
             &["-s", "127.0.0.1:12000", "-m", "x"],

@@ -45,7 +45,7 @@ an empty variable counts as unset):
   -r, --repeat N        broadcast N times; 0 = until        UDP_HEADLESS_REPEAT
                         stopped [1]
   -i, --interval TIME   pause between repeats [1s]       UDP_HEADLESS_INTERVAL
-                        (500ms, 2s, 1.5m, ...)
+                        (500ms, 2s, 1.5m, ...); only with -r
       --refresh TIME    reuse the pod list this long        UDP_HEADLESS_REFRESH
                         instead of by TTL; 0 = resolve before every message
       --confirm         wait for every pod to confirm,      UDP_HEADLESS_CONFIRM
@@ -62,9 +62,9 @@ an empty variable counts as unset):
   -V, --version         print the version
 
 Exit codes: 0 every send succeeded; 1 could not run (socket, stdin, stdout);
-2 usage error or message too large; 3 service did not resolve;
-4 some sends failed or the pod list is incomplete (others were sent),
-or with --confirm some pods did not confirm.
+2 usage error, message too large, or no line on stdin; 3 service did not
+resolve; 4 some sends failed or the pod list is incomplete (others were
+sent), or with --confirm some pods did not confirm.
 ";
 
 /// Largest UDP payloads: 65535 minus the IP and UDP headers.
@@ -182,7 +182,7 @@ fn run() -> i32 {
                 match read {
                     // `kubectl exec` without -i gives an empty stdin.
                     Ok(Line::End) if !any => {
-                        log_error("no -m and no line on standard input: nothing sent");
+                        log_error("no line on standard input: nothing sent");
                         note(exit::USAGE);
                         break;
                     }
@@ -336,17 +336,23 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         Some((text, from)) => args::parse_count(&text, &from)?,
         None => 1,
     };
-    let interval_given = interval.is_some();
-    let interval = match args::option_or_env(interval, "--interval", "UDP_HEADLESS_INTERVAL")? {
-        Some((text, from)) => args::parse_duration(&text, &from)?,
-        None => Duration::from_secs(1),
+    // One broadcast has no pause: the option is an error, and the
+    // variable is ignored, as UDP_HEADLESS_TIMEOUT's is without --confirm.
+    let interval = match (interval, repeat) {
+        (Some(text), 1) => {
+            args::parse_duration(&text, "--interval")?;
+            return Err(UsageError::Invalid(if message.is_none() {
+                "--interval needs a message (-m): stdin lines are each sent once".into()
+            } else {
+                "--interval is the pause between repeats: give -r 0 or -r N (N > 1)".into()
+            }));
+        }
+        (_, 1) => Duration::from_secs(1),
+        (given, _) => match args::option_or_env(given, "--interval", "UDP_HEADLESS_INTERVAL")? {
+            Some((text, from)) => args::parse_duration(&text, &from)?,
+            None => Duration::from_secs(1),
+        },
     };
-    // The variable alone is ignored, as UDP_HEADLESS_TIMEOUT's is.
-    if interval_given && repeat == 1 {
-        return Err(UsageError::Invalid(
-            "--interval is the pause between repeats: give -r too (0 or more than 1)".into(),
-        ));
-    }
     let refresh = match args::option_or_env(refresh, "--refresh", "UDP_HEADLESS_REFRESH")? {
         Some((text, from)) => Some(args::parse_duration(&text, &from)?),
         None => None,
@@ -388,19 +394,19 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     Ok(Mode::Send(options))
 }
 
-/// UDP_HEADLESS_CONFIRM: 1 (or true, yes) confirms, 0 (false, no, empty)
-/// does not.
+/// UDP_HEADLESS_CONFIRM: 1 (or true, yes) confirms, 0 (false, no) or
+/// empty does not.
 fn confirm_from_env() -> Result<bool, UsageError> {
     let Some((text, from)) = args::option_or_env(None, "", "UDP_HEADLESS_CONFIRM")? else {
         return Ok(false);
     };
     match text.as_str() {
         "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" | "" => Ok(false),
+        "0" | "false" | "no" => Ok(false),
         _ => Err(UsageError::bad_value(
             &from,
             &text,
-            "1, true, yes (on) or 0, false, no, empty (off)",
+            "1, true, yes (on) or 0, false, no (off)",
         )),
     }
 }

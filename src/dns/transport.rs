@@ -376,6 +376,9 @@ fn failure_text(
         Failure::Rcode(code) => format!("{server} answered {}", rcode_name(code)),
         Failure::Tcp(inner) => {
             let why = match *inner {
+                Failure::Timeout if cut_short => {
+                    "no answer within the time limit (is TCP 53 blocked?)".into()
+                }
                 Failure::Timeout => format!(
                     "no answer within {}s (is TCP 53 blocked?)",
                     conf.timeout.as_secs()

@@ -64,22 +64,11 @@ fn every_mode_confirms_and_logs_each_message_once() {
     ];
     let mut want = Vec::new();
     for &(service, extra, stdin, messages) in cases {
-        let mut child = bin("sender")
-            .args(["-s", service])
-            .args(base)
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = finish_within(child, "sender --confirm", RUN_LIMIT);
+        let out = output_fed(
+            bin("sender").args(["-s", service]).args(base).args(extra),
+            stdin.as_bytes(),
+            RUN_LIMIT,
+        );
         assert_eq!(out.status.code(), Some(0), "{service} {extra:?}: {out:?}");
         let ip = if service == "::1" { "::1" } else { "127.0.0.1" };
         assert_eq!(

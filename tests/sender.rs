@@ -64,16 +64,14 @@ fn sends_one_datagram_and_logs_the_original_line() {
 fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
     for message_args in [&[][..], &["-m", "-"][..]] {
         let (sock, port) = pod("127.0.0.1");
-        let mut child = bin("sender")
-            .args(["-s", "127.0.0.1", "-p", &port.to_string()])
-            .args(message_args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
         let input = b"one\n\ntwo words\n\xff\xfe not utf-8\r\nlast without newline";
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = finish_within(child, "the sender", RUN_LIMIT);
+        let out = output_fed(
+            bin("sender")
+                .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+                .args(message_args),
+            input,
+            RUN_LIMIT,
+        );
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(sent_to(&out).len(), 5);
         let want: Vec<&[u8]> = vec![
@@ -94,25 +92,17 @@ fn stdin_lines_are_each_one_datagram_of_raw_bytes() {
 #[test]
 fn empty_and_unused_variables_are_as_if_unset() {
     let (sock, port) = pod("127.0.0.1");
-    let mut child = bin("sender")
-        .args(["-s", "127.0.0.1", "-p", &port.to_string()])
-        .env("UDP_HEADLESS_MESSAGE", "")
-        .env("UDP_HEADLESS_FAMILY", "")
-        .env("UDP_HEADLESS_REPEAT", "")
-        .env("UDP_HEADLESS_INTERVAL", "soon")
-        .env("UDP_HEADLESS_TIMEOUT", "soon")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from stdin\n")
-        .unwrap();
-    let out = finish_within(child, "the sender", RUN_LIMIT);
+    let out = output_fed(
+        bin("sender")
+            .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+            .env("UDP_HEADLESS_MESSAGE", "")
+            .env("UDP_HEADLESS_FAMILY", "")
+            .env("UDP_HEADLESS_REPEAT", "")
+            .env("UDP_HEADLESS_INTERVAL", "soon")
+            .env("UDP_HEADLESS_TIMEOUT", "soon"),
+        b"from stdin\n",
+        RUN_LIMIT,
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(received(&sock), vec![b"from stdin".to_vec()]);
 }
@@ -619,18 +609,11 @@ fn a_stdin_line_too_long_for_a_datagram_is_skipped_and_the_rest_sent() {
         ),
     ] {
         let (sock, port) = pod(host);
-        let mut child = bin("sender")
-            .args(["-s", host, "-p", &port.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         let mut input = b"before\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', len));
         input.extend(b"\nafter\n");
-        child.stdin.take().unwrap().write_all(&input).unwrap();
-        let out = finish_within(child, "the sender", RUN_LIMIT);
+        let args = ["-s", host, "-p", &port.to_string()];
+        let out = output_fed(bin("sender").args(args), &input, RUN_LIMIT);
         assert_eq!(out.status.code(), Some(2));
         let err = stderr(&out);
         let want = format!("the message is {why}: line skipped");

@@ -283,6 +283,21 @@ pub fn output_with_stdin(cmd: &mut Command, stdin: impl Into<Stdio>, limit: Dura
     finish_within(child, &format!("{cmd:?}"), limit)
 }
 
+/// `output_within` with `input` written to its stdin, which then ends.
+pub fn output_fed(cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped");
+    // Written as the child reads; a child that stops reading ends the write.
+    let _ = std::io::Write::write_all(&mut stdin, input);
+    drop(stdin);
+    finish_within(child, &format!("{cmd:?}"), limit)
+}
+
 /// `output_within` for a child already started: `Child::wait_with_output`
 /// with a deadline. Like it, closes a piped stdin first (a child reading to
 /// its end must see it end), and a stream not piped gives no bytes.

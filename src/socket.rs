@@ -38,12 +38,17 @@ pub fn set_receive_buffer(sock: &UdpSocket, bytes: usize) -> io::Result<usize> {
     Ok(sys::set_receive_buffer(sock, asked)? as usize / 2)
 }
 
-/// `set_receive_buffer` for a program's listening socket: the warning to
-/// log, if any. A default request that the kernel caps is no news; one
-/// the user made is.
-pub fn receive_buffer_warning(sock: &UdpSocket, bytes: usize, asked: bool) -> Option<String> {
+/// What the receiver and the relay ask for unless told (`--rcvbuf`): room
+/// for bursts; the kernel caps it at net.core.rmem_max.
+pub const DEFAULT_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// `set_receive_buffer` for a program's listening socket, of `asked`
+/// bytes or the default: the warning to log, if any. A default that the
+/// kernel caps is no news; a size the user asked for is.
+pub fn receive_buffer_warning(sock: &UdpSocket, asked: Option<usize>) -> Option<String> {
+    let bytes = asked.unwrap_or(DEFAULT_RECEIVE_BUFFER);
     match set_receive_buffer(sock, bytes) {
-        Ok(granted) if granted < bytes && asked => Some(format!(
+        Ok(granted) if granted < bytes && asked.is_some() => Some(format!(
             "receive buffer is {granted} bytes, not the {bytes} asked: raise net.core.rmem_max"
         )),
         Ok(_) => None,
@@ -134,19 +139,20 @@ mod tests {
     }
 
     /// More than any rmem_max (i32::MAX is what can be asked at all): the
-    /// kernel grants less, which is news only when the user asked.
+    /// kernel grants less, which is news only when the user asked; the
+    /// default never is.
     #[test]
     fn a_capped_buffer_is_warned_about_when_asked_for() {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let huge = i32::MAX as usize;
-        let warning = receive_buffer_warning(&sock, huge, true).expect("no warning");
+        let warning = receive_buffer_warning(&sock, Some(huge)).expect("no warning");
         assert!(
             warning.ends_with(&format!(
                 " bytes, not the {huge} asked: raise net.core.rmem_max"
             )),
             "{warning}"
         );
-        assert_eq!(receive_buffer_warning(&sock, huge, false), None);
-        assert_eq!(receive_buffer_warning(&sock, 65536, true), None);
+        assert_eq!(receive_buffer_warning(&sock, None), None);
+        assert_eq!(receive_buffer_warning(&sock, Some(65536)), None);
     }
 }

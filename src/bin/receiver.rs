@@ -57,15 +57,14 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a receiver;
 or --check found none; 2 usage error.
 ";
 
-const DEFAULT_RCVBUF: usize = 4 << 20;
 /// Write the log when this much is buffered, or when the socket is empty.
 const FLUSH_AT: usize = 64 * 1024;
 
 struct Options {
     bind: SocketAddr,
     all_addresses: bool,
-    rcvbuf: usize,
-    rcvbuf_given: bool,
+    /// `--rcvbuf`; None: `socket::DEFAULT_RECEIVE_BUFFER`.
+    rcvbuf: Option<usize>,
     metrics: Option<SocketAddr>,
     relays: Trusted,
 }
@@ -157,8 +156,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     Ok(Mode::Receive(Options {
         bind: SocketAddr::new(bind.unwrap_or(IpAddr::from([0u16; 8])), port),
         all_addresses: bind.is_none(),
-        rcvbuf: rcvbuf.unwrap_or(DEFAULT_RCVBUF),
-        rcvbuf_given: rcvbuf.is_some(),
+        rcvbuf,
         metrics,
         relays,
     }))
@@ -215,9 +213,7 @@ fn receive(options: &Options) -> i32 {
             return exit::FAILURE;
         }
     };
-    if let Some(warning) =
-        socket::receive_buffer_warning(&sock, options.rcvbuf, options.rcvbuf_given)
-    {
+    if let Some(warning) = socket::receive_buffer_warning(&sock, options.rcvbuf) {
         log_line::to_stderr(log_line::WARNING, &warning);
     }
     if let Some(endpoints) = endpoints {

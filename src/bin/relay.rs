@@ -72,7 +72,6 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a relay;
 ";
 
 const DEFAULT_LISTEN: &str = "[::]:12001";
-const DEFAULT_RCVBUF: usize = 4 << 20;
 
 struct Options {
     service: String,
@@ -80,8 +79,8 @@ struct Options {
     listen: SocketAddr,
     family: Family,
     refresh: Option<Duration>,
-    rcvbuf: usize,
-    rcvbuf_given: bool,
+    /// `--rcvbuf`; None: `socket::DEFAULT_RECEIVE_BUFFER`.
+    rcvbuf: Option<usize>,
     frame: bool,
     metrics: Option<SocketAddr>,
 }
@@ -136,9 +135,7 @@ fn run() -> i32 {
             return exit::FAILURE;
         }
     };
-    if let Some(warning) =
-        socket::receive_buffer_warning(&listen, options.rcvbuf, options.rcvbuf_given)
-    {
+    if let Some(warning) = socket::receive_buffer_warning(&listen, options.rcvbuf) {
         warn(&warning);
     }
     if let Some(endpoints) = endpoints {
@@ -578,8 +575,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         listen,
         family,
         refresh,
-        rcvbuf: rcvbuf.unwrap_or(DEFAULT_RCVBUF),
-        rcvbuf_given: rcvbuf.is_some(),
+        rcvbuf,
         frame,
         metrics,
     }))

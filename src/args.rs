@@ -3,6 +3,7 @@
 //! parsers (port, duration, ...) and environment-variable fallbacks.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// What is wrong with the command line or the environment. Printed as one
@@ -182,22 +183,21 @@ impl Parser {
 
 /// `--help` or `--version` (`option`), alike in both programs: checks it
 /// has no value and nothing after it (`-V extra` is a mistake, not a
-/// version request), and prints the help text or `program VERSION`.
-pub fn print_help_or_version(
+/// version request), and gives the help text or `program VERSION` to print.
+pub fn help_or_version(
     parser: &mut Parser,
     option: &str,
     program: &str,
     help: &str,
-) -> Result<(), UsageError> {
+) -> Result<String, UsageError> {
     parser.flag()?;
     if let Some(arg) = parser.next()? {
         return Err(UsageError::UnexpectedArgument(arg.written()));
     }
-    match option {
-        "help" => print!("{help}"),
-        _ => println!("{program} {}", env!("CARGO_PKG_VERSION")),
-    }
-    Ok(())
+    Ok(match option {
+        "help" => help.to_string(),
+        _ => format!("{program} {}\n", env!("CARGO_PKG_VERSION")),
+    })
 }
 
 fn os_from_bytes(bytes: Vec<u8>) -> OsString {
@@ -272,6 +272,32 @@ pub fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 && digits(text) => Ok(port),
         _ => Err(UsageError::bad_value(what, text, "a port (1-65535)")),
+    }
+}
+
+/// `--refresh` or `UDP_HEADLESS_REFRESH`: None is by TTL.
+pub fn refresh(given: Option<String>) -> Result<Option<Duration>, UsageError> {
+    match option_or_env(given, "--refresh", "UDP_HEADLESS_REFRESH")? {
+        Some((text, from)) => Ok(Some(parse_duration(&text, &from)?)),
+        None => Ok(None),
+    }
+}
+
+/// `--rcvbuf` or `UDP_HEADLESS_RCVBUF`: None is the default.
+pub fn rcvbuf(given: Option<String>) -> Result<Option<usize>, UsageError> {
+    match option_or_env(given, "--rcvbuf", "UDP_HEADLESS_RCVBUF")? {
+        Some((text, from)) => Ok(Some(parse_count(&text, &from)? as usize)),
+        None => Ok(None),
+    }
+}
+
+/// `--metrics` or `UDP_HEADLESS_METRICS`: where to serve them, if at all.
+pub fn metrics(given: Option<String>) -> Result<Option<SocketAddr>, UsageError> {
+    match option_or_env(given, "--metrics", "UDP_HEADLESS_METRICS")? {
+        Some((text, from)) => Ok(Some(text.parse::<SocketAddr>().map_err(|_| {
+            UsageError::bad_value(&from, &text, "ADDR:PORT (like [::]:9102)")
+        })?)),
+        None => Ok(None),
     }
 }
 
@@ -382,7 +408,7 @@ mod tests {
     fn nothing_after_help_or_version() {
         for args in [&["extra"][..], &["-s", "x"], &["--version"]] {
             let mut parser = Parser::new(args.iter().map(OsString::from).collect());
-            let got = print_help_or_version(&mut parser, "version", "test", "");
+            let got = help_or_version(&mut parser, "version", "test", "");
             assert_eq!(
                 got,
                 Err(UsageError::UnexpectedArgument(args[0].to_string()))

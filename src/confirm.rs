@@ -4,7 +4,7 @@
 //! each retry, until all have answered or the timeout has passed.
 
 use crate::frame::{self, Frame, Id};
-use crate::{log_line, pyrepr, signals};
+use crate::signals::Stop;
 use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -170,6 +170,7 @@ impl Confirmer {
         pods: &[SocketAddr],
         resolve: &mut Resolve,
         first_sends: &mut dyn FnMut(&[Sent]),
+        stop: &Stop,
     ) -> Report {
         let start = Instant::now();
         let deadline = start + self.timeout;
@@ -193,7 +194,7 @@ impl Confirmer {
         send_new(&mut waiting, pods, &mut buf);
         let mut backoff = FIRST_BACKOFF;
         let mut next_retry = start + backoff;
-        while !waiting.done() && !signals::stop_requested() {
+        while !waiting.done() && !stop.requested() {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -267,38 +268,6 @@ fn take_acks(sock: &UdpSocket, waiting: &mut Waiting, buf: &mut [u8]) {
         waiting.acknowledged(&buf[..len], from);
     }
     let _ = sock.set_nonblocking(false);
-}
-
-impl Report {
-    /// Logs the unconfirmed pods and the summary on stderr; returns the
-    /// exit code: 0 when every pod confirmed, else 4.
-    pub fn log(&self) -> i32 {
-        for pod in &self.unconfirmed {
-            log_line::to_stderr(
-                log_line::ERROR,
-                &format!(
-                    "no confirmation from :{} (not running, unreachable, or its receiver \
-                     does not confirm, such as the original Python one)",
-                    pyrepr::ip_text(pod.ip())
-                ),
-            );
-        }
-        let total = self.confirmed.len() + self.unconfirmed.len();
-        let level = if self.unconfirmed.is_empty() {
-            log_line::INFO
-        } else {
-            log_line::WARNING
-        };
-        log_line::to_stderr(
-            level,
-            &format!("confirmed by {} of {total} pods", self.confirmed.len()),
-        );
-        if self.unconfirmed.is_empty() {
-            crate::exit::OK
-        } else {
-            crate::exit::PARTIAL
-        }
-    }
 }
 
 #[cfg(test)]

@@ -77,8 +77,8 @@ pub struct Pods {
 }
 
 /// Why a service did not resolve to any pod. `Display` makes it one line
-/// naming the service; the exit code is in `crate::exit`.
-#[derive(Debug, PartialEq)]
+/// naming the service.
+#[derive(Clone, Debug, PartialEq)]
 pub enum DiscoverError {
     /// The system resolver failed (`system`: its error), and DNS could not
     /// be asked to say why.

@@ -1,34 +1,81 @@
-//! Exit codes, shared by the three programs and listed in README, and which
-//! error gets which: the one place that maps them.
+//! How a run ends: the library returns a `Status` or a `Failure`, and
+//! `finish` is the one place that turns them into an exit code (listed in
+//! README) and says why on stderr.
+//!
+//! The stderr policy: a usage error is `program: what (see program --help)`,
+//! before anything has run; every other failure is one ERROR line in the
+//! log format, so `kubectl logs` shows it in line with the rest.
 
 use crate::args::UsageError;
-use crate::discover::DiscoverError;
+use crate::log_line;
+use std::process::ExitCode;
 
-/// Everything was sent (sender), or the receiver or relay stopped on
-/// SIGTERM/SIGINT.
-pub const OK: i32 = 0;
-/// Could not run: a socket could not be opened or bound (or, for the
-/// receiver and relay, kept failing), stdin or stdout failed, `--check`
-/// found nothing bound.
-pub const FAILURE: i32 = 1;
-/// Bad command line or environment variable, or a message too large for
-/// one datagram.
-pub const USAGE: i32 = 2;
-/// The service name did not resolve: not found, no ready pods, or no
-/// answer from the DNS servers.
-pub const NOT_RESOLVED: i32 = 3;
-/// Some sends failed, or the DNS answer was too large to hold every pod:
-/// the others were still sent.
-pub const PARTIAL: i32 = 4;
+/// How a run ended, or one broadcast: the first that is not `Ok` is the
+/// run's (`Status::note`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Everything was sent (sender), or the receiver or relay stopped on
+    /// SIGTERM/SIGINT, or `--check` found a socket.
+    Ok,
+    /// Could not run: a socket could not be opened or bound (or kept
+    /// failing), stdin or stdout failed, `--check` found nothing bound.
+    Failed,
+    /// A message too large for one datagram, or no line on stdin.
+    Refused,
+    /// The service name did not resolve: not found, no ready pods, or no
+    /// answer from the DNS servers.
+    NotResolved,
+    /// Some sends failed, or the DNS answer was too large to hold every
+    /// pod, or some pods did not confirm: the others were still sent.
+    Partial,
+}
 
-impl UsageError {
-    pub fn exit_code(&self) -> i32 {
-        USAGE
+impl Status {
+    /// Keeps the first status that is not `Ok`.
+    pub fn note(&mut self, next: Status) {
+        if *self == Status::Ok {
+            *self = next;
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Failed => 1,
+            Status::Refused => 2,
+            Status::NotResolved => 3,
+            Status::Partial => 4,
+        }
     }
 }
 
-impl DiscoverError {
-    pub fn exit_code(&self) -> i32 {
-        NOT_RESOLVED
+/// Why a run stopped before its end.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad command line or environment variable: exit 2.
+    Usage(UsageError),
+    /// Could not run, or stopped running: exit 1.
+    Failed(String),
+}
+
+impl From<UsageError> for Failure {
+    fn from(e: UsageError) -> Failure {
+        Failure::Usage(e)
     }
+}
+
+/// The exit code for `outcome`, after saying why on stderr.
+pub fn finish(program: &str, outcome: Result<Status, Failure>) -> ExitCode {
+    let status = match outcome {
+        Ok(status) => status,
+        Err(Failure::Usage(e)) => {
+            log_line::plain_to_stderr(&format!("{program}: {e} (see {program} --help)"));
+            Status::Refused
+        }
+        Err(Failure::Failed(why)) => {
+            log_line::to_stderr(log_line::ERROR, &why);
+            Status::Failed
+        }
+    };
+    ExitCode::from(status.code())
 }

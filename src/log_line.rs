@@ -96,6 +96,11 @@ pub fn to_stderr(level: &str, message: &str) {
     let _ = std::io::stderr().write_all(line(level, message).as_bytes());
 }
 
+/// Writes one line to stderr as it is: a usage error (`crate::exit`).
+pub fn plain_to_stderr(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
 /// Splits a line of this format into (level, message); `None` unless it has
 /// exactly the shape `YYYY-MM-DD HH:MM:SS,mmm - root - LEVEL - message`.
 /// The tests and the demo's checks read logs with this, not a copy of it.

@@ -26,22 +26,6 @@ pub const NO_TTL_REFRESH: Duration = Duration::from_secs(5);
 /// One resolution (`Pods::ttl`: how long it stays valid, when DNS said).
 pub type Answer = Result<Pods, DiscoverError>;
 
-/// Why there is no list to send to: the line to log and the exit code.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Unresolved {
-    pub message: String,
-    pub exit_code: i32,
-}
-
-impl From<&DiscoverError> for Unresolved {
-    fn from(e: &DiscoverError) -> Unresolved {
-        Unresolved {
-            message: e.to_string(),
-            exit_code: e.exit_code(),
-        }
-    }
-}
-
 /// DNS answered that the Service has no (ready) pods, as opposed to not
 /// answering: an empty list, not a failure to keep the last list through.
 pub fn says_no_pods(e: &DiscoverError) -> bool {
@@ -96,7 +80,7 @@ pub struct Cache<R> {
     fixed: Option<Duration>,
     pods: Arc<Pods>,
     /// Why the list is empty, when DNS said there are no pods.
-    no_pods: Option<Unresolved>,
+    no_pods: Option<DiscoverError>,
     /// False until DNS first answered (pods or no pods).
     resolved: bool,
     due: Instant,
@@ -131,11 +115,9 @@ impl<R: FnMut() -> Answer> Cache<R> {
     /// every call resolves as a one-shot sender does: when this call's
     /// resolution failed); else a failed refresh keeps the last list, and
     /// `events` hears of it.
-    pub fn get(&mut self, events: &mut impl FnMut(Event)) -> Result<Arc<Pods>, Unresolved> {
+    pub fn get(&mut self, events: &mut impl FnMut(Event)) -> Result<Arc<Pods>, DiscoverError> {
         if self.fixed == Some(Duration::ZERO) {
-            return (self.resolve)()
-                .map(Arc::new)
-                .map_err(|e| Unresolved::from(&e));
+            return (self.resolve)().map(Arc::new);
         }
         // Until DNS first answers, every call asks, as without a cache.
         if !self.resolved || Instant::now() >= self.due {
@@ -152,18 +134,17 @@ impl<R: FnMut() -> Answer> Cache<R> {
     }
 
     /// Resolves now; reports a change or failure to `events`.
-    pub fn refresh(&mut self, events: &mut impl FnMut(Event)) -> Result<(), Unresolved> {
+    pub fn refresh(&mut self, events: &mut impl FnMut(Event)) -> Result<(), DiscoverError> {
         let answer = match (self.resolve)() {
             // An answer like any other: the list is now empty.
             Err(e) if says_no_pods(&e) => {
-                let why = Unresolved::from(&e);
                 if self.no_pods.is_none() {
-                    events(Event::NoPods(why.message.clone()));
+                    events(Event::NoPods(e.to_string()));
                 }
-                self.no_pods = Some(why);
+                self.no_pods = Some(e);
                 Ok(Pods::default())
             }
-            Err(e) => Err(Unresolved::from(&e)),
+            Err(e) => Err(e),
             Ok(found) => {
                 self.no_pods = None;
                 Ok(found)
@@ -192,7 +173,7 @@ impl<R: FnMut() -> Answer> Cache<R> {
                 events(Event::Failed {
                     first: !self.failing,
                     kept: self.resolved && self.no_pods.is_none(),
-                    error: e.message.clone(),
+                    error: e.to_string(),
                 });
                 self.failing = true;
                 Err(e)

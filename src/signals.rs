@@ -34,25 +34,39 @@ fn handle_term_and_int(handler: extern "C" fn(i32)) -> io::Result<()> {
     sys::set_signal_handler(sys::SIGTERM, handler)
 }
 
+/// The handle of a stop request: what a loop that must end on
+/// SIGTERM/SIGINT is handed, rather than reading the flag on its own.
+/// After `exit_on_term_and_int` no stop is ever requested.
+#[derive(Clone, Copy)]
+pub struct Stop(());
+
 /// Fails only if the C library refuses the handler, which it does not for
 /// these signals: callers may treat that as a bug.
-pub fn stop_on_term_and_int() -> io::Result<()> {
-    handle_term_and_int(set_stop_flag)
+pub fn stop_on_term_and_int() -> io::Result<Stop> {
+    handle_term_and_int(set_stop_flag)?;
+    Ok(Stop(()))
 }
 
-pub fn exit_on_term_and_int() -> io::Result<()> {
-    handle_term_and_int(exit_now)
+pub fn exit_on_term_and_int() -> io::Result<Stop> {
+    handle_term_and_int(exit_now)?;
+    Ok(Stop(()))
 }
 
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+impl Stop {
+    pub fn requested(&self) -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `total`, or until a stop is requested; false if stopped.
+    pub fn sleep(&self, total: Duration) -> bool {
+        sleep_unless_stopped(self, total)
+    }
 }
 
-/// Sleeps for `total`, or until a stop is requested; false if stopped.
-pub fn sleep_unless_stopped(total: Duration) -> bool {
+fn sleep_unless_stopped(stop: &Stop, total: Duration) -> bool {
     let end = Instant::now() + total;
     loop {
-        if stop_requested() {
+        if stop.requested() {
             return false;
         }
         let left = end.saturating_duration_since(Instant::now());

@@ -7,27 +7,20 @@ use crate::{pktinfo, sys};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
-/// Binds `[::]:port` accepting IPv4 and IPv6; where the kernel has no IPv6
-/// (some clusters disable it) falls back to `0.0.0.0:port`.
-pub fn bind_all_addresses(port: u16) -> io::Result<UdpSocket> {
-    match bind_dual_stack(port) {
+/// Binds `addr`. The unspecified IPv6 address (`[::]:port`) means every
+/// address, IPv4 and IPv6, whatever `net.ipv6.bindv6only` says; where the
+/// kernel has no IPv6 (some clusters disable it) it falls back to
+/// `0.0.0.0:port`.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    if addr.ip() != Ipv6Addr::UNSPECIFIED {
+        return UdpSocket::bind(addr);
+    }
+    match sys::bind_dual_stack_udp(addr.port()) {
         Err(e) if e.raw_os_error() == Some(sys::EAFNOSUPPORT) => {
-            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
+            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, addr.port()))
         }
         other => other,
     }
-}
-
-fn bind_dual_stack(port: u16) -> io::Result<UdpSocket> {
-    sys::bind_dual_stack_udp(port)
-}
-
-/// Binds `addr`; the unspecified IPv6 address means dual-stack.
-pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    if addr.ip() == Ipv6Addr::UNSPECIFIED {
-        return bind_dual_stack(addr.port());
-    }
-    UdpSocket::bind(addr)
 }
 
 /// Asks for a receive buffer of `bytes`; returns what the kernel granted

@@ -1,15 +1,13 @@
 //! `receiver`: listen on UDP 12000 and log every datagram and its source in
-//! the original demo's format:
-//! `2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)`
+//! the original demo's format (see `udp_headless::receiver`).
 
-use std::io::{self, ErrorKind, StdoutLock, Write};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime};
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
 use udp_headless::args::{self, Parser, UsageError};
-use udp_headless::pktinfo::{self, Received};
-use udp_headless::seen::Seen;
+use udp_headless::exit::{self, Status};
+use udp_headless::listen;
+use udp_headless::receiver::{self, Receiver};
 use udp_headless::trust::Trusted;
-use udp_headless::{exit, http, log_line, metrics, pyrepr, readiness, signals, socket, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('p', "port"),
@@ -57,38 +55,23 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a receiver;
 or --check found none; 2 usage error.
 ";
 
-/// Write the log when this much is buffered, or when the socket is empty.
-const FLUSH_AT: usize = 64 * 1024;
-
-struct Options {
-    bind: SocketAddr,
-    all_addresses: bool,
-    /// `--rcvbuf`; None: `socket::DEFAULT_RECEIVE_BUFFER`.
-    rcvbuf: Option<usize>,
-    metrics: Option<SocketAddr>,
-    relays: Trusted,
-}
-
 enum Mode {
-    Receive(Options),
+    Receive(Receiver),
     Check(u16),
-    Done,
+    Print(String),
 }
 
-fn main() {
-    std::process::exit(run());
-}
-
-fn run() -> i32 {
-    match parse(Parser::from_env()) {
-        Ok(Mode::Receive(options)) => receive(&options),
-        Ok(Mode::Check(port)) => check(port),
-        Ok(Mode::Done) => exit::OK,
-        Err(e) => {
-            eprintln!("receiver: {e} (see receiver --help)");
-            e.exit_code()
+fn main() -> ExitCode {
+    let outcome = match parse(Parser::from_env()) {
+        Ok(Mode::Receive(options)) => receiver::run(options),
+        Ok(Mode::Check(port)) => listen::check(port),
+        Ok(Mode::Print(text)) => {
+            print!("{text}");
+            Ok(Status::Ok)
         }
-    }
+        Err(e) => Err(e.into()),
+    };
+    exit::finish("receiver", outcome)
 }
 
 fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
@@ -116,8 +99,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
                 check = true;
             }
             Some(option @ ("help" | "version")) => {
-                args::print_help_or_version(&mut parser, option, "receiver", HELP)?;
-                return Ok(Mode::Done);
+                let text = args::help_or_version(&mut parser, option, "receiver", HELP)?;
+                return Ok(Mode::Print(text));
             }
             _ => return Err(arg.unexpected()),
         }
@@ -138,259 +121,14 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         ),
         None => None,
     };
-    let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF")? {
-        Some((text, from)) => Some(args::parse_count(&text, &from)? as usize),
-        None => None,
-    };
-    let metrics = match args::option_or_env(metrics, "--metrics", "UDP_HEADLESS_METRICS")? {
-        Some((text, from)) => Some(
-            text.parse::<SocketAddr>()
-                .map_err(|_| UsageError::bad_value(&from, &text, "ADDR:PORT (like [::]:9102)"))?,
-        ),
-        None => None,
-    };
     let relays = match args::option_or_env(relays, "--trust-relay", "UDP_HEADLESS_TRUST_RELAY")? {
         Some((text, from)) => Trusted::parse(&text, &from)?,
         None => Trusted::default(),
     };
-    Ok(Mode::Receive(Options {
+    Ok(Mode::Receive(Receiver {
         bind: SocketAddr::new(bind.unwrap_or(IpAddr::from([0u16; 8])), port),
-        all_addresses: bind.is_none(),
-        rcvbuf,
-        metrics,
+        rcvbuf: args::rcvbuf(rcvbuf)?,
+        metrics: args::metrics(metrics)?,
         relays,
     }))
-}
-
-fn check(port: u16) -> i32 {
-    match readiness::udp_port_bound(port) {
-        Ok(true) => exit::OK,
-        Ok(false) => {
-            eprintln!("receiver: no UDP socket is bound on port {port}");
-            exit::FAILURE
-        }
-        Err(e) => {
-            eprintln!("receiver: cannot check port {port}: {e}");
-            exit::FAILURE
-        }
-    }
-}
-
-fn receive(options: &Options) -> i32 {
-    if sys::stdout_was_closed() {
-        let why = "standard output is closed: there is nowhere to write the log";
-        log_line::to_stderr(log_line::ERROR, why);
-        return exit::FAILURE;
-    }
-    // Before the bind: once bound, `--check` says ready, and a stop may come.
-    if let Err(e) = signals::stop_on_term_and_int() {
-        eprintln!("receiver: cannot handle SIGTERM/SIGINT: {e}");
-        return exit::FAILURE;
-    }
-    let mut endpoints = None;
-    if let Some(addr) = options.metrics {
-        match http::start(addr, metrics::receiver()) {
-            Ok((started, local)) => {
-                let message = format!("metrics on http://{local}/metrics");
-                log_line::to_stderr(log_line::INFO, &message);
-                endpoints = Some(started);
-            }
-            Err(e) => {
-                eprintln!("receiver: cannot serve metrics on TCP {addr}: {e}");
-                return exit::FAILURE;
-            }
-        }
-    }
-    let bound = if options.all_addresses {
-        socket::bind_all_addresses(options.bind.port())
-    } else {
-        socket::bind_udp(options.bind)
-    };
-    let sock = match bound {
-        Ok(sock) => sock,
-        Err(e) => {
-            eprintln!("receiver: cannot listen on UDP {}: {e}", options.bind);
-            return exit::FAILURE;
-        }
-    };
-    if let Some(warning) = socket::receive_buffer_warning(&sock, options.rcvbuf) {
-        log_line::to_stderr(log_line::WARNING, &warning);
-    }
-    if let Some(endpoints) = endpoints {
-        if let Err(e) = metrics::watch_drops_of(&sock) {
-            let message = format!("socket drops will not be counted: {e}");
-            log_line::to_stderr(log_line::WARNING, &message);
-        }
-        endpoints.set_ready();
-    }
-    let local = sock.local_addr().map_or(options.bind, |a| a);
-    log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
-    match log_datagrams(&sock, &options.relays) {
-        Ok(()) => exit::OK,
-        // Running, it logs in the log format: so does its last word.
-        Err(e) => {
-            log_line::to_stderr(log_line::ERROR, &e);
-            exit::FAILURE
-        }
-    }
-}
-
-/// The main loop. Lines are buffered while more datagrams are waiting and
-/// written as soon as the socket is empty: prompt for `kubectl logs`, and
-/// no write syscall per line under load.
-fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
-    let socket_error = |e: io::Error| format!("the socket failed: {e}");
-    // Bounds how long a blocked recv can miss a stop request.
-    sock.set_read_timeout(Some(Duration::from_millis(500)))
-        .map_err(socket_error)?;
-    // Acknowledgements go out from the address each frame was sent to;
-    // without it, from the one the routing table picks.
-    if let Err(e) = pktinfo::enable(sock) {
-        log_line::to_stderr(
-            log_line::WARNING,
-            &format!("acknowledgements may come from the wrong address: {e}"),
-        );
-    }
-    let mut seen = Seen::trusting(relays.clone());
-    let mut log = Log::new();
-    let mut datagram = vec![0u8; 65_536];
-    let mut draining = false;
-    let mut failures_in_a_row = 0;
-    while !signals::stop_requested() {
-        match pktinfo::recv(sock, &mut datagram) {
-            Ok(got) => {
-                failures_in_a_row = 0;
-                take(sock, &mut seen, &mut log, &datagram, &got)?;
-                if !draining {
-                    sock.set_nonblocking(true).map_err(socket_error)?;
-                    draining = true;
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                failures_in_a_row = 0;
-                log.flush()?;
-                if draining {
-                    sock.set_nonblocking(false).map_err(socket_error)?;
-                    draining = false;
-                }
-            }
-            // No datagram can cause this; a socket that keeps failing is
-            // broken, and a restart is the way out.
-            Err(e) => {
-                // What was logged so far goes out first, in order.
-                log.flush()?;
-                failures_in_a_row += 1;
-                if failures_in_a_row == 100 {
-                    return Err(format!("receiving failed 100 times in a row: {e}"));
-                }
-                log_line::to_stderr(log_line::WARNING, &format!("receive failed: {e}"));
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-    // Log what had already arrived when the stop came, within a bound so a
-    // flood cannot hold the stop up.
-    sock.set_nonblocking(true).map_err(socket_error)?;
-    let until = Instant::now() + Duration::from_millis(200);
-    while Instant::now() < until {
-        let Ok(got) = pktinfo::recv(sock, &mut datagram) else {
-            break;
-        };
-        take(sock, &mut seen, &mut log, &datagram, &got)?;
-    }
-    log.flush()
-}
-
-/// Logs one datagram; acknowledges it if it is a frame that asks for it
-/// (docs/PROTOCOL.md). Plain datagrams are logged whole, as always.
-fn take(
-    sock: &UdpSocket,
-    seen: &mut Seen,
-    log: &mut Log,
-    datagram: &[u8],
-    got: &Received,
-) -> Result<(), String> {
-    metrics::count_datagram(got.len);
-    let handling = seen.handle(&datagram[..got.len], got.from);
-    match handling.log {
-        Some((message, source)) => log.line(message, source)?,
-        None => metrics::DUPLICATES_SUPPRESSED.inc(),
-    }
-    if let Some(ack) = handling.ack {
-        // A lost acknowledgement is like a lost datagram: the sender
-        // retries; a forged source must not fill the log with warnings.
-        if pktinfo::send_from(sock, &ack, got.from, got.to).is_ok() {
-            metrics::ACKS_SENT.inc();
-        }
-    }
-    Ok(())
-}
-
-/// The log on stdout, buffered here and written in one piece when full or
-/// when the socket is empty. The buffer ends each flush on a newline, so
-/// stdout's own LineWriter passes it on in one write, not one per line.
-/// Lines are formatted straight into the buffer: copying each one there
-/// was a call to musl's `memcpy` per line.
-struct Log {
-    out: StdoutLock<'static>,
-    buffer: Vec<u8>,
-    stamper: log_line::Stamper,
-}
-
-impl Log {
-    fn new() -> Log {
-        Log {
-            out: io::stdout().lock(),
-            buffer: Vec::with_capacity(2 * FLUSH_AT),
-            stamper: log_line::Stamper::default(),
-        }
-    }
-
-    /// Adds the line for one datagram; writes when the buffer is full.
-    fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
-        self.stamper
-            .write_prefix(&mut self.buffer, SystemTime::now(), log_line::INFO);
-        write_line(&mut self.buffer, payload, from);
-        if self.buffer.len() >= FLUSH_AT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), String> {
-        let written = self
-            .out
-            .write_all(&self.buffer)
-            .and_then(|()| self.out.flush());
-        self.buffer.clear();
-        written.map_err(log_failed)
-    }
-}
-
-/// Lines formatted before an early return (a socket error) still go out,
-/// as a `BufWriter` would write them when dropped.
-impl Drop for Log {
-    fn drop(&mut self) {
-        let _ = self.out.write_all(&self.buffer);
-        let _ = self.out.flush();
-    }
-}
-
-fn log_failed(e: io::Error) -> String {
-    metrics::LOG_WRITE_ERRORS.inc();
-    format!("cannot write the log to standard output: {e}")
-}
-
-/// The line after its prefix.
-fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
-    out.extend_from_slice(b"Message from Client:");
-    pyrepr::write_bytes(out, payload);
-    out.extend_from_slice(b" Client IP Address:");
-    pyrepr::write_addr(out, from);
-    out.push(b'\n');
 }

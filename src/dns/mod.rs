@@ -59,7 +59,7 @@ pub struct Found {
 
 /// Why a name did not resolve. Each reads as the end of a sentence that
 /// starts with the name ("service 'x' ...") and is one line.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LookupError {
     /// Not a name DNS can carry (empty label, too long).
     BadName(String),

@@ -1,0 +1,79 @@
+//! How the receiver and the relay start listening, alike: the metrics
+//! endpoint first (so a failed start is visible there), then the UDP bind
+//! (`[::]` falls back to IPv4 where the kernel has no IPv6), the receive
+//! buffer, and readiness. Also `--check`, the readiness probe.
+
+use crate::exit::{Failure, Status};
+use crate::http::Endpoints;
+use crate::log_line::{self, INFO, WARNING};
+use crate::metrics::{self, Registry};
+use crate::{readiness, socket};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+
+/// Where and how to listen.
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// `--rcvbuf`; None: `socket::DEFAULT_RECEIVE_BUFFER`.
+    pub rcvbuf: Option<usize>,
+    /// `--metrics`, and what to serve there.
+    pub metrics: Option<(SocketAddr, Registry)>,
+}
+
+/// A bound socket; `/readyz` says 200 from `ready()` on.
+pub struct Listening {
+    pub socket: UdpSocket,
+    /// The address bound (its port, when the one asked for was 0).
+    pub local: SocketAddr,
+    endpoints: Option<Arc<Endpoints>>,
+}
+
+impl Listening {
+    pub fn ready(&self) {
+        if let Some(endpoints) = &self.endpoints {
+            endpoints.set_ready();
+        }
+    }
+}
+
+impl Listen {
+    /// Serves metrics if asked, binds, and sets the receive buffer;
+    /// warnings are logged, failures returned.
+    pub fn start(self) -> Result<Listening, Failure> {
+        let mut endpoints = None;
+        if let Some((addr, registry)) = self.metrics {
+            let (started, local) = crate::http::start(addr, registry)
+                .map_err(|e| Failure::Failed(format!("cannot serve metrics on TCP {addr}: {e}")))?;
+            log_line::to_stderr(INFO, &format!("metrics on http://{local}/metrics"));
+            endpoints = Some(started);
+        }
+        let socket = socket::bind_udp(self.addr)
+            .map_err(|e| Failure::Failed(format!("cannot listen on UDP {}: {e}", self.addr)))?;
+        if let Some(warning) = socket::receive_buffer_warning(&socket, self.rcvbuf) {
+            log_line::to_stderr(WARNING, &warning);
+        }
+        if endpoints.is_some() {
+            if let Err(e) = metrics::watch_drops_of(&socket) {
+                let warning = format!("socket drops will not be counted: {e}");
+                log_line::to_stderr(WARNING, &warning);
+            }
+        }
+        let local = socket.local_addr().unwrap_or(self.addr);
+        Ok(Listening {
+            socket,
+            local,
+            endpoints,
+        })
+    }
+}
+
+/// `--check`, the readiness probe: is a UDP socket bound on `port` here?
+pub fn check(port: u16) -> Result<Status, Failure> {
+    match readiness::udp_port_bound(port) {
+        Ok(true) => Ok(Status::Ok),
+        Ok(false) => Err(Failure::Failed(format!(
+            "no UDP socket is bound on port {port}"
+        ))),
+        Err(e) => Err(Failure::Failed(format!("cannot check port {port}: {e}"))),
+    }
+}

@@ -1,0 +1,210 @@
+//! What the receiver does: listen on UDP 12000 and log every datagram and
+//! its source in the original demo's format:
+//! `2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)`
+//! Frames (docs/PROTOCOL.md) are deduplicated (`seen`) and acknowledged.
+
+use crate::exit::{Failure, Status};
+use crate::listen::Listen;
+use crate::pktinfo::{self, Received};
+use crate::seen::Seen;
+use crate::signals::{self, Stop};
+use crate::trust::Trusted;
+use crate::{log_line, metrics, pyrepr, sys};
+use std::io::{self, ErrorKind, StdoutLock, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Write the log when this much is buffered, or when the socket is empty.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The receiver's options.
+pub struct Receiver {
+    /// `[::]:PORT` unless `--bind`: every address, IPv4 and IPv6.
+    pub bind: SocketAddr,
+    /// `--rcvbuf`; None: `socket::DEFAULT_RECEIVE_BUFFER`.
+    pub rcvbuf: Option<usize>,
+    pub metrics: Option<SocketAddr>,
+    pub relays: Trusted,
+}
+
+/// Receives and logs until SIGTERM/SIGINT.
+pub fn run(options: Receiver) -> Result<Status, Failure> {
+    if sys::stdout_was_closed() {
+        let why = "standard output is closed: there is nowhere to write the log";
+        return Err(Failure::Failed(why.into()));
+    }
+    // Before the bind: once bound, `--check` says ready, and a stop may come.
+    let stop = signals::stop_on_term_and_int()
+        .map_err(|e| Failure::Failed(format!("cannot handle SIGTERM/SIGINT: {e}")))?;
+    let listening = Listen {
+        addr: options.bind,
+        rcvbuf: options.rcvbuf,
+        metrics: options.metrics.map(|addr| (addr, metrics::receiver())),
+    }
+    .start()?;
+    listening.ready();
+    let local = listening.local;
+    log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
+    log_datagrams(&listening.socket, &options.relays, &stop).map_err(Failure::Failed)?;
+    Ok(Status::Ok)
+}
+
+/// The main loop. Lines are buffered while more datagrams are waiting and
+/// written as soon as the socket is empty: prompt for `kubectl logs`, and
+/// no write syscall per line under load.
+fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), String> {
+    let socket_error = |e: io::Error| format!("the socket failed: {e}");
+    // Bounds how long a blocked recv can miss a stop request.
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(socket_error)?;
+    // Acknowledgements go out from the address each frame was sent to;
+    // without it, from the one the routing table picks.
+    if let Err(e) = pktinfo::enable(sock) {
+        log_line::to_stderr(
+            log_line::WARNING,
+            &format!("acknowledgements may come from the wrong address: {e}"),
+        );
+    }
+    let mut seen = Seen::trusting(relays.clone());
+    let mut log = Log::new();
+    let mut datagram = vec![0u8; 65_536];
+    let mut draining = false;
+    let mut failures_in_a_row = 0;
+    while !stop.requested() {
+        match pktinfo::recv(sock, &mut datagram) {
+            Ok(got) => {
+                failures_in_a_row = 0;
+                take(sock, &mut seen, &mut log, &datagram, &got)?;
+                if !draining {
+                    sock.set_nonblocking(true).map_err(socket_error)?;
+                    draining = true;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                failures_in_a_row = 0;
+                log.flush()?;
+                if draining {
+                    sock.set_nonblocking(false).map_err(socket_error)?;
+                    draining = false;
+                }
+            }
+            // No datagram can cause this; a socket that keeps failing is
+            // broken, and a restart is the way out.
+            Err(e) => {
+                // What was logged so far goes out first, in order.
+                log.flush()?;
+                failures_in_a_row += 1;
+                if failures_in_a_row == 100 {
+                    return Err(format!("receiving failed 100 times in a row: {e}"));
+                }
+                log_line::to_stderr(log_line::WARNING, &format!("receive failed: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    // Log what had already arrived when the stop came, within a bound so a
+    // flood cannot hold the stop up.
+    sock.set_nonblocking(true).map_err(socket_error)?;
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
+        let Ok(got) = pktinfo::recv(sock, &mut datagram) else {
+            break;
+        };
+        take(sock, &mut seen, &mut log, &datagram, &got)?;
+    }
+    log.flush()
+}
+
+/// Logs one datagram; acknowledges it if it is a frame that asks for it
+/// (docs/PROTOCOL.md). Plain datagrams are logged whole, as always.
+fn take(
+    sock: &UdpSocket,
+    seen: &mut Seen,
+    log: &mut Log,
+    datagram: &[u8],
+    got: &Received,
+) -> Result<(), String> {
+    metrics::count_datagram(got.len);
+    let handling = seen.handle(&datagram[..got.len], got.from);
+    match handling.log {
+        Some((message, source)) => log.line(message, source)?,
+        None => metrics::DUPLICATES_SUPPRESSED.inc(),
+    }
+    if let Some(ack) = handling.ack {
+        // A lost acknowledgement is like a lost datagram: the sender
+        // retries; a forged source must not fill the log with warnings.
+        if pktinfo::send_from(sock, &ack, got.from, got.to).is_ok() {
+            metrics::ACKS_SENT.inc();
+        }
+    }
+    Ok(())
+}
+
+/// The log on stdout, buffered here and written in one piece when full or
+/// when the socket is empty. The buffer ends each flush on a newline, so
+/// stdout's own LineWriter passes it on in one write, not one per line.
+/// Lines are formatted straight into the buffer: copying each one there
+/// was a call to musl's `memcpy` per line.
+struct Log {
+    out: StdoutLock<'static>,
+    buffer: Vec<u8>,
+    stamper: log_line::Stamper,
+}
+
+impl Log {
+    fn new() -> Log {
+        Log {
+            out: io::stdout().lock(),
+            buffer: Vec::with_capacity(2 * FLUSH_AT),
+            stamper: log_line::Stamper::default(),
+        }
+    }
+
+    /// Adds the line for one datagram; writes when the buffer is full.
+    fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
+        self.stamper
+            .write_prefix(&mut self.buffer, SystemTime::now(), log_line::INFO);
+        write_line(&mut self.buffer, payload, from);
+        if self.buffer.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        let written = self
+            .out
+            .write_all(&self.buffer)
+            .and_then(|()| self.out.flush());
+        self.buffer.clear();
+        written.map_err(log_failed)
+    }
+}
+
+/// Lines formatted before an early return (a socket error) still go out,
+/// as a `BufWriter` would write them when dropped.
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.out.write_all(&self.buffer);
+        let _ = self.out.flush();
+    }
+}
+
+fn log_failed(e: io::Error) -> String {
+    metrics::LOG_WRITE_ERRORS.inc();
+    format!("cannot write the log to standard output: {e}")
+}
+
+/// The line after its prefix.
+fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
+    out.extend_from_slice(b"Message from Client:");
+    pyrepr::write_bytes(out, payload);
+    out.extend_from_slice(b" Client IP Address:");
+    pyrepr::write_addr(out, from);
+    out.push(b'\n');
+}

@@ -123,160 +123,182 @@ impl fmt::Display for DiscoverError {
 /// minutes, for instance over a TCP connection that a NetworkPolicy drops.
 pub const TIME_LIMIT: Duration = Duration::from_secs(30);
 
-/// Set once a name needed our own lookup: later rounds (`--repeat`, stdin
-/// lines, the relay's refreshes) ask over TCP at once.
-static LARGE_BEFORE: AtomicBool = AtomicBool::new(false);
-
-/// Set while a system-resolver thread we stopped waiting for still runs. A
-/// silent DNS holds one up for its timeouts; re-resolving meanwhile
-/// (`sender --confirm` retries) must not start one more each time, so it
-/// asks DNS ourselves only. Only an abandoned thread sets it: lookups that
-/// merely overlap (tests in parallel) keep the normal path.
-static ABANDONED: AtomicBool = AtomicBool::new(false);
-
-/// Whether a system-resolver thread that a lookup gave up on still runs
-/// (lookups skip the system resolver meanwhile). For tests and diagnostics.
-pub fn abandoned_resolver_running() -> bool {
-    ABANDONED.load(Ordering::Acquire)
+/// What to resolve: the Service's name, the pods' port, the family wanted.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub service: String,
+    pub port: u16,
+    pub family: Family,
 }
 
-/// Asks the system resolver, then applies the policy of `decide`.
-pub fn discover(service: &str, port: u16, family: Family) -> Result<Pods, DiscoverError> {
-    discover_within(service, port, family, TIME_LIMIT)
-}
-
-/// `discover`, ending within `limit`: `sender --confirm` re-resolves
-/// between retries, which a silent DNS server must not hold up.
-pub fn discover_within(
-    service: &str,
-    port: u16,
-    family: Family,
-    limit: Duration,
-) -> Result<Pods, DiscoverError> {
-    let name = service.to_string();
-    discover_from(
-        service,
-        port,
-        family,
-        limit,
-        move || system_resolver(&name, port),
-        || {
-            resolv_conf::load(Path::new(resolv_conf::PATH))
-                .map_err(|e| format!("cannot read {}: {e}", resolv_conf::PATH))
-        },
-    )
-}
-
-/// `discover` with a given DNS configuration instead of /etc/resolv.conf.
-pub fn discover_with(
-    service: &str,
-    port: u16,
-    family: Family,
-    conf: &ResolvConf,
-) -> Result<Pods, DiscoverError> {
-    let name = service.to_string();
-    let conf = conf.clone();
-    discover_from(
-        service,
-        port,
-        family,
-        TIME_LIMIT,
-        move || system_resolver(&name, port),
-        || Ok(conf),
-    )
-}
-
-/// `discover` with the system resolver, the configuration and the time
-/// limit given. The system resolver runs on a thread of its own while
-/// this one asks DNS: a large answer, which needs both, costs the time of
-/// one lookup, not of two; and a slow resolver is not waited for past
-/// `limit`.
-pub fn discover_from(
-    service: &str,
-    port: u16,
-    family: Family,
-    limit: Duration,
-    system: impl FnOnce() -> io::Result<Vec<SocketAddr>> + Send + 'static,
-    conf: impl FnOnce() -> Result<ResolvConf, String>,
-) -> Result<Pods, DiscoverError> {
-    let deadline = Instant::now() + limit;
-    // An IP needs no resolver (and no DNS to ask).
-    if let Ok(ip) = service.parse::<IpAddr>() {
-        return pods(service, family, vec![SocketAddr::new(ip, port)]);
-    }
-    // Set once the system resolver has an answer that needs no check: then
-    // ours, redundant, ends at once (a query of its own may be lost).
-    let enough = Arc::new(AtomicBool::new(false));
-    let ask = |conf: &Result<ResolvConf, String>, large, cancel| match conf {
-        Ok(conf) if !conf.nameservers.is_empty() => {
-            Some(ask_dns(conf, service, family, deadline, large, cancel))
-        }
-        _ => None,
-    };
-    if ABANDONED.load(Ordering::Acquire) {
-        let conf = conf();
-        let ours = ask(&conf, true, None);
-        return while_system_busy(service, port, family, conf, ours);
-    }
-    let (tx, rx) = one_shot();
-    let system_has = enough.clone();
-    // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
-    let spawned = thread::Builder::new().spawn(move || {
-        let answer = system();
-        let small = matches!(&answer, Ok(addrs) if addrs.len() < MAYBE_CUT);
-        // After the answer is in: ours, cancelled, must find it there.
-        tx.send(answer);
-        if small {
-            system_has.store(true, Ordering::Release);
-        }
-    });
-    // Read while the thread starts, not before.
-    let conf = conf();
-    if let Err(e) = spawned {
-        let system = Err(io::Error::other(format!("cannot start a thread: {e}")));
-        return decide_at(
-            service,
+impl Target {
+    pub fn new(service: &str, port: u16, family: Family) -> Target {
+        Target {
+            service: service.to_string(),
             port,
             family,
-            Some(system),
-            conf,
-            None,
-            (deadline, limit),
-        );
-    }
-    // A small Service costs DNS one more UDP exchange, made meanwhile.
-    let ours = ask(&conf, LARGE_BEFORE.load(Ordering::Relaxed), Some(&enough));
-    let left = deadline.saturating_duration_since(Instant::now());
-    let system = match rx.recv_timeout(left) {
-        Ok(answer) => Some(answer),
-        Err(RecvTimeoutError::Timeout) => {
-            rx.abandon();
-            None
         }
-        Err(RecvTimeoutError::Disconnected) => Some(Err(io::Error::other(
-            "the system resolver's thread ended without an answer",
-        ))),
-    };
-    decide_at(service, port, family, system, conf, ours, (deadline, limit))
+    }
+}
+
+type SystemLookup = dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync;
+type ConfLoad = dyn Fn() -> Result<ResolvConf, String> + Send + Sync;
+
+/// Where answers come from: the system resolver and /etc/resolv.conf, or
+/// a test's stand-ins (the one seam). Clones share whether a system lookup
+/// that was given up on still runs.
+#[derive(Clone)]
+pub struct Sources {
+    system: Arc<SystemLookup>,
+    conf: Arc<ConfLoad>,
+    /// Set while a system-resolver thread we stopped waiting for still
+    /// runs. A silent DNS holds one up for its timeouts; re-resolving
+    /// meanwhile (`sender --confirm` retries, the relay's refreshes) must
+    /// not start one more each time, so it asks DNS ourselves only.
+    busy: Arc<AtomicBool>,
+}
+
+impl Sources {
+    /// `ToSocketAddrs` and /etc/resolv.conf.
+    pub fn system() -> Sources {
+        Sources::new(system_resolver, || {
+            resolv_conf::load(Path::new(resolv_conf::PATH))
+                .map_err(|e| format!("cannot read {}: {e}", resolv_conf::PATH))
+        })
+    }
+
+    pub fn new(
+        system: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+        conf: impl Fn() -> Result<ResolvConf, String> + Send + Sync + 'static,
+    ) -> Sources {
+        Sources {
+            system: Arc::new(system),
+            conf: Arc::new(conf),
+            busy: Arc::default(),
+        }
+    }
+
+    /// Other answers from the same system resolver: busy when this is.
+    pub fn answering(
+        &self,
+        system: impl Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync + 'static,
+        conf: impl Fn() -> Result<ResolvConf, String> + Send + Sync + 'static,
+    ) -> Sources {
+        Sources {
+            busy: Arc::clone(&self.busy),
+            ..Sources::new(system, conf)
+        }
+    }
+
+    /// Whether a system lookup that was given up on still runs.
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+}
+
+/// Resolves one target, again and again (each broadcast, each refresh).
+#[derive(Clone)]
+pub struct Resolver {
+    pub target: Target,
+    sources: Sources,
+}
+
+impl Resolver {
+    /// Through the system resolver and /etc/resolv.conf.
+    pub fn new(target: Target) -> Resolver {
+        Resolver::with(target, Sources::system())
+    }
+
+    pub fn with(target: Target, sources: Sources) -> Resolver {
+        Resolver { target, sources }
+    }
+
+    /// The pods, within `TIME_LIMIT`.
+    pub fn resolve(&self) -> Result<Pods, DiscoverError> {
+        self.resolve_within(TIME_LIMIT)
+    }
+
+    /// The pods, within `limit`: `sender --confirm` re-resolves between
+    /// retries, which a silent DNS server must not hold up.
+    ///
+    /// The system resolver is asked first, on a thread of its own so that
+    /// it can be given up on; our own DNS lookup only when its answer may
+    /// be cut or it failed (see `decide`). With DNS servers to ask, it
+    /// gets half of `limit`: the rest is for our lookup, whose verdict
+    /// then says why (a TCP connection that is dropped, say).
+    pub fn resolve_within(&self, limit: Duration) -> Result<Pods, DiscoverError> {
+        let deadline = Instant::now() + limit;
+        let target = &self.target;
+        // An IP needs no resolver (and no DNS to ask).
+        if let Ok(ip) = target.service.parse::<IpAddr>() {
+            return pods(target, vec![SocketAddr::new(ip, target.port)]);
+        }
+        let conf = (self.sources.conf)();
+        let has_dns = matches!(&conf, Ok(conf) if !conf.nameservers.is_empty());
+        if self.sources.busy() {
+            let ours = has_dns.then(|| ask_dns(conf.as_ref().unwrap(), target, deadline, true));
+            return while_system_busy(target, conf, ours);
+        }
+        let wait = if has_dns { limit / 2 } else { limit };
+        let system = self.ask_system(wait);
+        decide_at(target, system, conf, (deadline, limit))
+    }
+
+    /// The system resolver's answer, or None when it took longer than
+    /// `wait` (its thread is then left to end on its own, `Sources::busy`).
+    fn ask_system(&self, wait: Duration) -> Option<io::Result<Vec<SocketAddr>>> {
+        let (tx, rx) = one_shot(Arc::clone(&self.sources.busy));
+        let system = Arc::clone(&self.sources.system);
+        let (service, port) = (self.target.service.clone(), self.target.port);
+        // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
+        let spawned = thread::Builder::new().spawn(move || tx.send(system(&service, port)));
+        if let Err(e) = spawned {
+            let why = format!("cannot start a thread: {e}");
+            return Some(Err(io::Error::other(why)));
+        }
+        match rx.recv_timeout(wait) {
+            Ok(answer) => Some(answer),
+            Err(RecvTimeoutError::Timeout) => {
+                rx.abandon();
+                None
+            }
+            Err(RecvTimeoutError::Disconnected) => Some(Err(io::Error::other(
+                "the system resolver's thread ended without an answer",
+            ))),
+        }
+    }
 }
 
 /// Carries the resolver thread's one answer. Not `std::sync::mpsc`: a
 /// channel links all three of std's channel flavours, 10 KB of a binary
 /// that must stay under 600 KB (docs/BENCHMARKS.md, Footprint).
 struct Slot<T> {
-    /// The answer, whether the sending half is gone, and whether the
-    /// receiving half stopped waiting (then `ABANDONED` is set).
-    state: Mutex<(Option<T>, bool, bool)>,
+    state: Mutex<State<T>>,
     changed: Condvar,
+    /// `Sources::busy`: set while an abandoned thread runs.
+    busy: Arc<AtomicBool>,
+}
+
+struct State<T> {
+    answer: Option<T>,
+    /// The sending half is gone: no answer will come.
+    sender_gone: bool,
+    /// The receiving half stopped waiting.
+    abandoned: bool,
 }
 
 struct Sending<T>(Arc<Slot<T>>);
 struct Receiving<T>(Arc<Slot<T>>);
 
-fn one_shot<T>() -> (Sending<T>, Receiving<T>) {
+fn one_shot<T>(busy: Arc<AtomicBool>) -> (Sending<T>, Receiving<T>) {
     let slot = Arc::new(Slot {
-        state: Mutex::new((None, false, false)),
+        state: Mutex::new(State {
+            answer: None,
+            sender_gone: false,
+            abandoned: false,
+        }),
         changed: Condvar::new(),
+        busy,
     });
     (Sending(slot.clone()), Receiving(slot))
 }
@@ -284,7 +306,7 @@ fn one_shot<T>() -> (Sending<T>, Receiving<T>) {
 impl<T> Sending<T> {
     fn send(self, answer: T) {
         let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.0 = Some(answer);
+        state.answer = Some(answer);
     }
 }
 
@@ -292,9 +314,9 @@ impl<T> Sending<T> {
 impl<T> Drop for Sending<T> {
     fn drop(&mut self) {
         let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.1 = true;
-        if state.2 {
-            ABANDONED.store(false, Ordering::Release);
+        state.sender_gone = true;
+        if state.abandoned {
+            self.0.busy.store(false, Ordering::Release);
         }
         self.0.changed.notify_all();
     }
@@ -306,11 +328,11 @@ impl<T> Receiving<T> {
         let (mut state, _) = self
             .0
             .changed
-            .wait_timeout_while(state, timeout, |(answer, gone, _)| {
-                answer.is_none() && !*gone
+            .wait_timeout_while(state, timeout, |state| {
+                state.answer.is_none() && !state.sender_gone
             })
             .unwrap_or_else(PoisonError::into_inner);
-        match (state.0.take(), state.1) {
+        match (state.answer.take(), state.sender_gone) {
             (Some(answer), _) => Ok(answer),
             (None, true) => Err(RecvTimeoutError::Disconnected),
             (None, false) => Err(RecvTimeoutError::Timeout),
@@ -322,9 +344,9 @@ impl<T> Receiving<T> {
     /// the flag set for good.
     fn abandon(self) {
         let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if !state.1 {
-            state.2 = true;
-            ABANDONED.store(true, Ordering::Release);
+        if !state.sender_gone {
+            state.abandoned = true;
+            self.0.busy.store(true, Ordering::Release);
         }
     }
 }
@@ -334,60 +356,52 @@ fn system_resolver(service: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// The policy, given what `ToSocketAddrs` answered (`system`) and the DNS
-/// configuration or why there is none. Separate so that tests can feed it
-/// any system answer.
+/// configuration or why there is none:
+/// - fewer than `MAYBE_CUT` addresses: those, and DNS is not asked;
+/// - more: they may be cut, so DNS is asked too, and both answers are
+///   joined if they are about the same name (they share an address);
+/// - it failed: DNS is asked, and either finds the pods after all or says
+///   precisely why not ("no such name", "no ready pods", "unreachable"),
+///   which getaddrinfo's message cannot.
 pub fn decide(
-    service: &str,
-    port: u16,
-    family: Family,
+    target: &Target,
     system: io::Result<Vec<SocketAddr>>,
     conf: Result<&ResolvConf, &str>,
 ) -> Result<Pods, DiscoverError> {
     let conf = conf.cloned().map_err(str::to_string);
     let deadline = Instant::now() + TIME_LIMIT;
-    decide_at(
-        service,
-        port,
-        family,
-        Some(system),
-        conf,
-        None,
-        (deadline, TIME_LIMIT),
-    )
+    decide_at(target, Some(system), conf, (deadline, TIME_LIMIT))
 }
 
 /// `decide`, where `system` is None if the system resolver ran out of
-/// time, and `ours` is our own lookup if it was already made.
+/// time: then DNS alone answers, in the time left.
 fn decide_at(
-    service: &str,
-    port: u16,
-    family: Family,
+    target: &Target,
     system: Option<io::Result<Vec<SocketAddr>>>,
     conf: Result<ResolvConf, String>,
-    ours: Option<Result<dns::Found, LookupError>>,
     (deadline, limit): (Instant, Duration),
 ) -> Result<Pods, DiscoverError> {
     let dns = Dns {
         conf: conf.as_ref().map_err(String::as_str),
-        ours,
         deadline,
         limit,
     };
     match system {
-        Some(Ok(addrs)) if addrs.len() < MAYBE_CUT => pods(service, family, addrs),
-        Some(Ok(addrs)) => {
-            LARGE_BEFORE.store(true, Ordering::Relaxed);
-            complete(service, port, family, addrs, dns)
-        }
-        Some(Err(e)) => explain(service, port, family, e, dns),
-        None => match dns.ours {
-            Some(Ok(found)) => with_dns(service, port, family, vec![], &found),
-            Some(Err(error)) => Err(DiscoverError::Lookup {
-                service: service.to_string(),
-                error,
-            }),
-            None => Err(DiscoverError::TimedOut {
-                service: service.to_string(),
+        Some(Ok(addrs)) if addrs.len() < MAYBE_CUT => pods(target, addrs),
+        Some(Ok(addrs)) => complete(target, addrs, dns),
+        Some(Err(e)) => explain(target, e, dns),
+        None => match dns.conf {
+            Ok(conf) if !conf.nameservers.is_empty() => {
+                match ask_dns(conf, target, deadline, false) {
+                    Ok(found) => with_dns(target, vec![], &found),
+                    Err(error) => Err(DiscoverError::Lookup {
+                        service: target.service.clone(),
+                        error,
+                    }),
+                }
+            }
+            _ => Err(DiscoverError::TimedOut {
+                service: target.service.clone(),
                 after: dns.limit,
             }),
         },
@@ -400,17 +414,15 @@ fn decide_at(
 /// pods", and the relay keeps its list. A name DNS has without addresses
 /// is a Service with no ready pods, as always.
 fn while_system_busy(
-    service: &str,
-    port: u16,
-    family: Family,
+    target: &Target,
     conf: Result<ResolvConf, String>,
     ours: Option<Result<dns::Found, LookupError>>,
 ) -> Result<Pods, DiscoverError> {
     let why = match (ours, conf) {
-        (Some(Ok(found)), _) => return with_dns(service, port, family, vec![], &found),
+        (Some(Ok(found)), _) => return with_dns(target, vec![], &found),
         (Some(Err(error @ LookupError::NoRecords(..))), _) => {
             return Err(DiscoverError::Lookup {
-                service: service.to_string(),
+                service: target.service.clone(),
                 error,
             })
         }
@@ -419,68 +431,41 @@ fn while_system_busy(
         (None, Ok(_)) => "resolv.conf lists no nameserver".into(),
     };
     Err(DiscoverError::NoDns {
-        service: service.to_string(),
+        service: target.service.clone(),
         system: "the system resolver is still busy with an earlier lookup".into(),
         why,
     })
 }
 
 /// Our side of the resolution: the configuration (or why there is none),
-/// the lookup if it was made already, and when to stop.
+/// and when to stop.
 struct Dns<'a> {
     conf: Result<&'a ResolvConf, &'a str>,
-    ours: Option<Result<dns::Found, LookupError>>,
     deadline: Instant,
     /// The whole time allowed, for messages.
     limit: Duration,
 }
 
-impl Dns<'_> {
-    /// Our lookup made alongside the system resolver, unless it got no
-    /// answer at all: the system resolver has answered since, so the
-    /// servers may now (as the old, one-after-the-other order would have
-    /// found). Else a lookup now.
-    fn ours_or_ask(
-        self,
-        conf: &ResolvConf,
-        service: &str,
-        family: Family,
-        large: bool,
-    ) -> Result<dns::Found, LookupError> {
-        match self.ours {
-            Some(Err(LookupError::Unreachable(_))) | None => {
-                ask_dns(conf, service, family, self.deadline, large, None)
-            }
-            Some(ours) => ours,
-        }
-    }
-}
-
 /// The system resolver's list may be cut: add what DNS itself says.
-fn complete(
-    service: &str,
-    port: u16,
-    family: Family,
-    addrs: Vec<SocketAddr>,
-    dns: Dns,
-) -> Result<Pods, DiscoverError> {
+fn complete(target: &Target, addrs: Vec<SocketAddr>, dns: Dns) -> Result<Pods, DiscoverError> {
     let why_unchecked = match dns.conf {
         Err(why) => why.to_string(),
         Ok(conf) if conf.nameservers.is_empty() => "resolv.conf lists no nameserver".into(),
-        Ok(conf) => match dns.ours_or_ask(conf, service, family, true) {
+        Ok(conf) => match ask_dns(conf, target, dns.deadline, true) {
             Ok(found) if !shares_an_address(&addrs, &found) => {
-                return different_names(service, family, addrs, &found);
+                return different_names(target, addrs, &found);
             }
-            Ok(found) => return with_dns(service, port, family, addrs, &found),
+            Ok(found) => return with_dns(target, addrs, &found),
             // Not in DNS: the system's answer came from elsewhere
             // (/etc/hosts) and is all there is.
             Err(LookupError::NotFound(_) | LookupError::NoRecords(..)) => {
-                return pods(service, family, addrs);
+                return pods(target, addrs);
             }
             Err(e) => format!("the name {e}"),
         },
     };
-    let mut pods = pods(service, family, addrs)?;
+    let mut pods = pods(target, addrs)?;
+    let service = &target.service;
     pods.incomplete = Some(format!(
         "service '{service}': found {} addresses, maybe not all (the system resolver \
          can stop at {MAYBE_CUT}), and could not check with DNS: {why_unchecked}",
@@ -501,12 +486,12 @@ fn shares_an_address(system: &[SocketAddr], found: &dns::Found) -> bool {
 /// One broadcast goes to one name: the system resolver's, which is the
 /// name any other program here would have reached; flagged incomplete.
 fn different_names(
-    service: &str,
-    family: Family,
+    target: &Target,
     addrs: Vec<SocketAddr>,
     found: &dns::Found,
 ) -> Result<Pods, DiscoverError> {
-    let mut pods = pods(service, family, addrs)?;
+    let mut pods = pods(target, addrs)?;
+    let service = &target.service;
     pods.incomplete = Some(format!(
         "service '{service}': the system resolver and DNS found different pods, no \
          address in common (DNS's are those of {}; is LOCALDOMAIN or RES_OPTIONS set?): \
@@ -519,25 +504,20 @@ fn different_names(
 
 /// The system resolver failed: ask DNS, which either finds the pods after
 /// all or says precisely why not.
-fn explain(
-    service: &str,
-    port: u16,
-    family: Family,
-    error: io::Error,
-    dns: Dns,
-) -> Result<Pods, DiscoverError> {
+fn explain(target: &Target, error: io::Error, dns: Dns) -> Result<Pods, DiscoverError> {
+    let service = &target.service;
     let conf = match dns.conf {
         Ok(conf) if !conf.nameservers.is_empty() => conf,
         Ok(_) => {
             return Err(DiscoverError::NoDns {
-                service: service.to_string(),
+                service: service.clone(),
                 system: error.to_string(),
                 why: "resolv.conf lists no nameserver".into(),
             })
         }
         Err(why) => {
             return Err(DiscoverError::NoDns {
-                service: service.to_string(),
+                service: service.clone(),
                 system: error.to_string(),
                 why: why.to_string(),
             })
@@ -549,10 +529,10 @@ fn explain(
         attempts: 1,
         ..conf.clone()
     };
-    match dns.ours_or_ask(&once, service, family, false) {
-        Ok(found) => with_dns(service, port, family, vec![], &found),
+    match ask_dns(&once, target, dns.deadline, false) {
+        Ok(found) => with_dns(target, vec![], &found),
         Err(error) => Err(DiscoverError::Lookup {
-            service: service.to_string(),
+            service: service.clone(),
             error,
         }),
     }
@@ -561,16 +541,14 @@ fn explain(
 /// Only IPv4 or only IPv6 asks for that type; `Auto` asks for AAAA only
 /// when the name has no A records, as `pick_family` prefers IPv4.
 /// `large`: the answer is likely too large for UDP (the system resolver
-/// returned 48 or more, now or in an earlier round), so TCP is asked first.
+/// returned 48 or more), so TCP is asked first.
 fn ask_dns(
     conf: &ResolvConf,
-    service: &str,
-    family: Family,
+    target: &Target,
     deadline: Instant,
     large: bool,
-    cancel: Option<&AtomicBool>,
 ) -> Result<dns::Found, LookupError> {
-    let types: &[RecordType] = match family {
+    let types: &[RecordType] = match target.family {
         Family::Auto => &[RecordType::A, RecordType::Aaaa],
         Family::Ipv4 => &[RecordType::A],
         Family::Ipv6 => &[RecordType::Aaaa],
@@ -578,8 +556,7 @@ fn ask_dns(
     dns::lookup(&dns::Query {
         deadline: Some(deadline),
         tcp_first: large,
-        cancel,
-        ..dns::Query::new(conf, service, types)
+        ..dns::Query::new(conf, &target.service, types)
     })
 }
 
@@ -587,14 +564,16 @@ fn ask_dns(
 /// answered about the same name), each once; with DNS's TTL, and a
 /// warning when its answer itself was cut.
 fn with_dns(
-    service: &str,
-    port: u16,
-    family: Family,
+    target: &Target,
     first: Vec<SocketAddr>,
     found: &dns::Found,
 ) -> Result<Pods, DiscoverError> {
-    let from_dns = found.addrs.iter().map(|&ip| SocketAddr::new(ip, port));
-    let mut pods = pods(service, family, unique(first.into_iter().chain(from_dns)))?;
+    let from_dns = found
+        .addrs
+        .iter()
+        .map(|&ip| SocketAddr::new(ip, target.port));
+    let mut pods = pods(target, unique(first.into_iter().chain(from_dns)))?;
+    let service = &target.service;
     pods.ttl = Some(found.ttl);
     if found.truncated {
         pods.incomplete = Some(format!(
@@ -607,12 +586,12 @@ fn with_dns(
 }
 
 /// The addresses of the family wanted; an error if there are none.
-fn pods(service: &str, family: Family, addrs: Vec<SocketAddr>) -> Result<Pods, DiscoverError> {
-    let addrs = pick_family(addrs, family);
+fn pods(target: &Target, addrs: Vec<SocketAddr>) -> Result<Pods, DiscoverError> {
+    let addrs = pick_family(addrs, target.family);
     if addrs.is_empty() {
         return Err(DiscoverError::NoAddresses {
-            service: service.to_string(),
-            family,
+            service: target.service.clone(),
+            family: target.family,
         });
     }
     Ok(Pods {
@@ -762,7 +741,7 @@ mod tests {
 
     #[test]
     fn one_shot_answer_timeout_and_gone() {
-        let (tx, rx) = one_shot();
+        let (tx, rx) = one_shot(Arc::default());
         assert_eq!(
             rx.recv_timeout(Duration::ZERO),
             Err(RecvTimeoutError::Timeout)
@@ -773,7 +752,7 @@ mod tests {
         });
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(7));
         sent.join().unwrap();
-        let (tx, rx) = one_shot::<u8>();
+        let (tx, rx) = one_shot::<u8>(Arc::default());
         let wait = Instant::now();
         thread::spawn(move || {
             thread::sleep(Duration::from_millis(20));
@@ -789,7 +768,7 @@ mod tests {
     fn dns_alone_gives_each_pod_once() {
         // An answer that repeats a record, used alone: when the system
         // resolver ran out of time, and when it failed.
-        let found = || dns::Found {
+        let found = dns::Found {
             name: "svc".into(),
             addrs: ["10.0.0.1", "10.0.0.2", "10.0.0.1"]
                 .map(|a| a.parse().unwrap())
@@ -797,28 +776,14 @@ mod tests {
             truncated: false,
             ttl: Duration::from_secs(5),
         };
-        let conf = ResolvConf {
-            nameservers: vec!["127.0.0.1:53".parse().unwrap()],
-            ..ResolvConf::default()
-        };
-        let when = (Instant::now() + TIME_LIMIT, TIME_LIMIT);
-        let failed = || Some(Err(io::Error::other("no")));
-        for system in [None, failed()] {
-            let pods = decide_at(
-                "svc",
-                9,
-                Family::Auto,
-                system,
-                Ok(conf.clone()),
-                Some(Ok(found())),
-                when,
-            );
-            assert_eq!(pods.unwrap().addrs, addrs(&["10.0.0.1:9", "10.0.0.2:9"]));
-        }
+        let pods = with_dns(&Target::new("svc", 9, Family::Auto), vec![], &found);
+        assert_eq!(pods.unwrap().addrs, addrs(&["10.0.0.1:9", "10.0.0.2:9"]));
     }
 
     #[test]
     fn literals_and_localhost() {
+        let discover =
+            |service, port, family| Resolver::new(Target::new(service, port, family)).resolve();
         let pods = discover("127.0.0.1", 9, Family::Auto).unwrap();
         assert_eq!(pods.addrs, addrs(&["127.0.0.1:9"]));
         let pods = discover("::1", 9, Family::Auto).unwrap();

@@ -3,7 +3,7 @@
 //! the Service, which is re-resolved in the background as pods come and go
 //! (`membership`); the copies go out through `fanout`.
 
-use crate::discover::{self, Family};
+use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
 use crate::fanout::{self, Sockets, Targets};
 use crate::listen::Listen;
@@ -23,10 +23,8 @@ use std::time::Duration;
 
 /// The relay's options.
 pub struct Relay {
-    pub service: String,
-    pub port: u16,
+    pub target: Target,
     pub listen: SocketAddr,
-    pub family: Family,
     pub refresh: Option<Duration>,
     /// `--rcvbuf`; None: `socket::DEFAULT_RECEIVE_BUFFER`.
     pub rcvbuf: Option<usize>,
@@ -57,8 +55,8 @@ pub fn run(options: Relay) -> Result<Status, Failure> {
     }
     info(&format!(
         "listening on UDP {local}, forwarding to service '{}' port {}, pods: {}",
-        options.service,
-        options.port,
+        options.target.service,
+        options.target.port,
         watch.current().addrs.len()
     ));
     started.store(true, Ordering::Release);
@@ -83,16 +81,16 @@ pub fn run(options: Relay) -> Result<Status, Failure> {
 /// Resolves in the background, without the relay's own address; logs
 /// what changes (from the start line on: that one says the first count).
 fn start_membership(options: &Relay, listen: SocketAddr, started: Arc<AtomicBool>) -> Watch {
-    let service = options.service.clone();
-    let (port, family) = (options.port, options.family);
+    let resolver = Resolver::new(options.target.clone());
     let mut said_own = false;
     let resolve = move || {
-        let mut pods = discover::discover(&service, port, family)?;
+        let mut pods = resolver.resolve()?;
         let (addrs, own) = membership::without_own(pods.addrs, listen, membership::is_local);
         if own && !said_own {
             said_own = true;
             warn(&format!(
-                "service '{service}' includes this relay ({listen}): not forwarding to itself"
+                "service '{}' includes this relay ({listen}): not forwarding to itself",
+                resolver.target.service
             ));
         }
         pods.addrs = addrs;

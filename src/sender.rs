@@ -3,7 +3,7 @@
 //! :IP` for each; or each line of stdin, repeats, `--confirm`, `--list`.
 
 use crate::confirm::{self, Confirmer};
-use crate::discover::{self, Family};
+use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
 use crate::fanout::Sockets;
 use crate::membership::{self, Answer, Cache, Event};
@@ -19,11 +19,9 @@ const MAX_IPV6_PAYLOAD: usize = 65_527;
 
 /// The sender's options.
 pub struct Sender {
-    pub service: String,
+    pub target: Target,
     /// None: one message per line of stdin.
     pub message: Option<Vec<u8>>,
-    pub port: u16,
-    pub family: Family,
     /// 0: until stopped.
     pub repeat: u64,
     pub interval: Duration,
@@ -76,9 +74,12 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
         return list(&options);
     }
     let mut confirmer = options.confirm.map(Confirmer::new);
-    let (service, port, family) = (options.service.clone(), options.port, options.family);
+    let resolver = Resolver::new(options.target.clone());
     let mut pods = Cache::new(
-        move || discover::discover(&service, port, family),
+        {
+            let resolver = resolver.clone();
+            move || resolver.resolve()
+        },
         options.refresh,
     );
     // One buffer for every round's lines: one write per round, and no
@@ -100,7 +101,7 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
                     &mut sockets,
                     &mut confirmer,
                     &mut out,
-                    &stop,
+                    (&resolver, &stop),
                 )?;
                 status.note(sent);
                 round += 1;
@@ -129,7 +130,7 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
                             &mut sockets,
                             &mut confirmer,
                             &mut out,
-                            &stop,
+                            (&resolver, &stop),
                         )?;
                         status.note(sent);
                     }
@@ -225,7 +226,7 @@ fn broadcast(
     sockets: &mut Sockets,
     confirmer: &mut Option<Confirmer>,
     out: &mut BufWriter<Stdout>,
-    stop: &Stop,
+    (resolver, stop): (&Resolver, &Stop),
 ) -> Result<Status, Failure> {
     // A failed refresh keeps the last list: warned once per streak. The
     // pod count is not logged: stdout has one line per send, as always.
@@ -274,11 +275,7 @@ fn broadcast(
     let mut line = LogLine::default();
     if let Some(confirmer) = confirmer {
         let sock = sockets.for_addr(pods.addrs[0]).expect("opened above");
-        let mut resolve = |limit| {
-            let found =
-                discover::discover_within(&options.service, options.port, options.family, limit);
-            found.ok().map(|pods| pods.addrs)
-        };
+        let mut resolve = |limit| resolver.resolve_within(limit).ok().map(|pods| pods.addrs);
         let mut first_sends = |sent: &[confirm::Sent]| {
             // A pod whose send failed is retried; whether it confirms
             // decides the exit code.
@@ -346,7 +343,7 @@ fn log_report(report: &confirm::Report) -> Status {
 /// discovery, with the same exit codes; the demo polls it until a DNS cache
 /// has caught up with a scale-out.
 fn list(options: &Sender) -> Result<Status, Failure> {
-    let pods = match discover::discover(&options.service, options.port, options.family) {
+    let pods = match Resolver::new(options.target.clone()).resolve() {
         Ok(pods) => pods,
         Err(e) => {
             log_error(&e.to_string());

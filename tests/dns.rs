@@ -12,10 +12,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use udp_headless::discover::{self, DiscoverError, Family, MAYBE_CUT};
+use udp_headless::discover::{self, DiscoverError, Family, Resolver, Sources, Target, MAYBE_CUT};
 use udp_headless::dns::{self, LookupError, Query, RecordType};
 use udp_headless::membership;
 use udp_headless::resolv_conf::{self, ResolvConf};
@@ -237,7 +237,11 @@ fn says_when_the_service_is_too_large_for_one_answer() {
     // union with the system's list can hold a few more.
     let system = (0..MAYBE_CUT).map(pod_v4).collect::<Vec<_>>();
     let system = Ok(socket_addrs(&system));
-    let pods = discover::decide("headless-udp", 9, Family::Auto, system, Ok(&server.conf()));
+    let pods = discover::decide(
+        &Target::new("headless-udp", 9, Family::Auto),
+        system,
+        Ok(&server.conf()),
+    );
     let pods = pods.unwrap();
     assert!((found.addrs.len()..4100).contains(&pods.addrs.len()));
     let why = pods.incomplete.expect("no incomplete warning");
@@ -330,7 +334,8 @@ fn dual_stack_picks_one_family() {
         (Family::Ipv6, (0..60).map(pod_v6).collect()),
     ] {
         let system = Ok(socket_addrs(&system));
-        let pods = discover::decide("headless-udp", 9, family, system, Ok(&conf)).unwrap();
+        let pods =
+            discover::decide(&Target::new("headless-udp", 9, family), system, Ok(&conf)).unwrap();
         let got: Vec<IpAddr> = pods.addrs.iter().map(SocketAddr::ip).collect();
         assert_eq!(got.len(), want.len(), "{family:?}");
         assert_eq!(set(&got), want, "{family:?}");
@@ -358,9 +363,7 @@ fn no_ready_pods_is_not_no_such_name() {
         LookupError::NoRecords("empty.default.svc.cluster.local".into(), "A or AAAA".into())
     );
     let message = discover::decide(
-        "empty",
-        9,
-        Family::Auto,
+        &Target::new("empty", 9, Family::Auto),
         Err(no_system()),
         Ok(&server.conf()),
     )
@@ -394,9 +397,7 @@ fn not_found_through_the_whole_search_path() {
         LookupError::NotFound(tried.map(String::from).to_vec())
     );
     let message = discover::decide(
-        "no-such-svc",
-        9,
-        Family::Auto,
+        &Target::new("no-such-svc", 9, Family::Auto),
         Err(no_system()),
         Ok(&server.conf()),
     )
@@ -657,9 +658,7 @@ fn policy_checks_a_long_list_with_dns_and_sends_to_the_union() {
     let mut system = socket_addrs(&all[..MAYBE_CUT]);
     system.push(SocketAddr::from(([192, 0, 2, 1], 9)));
     let pods = discover::decide(
-        "headless-udp",
-        9,
-        Family::Auto,
+        &Target::new("headless-udp", 9, Family::Auto),
         Ok(system),
         Ok(&server.conf()),
     )
@@ -678,7 +677,12 @@ fn policy_trusts_a_short_list_without_asking() {
     server.set_nonblocking(true).unwrap();
     let conf = impatient_conf(server.local_addr().unwrap());
     let system = socket_addrs(&["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()]);
-    let pods = discover::decide("x", 9, Family::Auto, Ok(system.clone()), Ok(&conf)).unwrap();
+    let pods = discover::decide(
+        &Target::new("x", 9, Family::Auto),
+        Ok(system.clone()),
+        Ok(&conf),
+    )
+    .unwrap();
     assert_eq!(pods.addrs, system);
     assert_eq!(pods.incomplete, None);
     let asked = server.recv(&mut [0; 512]);
@@ -693,7 +697,12 @@ fn policy_trusts_a_short_list_without_asking() {
 fn policy_warns_when_a_long_list_cannot_be_checked() {
     let system = socket_addrs(&(0..MAYBE_CUT).map(pod_v4).collect::<Vec<_>>());
     let conf = impatient_conf(nothing_listening());
-    let pods = discover::decide("svc", 9, Family::Auto, Ok(system.clone()), Ok(&conf)).unwrap();
+    let pods = discover::decide(
+        &Target::new("svc", 9, Family::Auto),
+        Ok(system.clone()),
+        Ok(&conf),
+    )
+    .unwrap();
     assert_eq!(pods.addrs, system);
     let why = pods.incomplete.expect("no warning");
     assert!(
@@ -703,7 +712,12 @@ fn policy_warns_when_a_long_list_cannot_be_checked() {
     assert!(why.contains("nothing listens on"), "{why}");
 
     let no_conf = Err("cannot read /etc/resolv.conf: No such file");
-    let pods = discover::decide("svc", 9, Family::Auto, Ok(system.clone()), no_conf).unwrap();
+    let pods = discover::decide(
+        &Target::new("svc", 9, Family::Auto),
+        Ok(system.clone()),
+        no_conf,
+    )
+    .unwrap();
     assert!(pods
         .incomplete
         .unwrap()
@@ -716,9 +730,7 @@ fn policy_keeps_a_long_list_dns_does_not_know() {
     let server = Dnsmasq::start(&hosts(SERVICE, 2, pod_v4), &[]);
     let system = socket_addrs(&(0..MAYBE_CUT).map(pod_v4).collect::<Vec<_>>());
     let pods = discover::decide(
-        "hosts-only",
-        9,
-        Family::Auto,
+        &Target::new("hosts-only", 9, Family::Auto),
         Ok(system.clone()),
         Ok(&server.conf()),
     );
@@ -731,9 +743,7 @@ fn policy_keeps_a_long_list_dns_does_not_know() {
 fn policy_uses_dns_when_the_system_resolver_fails() {
     let server = Dnsmasq::start(&hosts(SERVICE, 3, pod_v4), &[]);
     let pods = discover::decide(
-        "headless-udp",
-        9,
-        Family::Auto,
+        &Target::new("headless-udp", 9, Family::Auto),
         Err(no_system()),
         Ok(&server.conf()),
     )
@@ -741,7 +751,11 @@ fn policy_uses_dns_when_the_system_resolver_fails() {
     assert_eq!(pods.addrs.len(), 3);
 
     let no_servers = ResolvConf::default();
-    let error = discover::decide("svc", 9, Family::Auto, Err(no_system()), Ok(&no_servers));
+    let error = discover::decide(
+        &Target::new("svc", 9, Family::Auto),
+        Err(no_system()),
+        Ok(&no_servers),
+    );
     let error = error.unwrap_err();
     assert!(matches!(&error, DiscoverError::NoDns { .. }), "{error:?}");
     assert_eq!(
@@ -749,9 +763,7 @@ fn policy_uses_dns_when_the_system_resolver_fails() {
         "cannot resolve service 'svc': no such host (resolv.conf lists no nameserver)"
     );
     let error = discover::decide(
-        "svc",
-        9,
-        Family::Auto,
+        &Target::new("svc", 9, Family::Auto),
         Err(no_system()),
         Err("cannot read it"),
     );
@@ -768,9 +780,15 @@ fn policy_uses_dns_when_the_system_resolver_fails() {
 #[test]
 fn literals_never_reach_dns() {
     let conf = impatient_conf(nothing_listening());
-    let pods = discover::discover_with("127.0.0.1", 9, Family::Auto, &conf).unwrap();
+    let with_conf = |service| {
+        let conf = conf.clone();
+        let system = |_: &str, _| unreachable!("a literal needs no resolver");
+        let sources = Sources::new(system, move || Ok(conf.clone()));
+        Resolver::with(Target::new(service, 9, Family::Auto), sources).resolve()
+    };
+    let pods = with_conf("127.0.0.1").unwrap();
     assert_eq!(pods.addrs, [SocketAddr::from(([127, 0, 0, 1], 9))]);
-    let pods = discover::discover_with("::1", 9, Family::Auto, &conf).unwrap();
+    let pods = with_conf("::1").unwrap();
     assert_eq!(pods.addrs, ["[::1]:9".parse::<SocketAddr>().unwrap()]);
 }
 
@@ -1082,8 +1100,12 @@ fn two_answers_for_two_names_are_not_mixed() {
         // Our client, told LOCALDOMAIN=ns-b.svc.cluster.local.
         let mut conf = server.conf();
         conf.search = vec!["ns-b.svc.cluster.local".into()];
-        let pods =
-            discover::decide("web", 9, Family::Auto, Ok(socket_addrs(&system)), Ok(&conf)).unwrap();
+        let pods = discover::decide(
+            &Target::new("web", 9, Family::Auto),
+            Ok(socket_addrs(&system)),
+            Ok(&conf),
+        )
+        .unwrap();
         let got: HashSet<IpAddr> = pods.addrs.iter().map(SocketAddr::ip).collect();
         let all_a: HashSet<IpAddr> = (0..60).map(ip_a).collect();
         let all_b: HashSet<IpAddr> = (0..60).map(ip_b).collect();
@@ -1106,19 +1128,20 @@ fn two_answers_for_two_names_are_not_mixed() {
 #[test]
 fn a_hanging_system_resolver_is_cut_at_the_limit() {
     // Hangs until released: an hour, for all the lookup knows.
-    let hanging = || {
+    let hanging = |conf: Result<ResolvConf, String>| {
         let (release, wait) = mpsc::channel::<()>();
-        let resolver = move || -> io::Result<Vec<SocketAddr>> {
-            let _ = wait.recv();
+        let wait = Mutex::new(wait);
+        let resolver = move |_: &str, _| -> io::Result<Vec<SocketAddr>> {
+            let _ = wait.lock().unwrap().recv();
             Ok(Vec::new())
         };
-        (release, resolver)
+        (release, Sources::new(resolver, move || conf.clone()))
     };
-    let let_go = |release: mpsc::Sender<()>| {
-        assert!(discover::abandoned_resolver_running());
+    let let_go = |sources: &Sources, release: mpsc::Sender<()>| {
+        assert!(sources.busy());
         drop(release);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while discover::abandoned_resolver_running() {
+        while sources.busy() {
             assert!(
                 Instant::now() < deadline,
                 "the released resolver never ended"
@@ -1131,10 +1154,12 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
     let mut conf = pod_conf(front);
     conf.timeout = Duration::from_secs(1);
     let limit = Duration::from_secs(3);
-    let (release, hang) = hanging();
+    let (release, hang) = hanging(Ok(conf));
+    let resolve = |service, family, sources: &Sources| {
+        Resolver::with(Target::new(service, 9, family), sources.clone()).resolve_within(limit)
+    };
     let started = Instant::now();
-    let error = discover::discover_from("headless-udp", 9, Family::Auto, limit, hang, || Ok(conf))
-        .unwrap_err();
+    let error = resolve("headless-udp", Family::Auto, &hang).unwrap_err();
     // Bounded: the resolver would have hung for as long as it was held.
     assert!(started.elapsed() < Duration::from_secs(60));
     let DiscoverError::Lookup {
@@ -1146,10 +1171,12 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
     };
     // Meanwhile only DNS is asked, at once; what it cannot settle is no
     // verdict on the pods (the system resolver might know the name).
-    let not_asked = || -> io::Result<Vec<SocketAddr>> { panic!("the busy resolver was asked") };
+    let not_asked =
+        |_: &str, _| -> io::Result<Vec<SocketAddr>> { panic!("the busy resolver was asked") };
     let started = Instant::now();
     let busy = |service, family, conf: Result<ResolvConf, String>| {
-        discover::discover_from(service, 9, family, limit, not_asked, || conf).unwrap_err()
+        let sources = hang.answering(not_asked, move || conf.clone());
+        resolve(service, family, &sources).unwrap_err()
     };
     let error = busy("web", Family::Auto, Err("no resolv.conf".into()));
     assert_eq!(
@@ -1172,13 +1199,11 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
     let error = busy("headless-udp", Family::Ipv6, Ok(pod_conf(server.addr())));
     assert!(membership::says_no_pods(&error), "{error}");
     assert!(started.elapsed() < limit, "{:?}", started.elapsed());
-    let_go(release);
+    let_go(&hang, release);
     // Nothing to ask but the hanging resolver: out of time, at the limit.
-    let (release, hang) = hanging();
+    let (release, hang) = hanging(Err("no resolv.conf".into()));
     let started = Instant::now();
-    let error = discover::discover_from("web", 9, Family::Auto, limit, hang, || {
-        Err("no resolv.conf".into())
-    });
+    let error = resolve("web", Family::Auto, &hang);
     assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
     assert_eq!(
         error.unwrap_err(),
@@ -1187,15 +1212,14 @@ fn a_hanging_system_resolver_is_cut_at_the_limit() {
             after: limit
         }
     );
-    let_go(release);
+    let_go(&hang, release);
 }
 
-/// Our own query runs while the system resolver works. When the system
-/// resolver's answer needs no check (a small Service, a name of
-/// /etc/hosts), a DNS server that does not answer must not hold the
-/// broadcast up for the query's timeouts: ours is dropped, whether it is
-/// waiting for a UDP answer, waiting for a TCP one (UDP answered truncated,
-/// TCP accepts and says nothing), or not started yet.
+/// When the system resolver's answer needs no check (a small Service, a
+/// name of /etc/hosts), DNS is not asked by us at all (issue 21: a small
+/// Service costs the cluster DNS only the system resolver's queries), so
+/// a DNS server that does not answer cannot hold the broadcast up, whether
+/// it is silent over UDP or over TCP (UDP answers truncated).
 #[test]
 fn a_small_system_answer_is_not_held_up_by_a_silent_dns() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -1209,20 +1233,14 @@ fn a_small_system_answer_is_not_held_up_by_a_silent_dns() {
     ] {
         let mut conf = pod_conf(dns);
         conf.timeout = Duration::from_secs(5);
-        let system = move || {
+        let system = move |_: &str, _| {
             thread::sleep(delay);
             Ok(vec![pod])
         };
+        let sources = Sources::new(system, move || Ok(conf.clone()));
+        let target = Target::new("headless-udp", 9, Family::Auto);
         let started = Instant::now();
-        let pods = discover::discover_from(
-            "headless-udp",
-            9,
-            Family::Auto,
-            Duration::from_secs(30),
-            system,
-            || Ok(conf),
-        )
-        .unwrap();
+        let pods = Resolver::with(target, sources).resolve().unwrap();
         assert_eq!(pods.addrs, vec![pod]);
         // Waiting for ours would take the 5 s timeout (per attempt).
         let took = started.elapsed();
@@ -1231,9 +1249,12 @@ fn a_small_system_answer_is_not_held_up_by_a_silent_dns() {
             "{dns} after {delay:?}: took {took:?}"
         );
     }
-    // It was asked: the query arrived while the system resolver worked.
+    // Not asked: the system resolver's answer was enough.
     silent.set_nonblocking(true).unwrap();
-    assert!(silent.recv(&mut [0; 512]).is_ok(), "our query never came");
+    assert!(
+        silent.recv(&mut [0; 512]).is_err(),
+        "a small answer cost DNS a query of ours"
+    );
 }
 
 /// The TTL a lookup reports is the smallest of the records it used: the
@@ -1256,7 +1277,11 @@ fn ttl_is_the_smallest_of_the_records_used() {
     assert_eq!(ttl("short-alias"), Duration::from_secs(3));
     // Through discovery: DNS was asked (the system resolver failed).
     let conf = server.conf();
-    let pods = discover::decide("short-alias", 9, Family::Auto, Err(no_system()), Ok(&conf));
+    let pods = discover::decide(
+        &Target::new("short-alias", 9, Family::Auto),
+        Err(no_system()),
+        Ok(&conf),
+    );
     assert_eq!(pods.unwrap().ttl, Some(Duration::from_secs(3)));
 }
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use udp_headless::args::{self, Parser, UsageError};
-use udp_headless::discover::Family;
+use udp_headless::discover::{Family, Target};
 use udp_headless::exit::{self, Status};
 use udp_headless::listen;
 use udp_headless::relay::{self, Relay};
@@ -150,10 +150,12 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let port = args::port(port)?;
     let family = Family::from_option(family)?;
     Ok(Mode::Relay(Relay {
-        service,
-        port,
+        target: Target {
+            service,
+            port,
+            family,
+        },
         listen,
-        family,
         refresh: args::refresh(refresh)?,
         rcvbuf: args::rcvbuf(rcvbuf)?,
         frame,

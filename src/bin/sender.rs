@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::confirm;
-use udp_headless::discover::Family;
+use udp_headless::discover::{Family, Target};
 use udp_headless::exit::{self, Status};
 use udp_headless::sender::{self, Sender};
 
@@ -200,10 +200,12 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         }
     };
     let options = Sender {
-        service,
+        target: Target {
+            service,
+            port,
+            family,
+        },
         message,
-        port,
-        family,
         repeat,
         interval,
         confirm,

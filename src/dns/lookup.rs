@@ -7,7 +7,6 @@ use super::{Found, LookupError};
 use crate::resolv_conf::ResolvConf;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// A CNAME whose target's addresses are not in the answer is asked for
@@ -30,9 +29,6 @@ pub struct Query<'a> {
     /// Ask over TCP first, when the answer is expected to be too large for
     /// UDP (a Service with many pods): one exchange instead of two.
     pub tcp_first: bool,
-    /// Set by another thread when the answer is no longer needed: the
-    /// lookup then ends within `CANCEL_CHECK` of a UDP wait.
-    pub cancel: Option<&'a AtomicBool>,
 }
 
 impl<'a> Query<'a> {
@@ -43,7 +39,6 @@ impl<'a> Query<'a> {
             types,
             deadline: None,
             tcp_first: false,
-            cancel: None,
         }
     }
 }
@@ -159,7 +154,7 @@ fn lookup_type(
     let mut ttl = u32::MAX;
     for _ in 0..=MAX_REQUERIES {
         let question = Question::new(&name, qtype, query.tcp_first);
-        let reply = transport::query(query.conf, &question, query.deadline, query.cancel)?;
+        let reply = transport::query(query.conf, &question, query.deadline)?;
         if reply.rcode == RCODE_NXDOMAIN {
             return Err(LookupError::NotFound(vec![name_text(wire)]));
         }

@@ -11,7 +11,6 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One query: the name (wire form) and type, its id, and the message.
@@ -61,7 +60,6 @@ pub(crate) fn query(
     conf: &ResolvConf,
     question: &Question,
     deadline: Option<Instant>,
-    cancel: Option<&AtomicBool>,
 ) -> Result<Reply, LookupError> {
     if conf.nameservers.is_empty() {
         return Err(LookupError::Unreachable("no nameserver configured".into()));
@@ -77,10 +75,10 @@ pub(crate) fn query(
                 timeout: conf.timeout,
                 deadline,
             };
-            if limit.left().is_zero() || cancelled(cancel) {
+            if limit.left().is_zero() {
                 break 'rounds;
             }
-            match exchange(*server, question, limit, cancel) {
+            match exchange(*server, question, limit) {
                 Ok(reply) => return Ok(reply),
                 // A later silence does not make an earlier, more telling
                 // failure (TCP failed, say) less true.
@@ -92,22 +90,6 @@ pub(crate) fn query(
     // Then "no answer" is no longer "the servers' whole timeouts".
     let cut_short = deadline.is_some_and(|d| Instant::now() >= d);
     Err(describe_failures(conf, question, failures, cut_short))
-}
-
-/// How often a UDP wait checks whether it was cancelled (`Query::cancel`).
-const CANCEL_CHECK: Duration = Duration::from_millis(10);
-
-fn cancelled(cancel: Option<&AtomicBool>) -> bool {
-    cancel.is_some_and(|c| c.load(Ordering::Acquire))
-}
-
-/// How long one wait may block: all that is `left`, or a slice of it when
-/// the wait can be cancelled.
-fn wait_slice(left: Duration, cancel: Option<&AtomicBool>) -> Duration {
-    match cancel {
-        Some(_) => left.min(CANCEL_CHECK),
-        None => left,
-    }
 }
 
 /// How long a TCP-first attempt waits before trying the usual way.
@@ -136,32 +118,20 @@ impl Limit {
 /// TCP at once, saving the truncated UDP exchange; if that fails, the
 /// usual way, so that the error says whether UDP works (and a server that
 /// was only slow to start gets its second chance).
-fn exchange(
-    server: SocketAddr,
-    question: &Question,
-    limit: Limit,
-    cancel: Option<&AtomicBool>,
-) -> Result<Reply, Failure> {
+fn exchange(server: SocketAddr, question: &Question, limit: Limit) -> Result<Reply, Failure> {
     if question.tcp_first {
         // Short: if TCP is blocked, the usual way below waits out the full
         // timeout for it again anyway.
         let first = limit.left().min(TCP_FIRST_TIMEOUT);
-        if let Ok(reply) = ask_tcp(server, question, first, cancel) {
+        if let Ok(reply) = ask_tcp(server, question, first) {
             check_rcode(&reply)?;
             return Ok(reply);
         }
     }
-    if cancelled(cancel) {
-        return Err(Failure::Timeout);
-    }
-    let mut reply = ask_udp(server, question, limit.left(), cancel)?;
+    let mut reply = ask_udp(server, question, limit.left())?;
     check_rcode(&reply)?;
-    if reply.truncated && cancelled(cancel) {
-        return Err(Failure::Timeout);
-    }
     if reply.truncated {
-        reply = ask_tcp(server, question, limit.left(), cancel)
-            .map_err(|e| Failure::Tcp(Box::new(e)))?;
+        reply = ask_tcp(server, question, limit.left()).map_err(|e| Failure::Tcp(Box::new(e)))?;
         check_rcode(&reply)?;
     }
     Ok(reply)
@@ -177,13 +147,7 @@ fn check_rcode(reply: &Reply) -> Result<(), Failure> {
 /// Datagrams that are not an answer to this query (another id, another
 /// question: late, or forged) are skipped until the deadline, as glibc
 /// does; if only such came, that is the failure rather than a timeout.
-/// A cancelled wait ends as a timeout.
-fn ask_udp(
-    server: SocketAddr,
-    question: &Question,
-    timeout: Duration,
-    cancel: Option<&AtomicBool>,
-) -> Result<Reply, Failure> {
+fn ask_udp(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
     let local: SocketAddr = if server.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -207,15 +171,13 @@ fn ask_udp(
                 None => Failure::Timeout,
             });
         }
-        let wait = wait_slice(left, cancel);
-        socket.set_read_timeout(Some(wait)).map_err(io_failure)?;
+        socket.set_read_timeout(Some(left)).map_err(io_failure)?;
         match socket.recv(&mut buf) {
             Ok(len) => match question.parse(&buf[..len], false) {
                 Ok(reply) => return Ok(reply),
                 Err(ReplyError::NotOurs(why)) => skipped = Some(why),
                 Err(ReplyError::Malformed(why)) => return Err(Failure::Malformed(why)),
             },
-            Err(e) if is_timeout(&e) && cancelled(cancel) => return Err(Failure::Timeout),
             Err(e) if is_timeout(&e) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_failure(e)),
@@ -223,14 +185,7 @@ fn ask_udp(
     }
 }
 
-/// A cancelled wait for the answer ends as a timeout (a connection
-/// attempt under way is not cut short: std cannot resume one).
-fn ask_tcp(
-    server: SocketAddr,
-    question: &Question,
-    timeout: Duration,
-    cancel: Option<&AtomicBool>,
-) -> Result<Reply, Failure> {
+fn ask_tcp(server: SocketAddr, question: &Question, timeout: Duration) -> Result<Reply, Failure> {
     // std refuses a zero timeout; the deadline has passed.
     if timeout.is_zero() {
         return Err(Failure::Timeout);
@@ -245,9 +200,9 @@ fn ask_tcp(
     framed.extend_from_slice(message);
     stream.write_all(&framed).map_err(io_failure)?;
     let mut len = [0; 2];
-    read_full(&mut stream, &mut len, deadline, cancel)?;
+    read_full(&mut stream, &mut len, deadline)?;
     let mut answer = vec![0; u16::from_be_bytes(len) as usize];
-    read_full(&mut stream, &mut answer, deadline, cancel)?;
+    read_full(&mut stream, &mut answer, deadline)?;
     let mut reply = question.parse(&answer, true).map_err(|e| match e {
         ReplyError::NotOurs(why) | ReplyError::Malformed(why) => {
             Failure::Malformed(format!("over TCP: {why}"))
@@ -263,20 +218,14 @@ fn ask_tcp(
 
 /// `read_exact` under one deadline for the whole buffer, so a server that
 /// trickles bytes cannot hold us much past the timeout.
-fn read_full(
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-    cancel: Option<&AtomicBool>,
-) -> Result<(), Failure> {
+fn read_full(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<(), Failure> {
     let mut got = 0;
     while got < buf.len() {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || cancelled(cancel) {
+        if left.is_zero() {
             return Err(Failure::Timeout);
         }
-        let wait = wait_slice(left, cancel);
-        stream.set_read_timeout(Some(wait)).map_err(io_failure)?;
+        stream.set_read_timeout(Some(left)).map_err(io_failure)?;
         match stream.read(&mut buf[got..]) {
             Ok(0) => {
                 return Err(Failure::Malformed(format!(
@@ -286,8 +235,6 @@ fn read_full(
             }
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // A slice of the wait ran out: the loop checks what ended.
-            Err(e) if is_timeout(&e) && cancel.is_some() => {}
             Err(e) => return Err(io_failure(e)),
         }
     }

@@ -6,6 +6,11 @@
 //!   cargo run --release --example bench             the full run (about 8 minutes)
 //!   cargo run --release --example bench -- --quick  fewer runs and rates (1-2 minutes)
 //!   cargo run --release --example bench -- --relay  only 5. (and the stream-mode rows of 1.)
+//!   cargo run --release --example bench -- --sender only the 1000-pod rows of 1., and their
+//!                                                    medians and ratios to the floor
+//!
+//! UDP_HEADLESS_OTHER_SENDER=PATH adds a contestant "other" to the sender rows:
+//! another build of the sender (another design), timed side by side.
 //!
 //! (`sudo scripts/bench.sh [--quick|--relay]` builds and runs it.)
 //!
@@ -80,6 +85,7 @@ const POD_ROUTE: &str = "10.244.0.0/16";
 struct Settings {
     quick: bool,
     relay_only: bool,
+    sender_only: bool,
     // Timed runs of each contestant per sender row: many, as its target sits
     // within noise of the result (a 1.3x ratio).
     sender_runs: usize,
@@ -96,11 +102,12 @@ struct Settings {
 }
 
 impl Settings {
-    fn new(quick: bool, relay_only: bool) -> Settings {
+    fn new(quick: bool, relay_only: bool, sender_only: bool) -> Settings {
         let pick = |q, full| if quick { q } else { full };
         Settings {
             quick,
             relay_only,
+            sender_only,
             sender_runs: pick(5, 100),
             sender_warmup: pick(1, 2),
             confirm_runs: pick(5, 30),
@@ -116,6 +123,8 @@ impl Settings {
             max_rate_count: if quick { 300000 } else { 1000000 },
             pod_counts: if relay_only {
                 vec![]
+            } else if sender_only {
+                vec![1000]
             } else {
                 vec![2, 1000, 4000]
             },
@@ -159,10 +168,11 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let (quick, relay_only) = match args.first().map(String::as_str) {
-        None => (false, false),
-        Some("--quick") if args.len() == 1 => (true, false),
-        Some("--relay") if args.len() == 1 => (false, true),
+    let (quick, relay_only, sender_only) = match args.first().map(String::as_str) {
+        None => (false, false, false),
+        Some("--quick") if args.len() == 1 => (true, false, false),
+        Some("--relay") if args.len() == 1 => (false, true, false),
+        Some("--sender") if args.len() == 1 => (false, false, true),
         Some("-h" | "--help") => {
             let _ = writeln!(std::io::stdout(), "{}", usage());
             return ExitCode::SUCCESS;
@@ -177,7 +187,7 @@ fn main() -> ExitCode {
         eprintln!("bench: cannot handle signals: {e}");
         return ExitCode::FAILURE;
     }
-    match run(Settings::new(quick, relay_only)) {
+    match run(Settings::new(quick, relay_only, sender_only)) {
         Ok(()) => ExitCode::SUCCESS,
         // Cleanup has run (Bench's drop); exit as the shell would have.
         Err(_) if stop_requested() => ExitCode::from(128 + SIGNAL.load(Ordering::SeqCst) as u8),
@@ -647,6 +657,9 @@ fn run(s: Settings) -> Res<()> {
 
     let started = Instant::now();
     bench.sender_bench()?;
+    if bench.s.sender_only {
+        return sender_summary(&bench.results);
+    }
     if !bench.s.relay_only {
         bench.receiver_bench()?;
         bench.confirm_bench()?;
@@ -885,6 +898,9 @@ impl Bench {
                 ("glibc", format!("{}/sender {send}", self.glibc.display())),
                 ("floor", format!("{floor} {ips} test")),
             ];
+            if let Ok(other) = std::env::var("UDP_HEADLESS_OTHER_SENDER") {
+                contestants.push(("other", format!("{other} {send}")));
+            }
             if count == 1000 {
                 // The card's lookup alone, which any sender that follows the
                 // card pays on top of the floor: the target's reach.
@@ -900,6 +916,9 @@ impl Bench {
             }
         }
         write(&self.results.join("reached.tsv"), reached)?;
+        if self.s.sender_only {
+            return self.stop(hold);
+        }
         // Stream mode: 2000 stdin lines to 10 pods, cached pod list (the
         // default) and resolving per line, vs the same 20,000 sends unresolved.
         self.write_pods(10)?;
@@ -1341,6 +1360,29 @@ impl Bench {
 
 /// (name, times in seconds) per command, from JSON in the shape of
 /// hyperfine's --export-json (what `times_json` writes).
+/// `--sender`: each contestant's median and its ratio to the floor's, per row.
+fn sender_summary(results: &Path) -> Res<()> {
+    for server in ["dnsmasq", "bind"] {
+        let path = results.join(format!("sender-1000-{server}.json"));
+        if !path.exists() {
+            continue;
+        }
+        let times = read_times(&path)?;
+        let floor = times.iter().find(|(name, _)| name == "floor");
+        let floor = floor.map(|(_, t)| median(t)).ok_or("no floor row")?;
+        for (name, t) in &times {
+            let m = median(t);
+            let (lo, hi) = (min(t) * 1e3, max(t) * 1e3);
+            let ratio = m / floor;
+            log(&format!(
+                "1000 pods, {server}: {name:8} {:7.2} ms ({lo:.2}-{hi:.2}), {ratio:.2}x the floor",
+                m * 1e3
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn read_times(path: &Path) -> Res<Vec<(String, Vec<f64>)>> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut results = vec![];

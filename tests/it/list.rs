@@ -2,7 +2,7 @@
 //! wait the demo builds on it when a DNS cache still has the answer from
 //! before a scale-out (kubeadm's CoreDNS `cache 30`, NodeLocal DNSCache).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! The large sizes are `#[ignore]`d; scripts/test.sh runs them explicitly
 //! (`cargo test --test cluster -- --ignored`).
 
-mod support;
+use crate::support;
 
 use std::net::IpAddr;
 use std::path::Path;

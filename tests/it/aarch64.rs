@@ -6,7 +6,7 @@
 //! Ignored by default (it builds a second target and needs qemu-user-static
 //! and the rustup target); scripts/test.sh runs it with --ignored.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! namespace) with their own /etc/hosts and /etc/resolv.conf, so no lookup
 //! leaves the test.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::Write;

@@ -5,7 +5,7 @@
 //! Its log checks (scripts/lib/verify.sh) are run on real logs here too,
 //! good and bad. (Its cluster mode: tests/demo_cluster.rs.)
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! (`sender ... | head -1`) in every mode, and a closed fd 1 (`>&-`), which
 //! std would otherwise quietly replace with /dev/null.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::UdpSocket;

@@ -2,7 +2,7 @@
 //! reference receiver written here with the original demo's logging setup
 //! and `recvfrom` loop (so no file outside the repository is needed).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};

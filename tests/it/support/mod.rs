@@ -1,4 +1,4 @@
-//! Fixtures shared by the integration tests: each test file says `mod support;`.
+//! Fixtures shared by the integration tests (`use crate::support;`).
 //! Every wait has a deadline and panics saying what it waited for (only
 //! `wait_delivery` returns at its deadline: the checks after it say what is missing).
 //!
@@ -32,7 +32,6 @@
 //! All of a cluster's processes live in its own PID namespace: when the test
 //! ends (Drop, a panic, or even SIGKILL closing init's stdin) the kernel ends
 //! them all, and the namespaces go with them.
-#![allow(dead_code)] // each test file uses its own part
 
 use std::ffi::OsStr;
 use std::fs;
@@ -1045,14 +1044,6 @@ impl Cluster {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
         dns::parse_reply(&out.stdout, 0x5544, &wire, qtype).map_err(|e| format!("{e:?}"))
-    }
-
-    /// The service's addresses DNS serves now (over TCP: whole).
-    pub fn dns_addresses(&self) -> Vec<IpAddr> {
-        let reply = self
-            .dns_query(SERVICE_FQDN, RecordType::A, true)
-            .unwrap_or_else(|e| panic!("no DNS answer: {e}"));
-        addresses(&reply)
     }
 
     /// Waits until DNS serves exactly `n` records for the service: dnsmasq

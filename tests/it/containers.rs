@@ -16,7 +16,7 @@
 //! an interrupted run left behind is removed by the next one. It prints
 //! PASS/FAIL per check and fails at the end if any check failed.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};

@@ -3,7 +3,7 @@
 //! checks the exposition; bad HTTP clients cost the datagrams nothing; the
 //! socket drops counter follows the kernel's.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};

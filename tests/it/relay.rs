@@ -3,7 +3,7 @@
 //! cluster DNS is dnsmasq), with real `receiver` pods and a real `sender`
 //! streaming into the relay.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};

@@ -4,7 +4,7 @@
 //! serving a headless Service the way a cluster does, and against tiny fake
 //! servers for the failures they do not produce.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::io;

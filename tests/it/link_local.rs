@@ -3,7 +3,7 @@
 //! ifindex)`, with no `%scope` in the address. Needs a network namespace
 //! with a veth pair (root, or an unprivileged user namespace).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::{output_within, unshare, TempDir};

@@ -5,7 +5,7 @@
 //! pods do not come up (the stand-in's rollout never finishes, as with an
 //! image that cannot be pulled).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -6,7 +6,7 @@
 //! DNS server): loss injected with iptables, dead pods, pods that join or
 //! leave while the sender waits.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};

@@ -65,7 +65,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-use udp_headless::sys;
+use udp_headless::os::{procnet, sys};
 
 type Res<T> = Result<T, String>;
 
@@ -439,29 +439,25 @@ fn count_lines(path: &Path) -> u64 {
 // ---------------------------------------------------------------------------
 // /proc: a process's socket, memory and CPU time.
 
-/// The socket line for PORT in /proc/PID/net/udp{,6} (the namespace's UDP
-/// sockets, as process PID sees them); None once PID has exited.
-fn socket_line(pid: u32, port: u16) -> Option<Vec<String>> {
-    let suffix = format!(":{port:04X}");
-    ["udp", "udp6"].iter().find_map(|table| {
-        read(format!("/proc/{pid}/net/{table}"))
-            .lines()
-            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
-            .find(|f| f.len() > 4 && f[1].ends_with(&suffix))
+/// Whatever `read` takes from the row for PORT in /proc/PID/net/udp{,6}
+/// (the namespace's UDP sockets, as process PID sees them); None once PID
+/// has exited.
+fn socket_row<T>(pid: u32, port: u16, read: impl Fn(&procnet::Row) -> Option<T>) -> Option<T> {
+    procnet::TABLES.iter().find_map(|table| {
+        let text = self::read(format!("/proc/{pid}{}", table.trim_start_matches("/proc")));
+        let row = procnet::rows(&text).find(|row| row.port() == Some(port));
+        row.and_then(|row| read(&row))
     })
 }
 
-/// Bytes waiting in its receive queue (field 5 is tx_queue:rx_queue, in hex).
+/// Bytes waiting in its receive queue.
 fn rx_queue(pid: u32) -> Option<u64> {
-    let line = socket_line(pid, PORT)?;
-    u64::from_str_radix(line[4].split_once(':')?.1, 16).ok()
+    socket_row(pid, PORT, |row| row.rx_queue())
 }
 
 /// Datagrams the kernel dropped because the receive buffer was full.
 fn socket_drops(pid: u32) -> u64 {
-    socket_line(pid, PORT)
-        .and_then(|f| f.last()?.parse().ok())
-        .unwrap_or(0)
+    socket_row(pid, PORT, |row| row.drops()).unwrap_or(0)
 }
 
 fn status_kb(pid: u32, key: &str) -> u64 {
@@ -496,17 +492,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 fn clock_ticks_per_second() -> f64 {
-    extern "C" {
-        fn sysconf(name: i32) -> i64;
-    }
-    const SC_CLK_TCK: i32 = 2;
-    // SAFETY: sysconf reads a constant; no pointers.
-    let ticks = unsafe { sysconf(SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
+    sys::clock_ticks_per_second().map_or(100.0, |ticks| ticks as f64)
 }
 
 // ---------------------------------------------------------------------------
@@ -1037,12 +1023,12 @@ impl Bench {
         let (sink_log, stderr) = (self.sink_log.clone(), self.tmp.join("stderr"));
         let pid = self.spawn(self.ns(&line), &sink_log, &stderr)?;
         for _ in 0..100 {
-            if socket_line(pid, PORT).is_some() {
+            if socket_row(pid, PORT, |_| Some(())).is_some() {
                 break;
             }
             sleep(Duration::from_millis(50));
         }
-        if socket_line(pid, PORT).is_none() {
+        if socket_row(pid, PORT, |_| Some(())).is_none() {
             return Err(format!("{who} did not bind UDP {PORT}: {}", read(&stderr)));
         }
         let rss_idle = status_kb(pid, "VmRSS");

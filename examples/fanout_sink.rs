@@ -12,22 +12,7 @@ use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-const SOL_SOCKET: i32 = 1;
-const SO_RCVBUF: i32 = 8;
-const POLLIN: i16 = 1;
-
-#[repr(C)]
-struct PollFd {
-    fd: i32,
-    events: i16,
-    revents: i16,
-}
-
-extern "C" {
-    fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
-    fn poll(fds: *mut PollFd, count: u64, timeout_ms: i32) -> i32;
-}
+use udp_headless::os::sys::{self, PollFd, POLLIN};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,10 +48,10 @@ fn sink(file: &str, port: u16, rcvbuf: i32, ready: &str) -> std::io::Result<(Vec
             .map_err(|_| std::io::Error::other(format!("'{line}' is not an IP address")))?;
         let socket = UdpSocket::bind((ip, port))?;
         socket.set_nonblocking(true)?;
-        // SAFETY: a valid descriptor and a pointer to an i32 of that length.
-        if unsafe { setsockopt(socket.as_raw_fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, 4) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        udp_headless::os::socket::set_receive_buffer(
+            &socket,
+            usize::try_from(rcvbuf).unwrap_or(0),
+        )?;
         sockets.push(socket);
     }
     std::fs::write(ready, "")?;
@@ -83,21 +68,11 @@ fn sink(file: &str, port: u16, rcvbuf: i32, ready: &str) -> std::io::Result<(Vec
     let mut timeout = Duration::from_secs(10);
     let (mut first, mut last) = (None, Instant::now());
     loop {
-        // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
-        let ready = unsafe {
-            poll(
-                fds.as_mut_ptr(),
-                fds.len() as u64,
-                timeout.as_millis() as i32,
-            )
+        let ready = match sys::poll_fds(&mut fds, timeout) {
+            Ok(ready) => ready,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         };
-        if ready < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
         if ready == 0 {
             let seconds = first.map_or(0.0, |first| last.duration_since(first).as_secs_f64());
             return Ok((counts, seconds));

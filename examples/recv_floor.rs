@@ -9,16 +9,8 @@
 //!     recv_floor PORT COUNT [RCVBUF]
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-const SOL_SOCKET: i32 = 1;
-const SO_RCVBUF: i32 = 8;
-
-extern "C" {
-    fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
-}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,11 +34,10 @@ fn main() -> ExitCode {
 
 fn receive(port: u16, count: u64, rcvbuf: u64) -> std::io::Result<()> {
     let socket = UdpSocket::bind(("0.0.0.0", port))?;
-    let asked = i32::try_from(rcvbuf).unwrap_or(i32::MAX);
-    // SAFETY: a valid descriptor and a pointer to an i32 of the given length.
-    if unsafe { setsockopt(socket.as_raw_fd(), SOL_SOCKET, SO_RCVBUF, &asked, 4) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    udp_headless::os::socket::set_receive_buffer(
+        &socket,
+        usize::try_from(rcvbuf).unwrap_or(usize::MAX),
+    )?;
     let mut buf = vec![0u8; 65_536];
     // The first datagram may take a while (10 s at most, so a load generator
     // that never starts cannot hang the benchmark); after it, 1 s of

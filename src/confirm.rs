@@ -4,7 +4,7 @@
 //! each retry, until all have answered or the timeout has passed.
 
 use crate::frame::{self, Frame, Id};
-use crate::signals::Stop;
+use crate::os::signals::Stop;
 use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -182,7 +182,7 @@ impl Confirmer {
         let datagram = frame::data(id, message);
         // Room for many acknowledgements where the node allows it (the
         // kernel caps this at net.core.rmem_max); see `send_each`.
-        let _ = crate::socket::set_receive_buffer(sock, ACK_BUFFER);
+        let _ = crate::os::socket::set_receive_buffer(sock, ACK_BUFFER);
         let same_family =
             |pod: &SocketAddr| pod.is_ipv4() == pods.first().is_some_and(SocketAddr::is_ipv4);
         let mut waiting = Waiting::new(id);

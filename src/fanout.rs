@@ -4,7 +4,7 @@
 //! send from one unconnected socket per address family (`Sockets`).
 
 use crate::discover::Pods;
-use crate::socket;
+use crate::os::socket;
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

@@ -137,16 +137,9 @@ pub fn write_forwarded(out: &mut Vec<u8>, id: Id, source: SocketAddr, message: &
     out.extend_from_slice(message);
 }
 
-/// A sender id that another process is unlikely to share: std's
-/// `RandomState` is seeded from the OS's random source once per process.
+/// A sender id that another process is unlikely to share.
 pub fn random_sender_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(since.as_nanos());
-    }
-    hasher.finish()
+    crate::os::random_u64()
 }
 
 #[cfg(test)]

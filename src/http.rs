@@ -6,7 +6,7 @@
 //! client is closed and costs a thread for at most [`DEADLINE`].
 
 use crate::metrics::{Registry, CONTENT_TYPE};
-use crate::sys::EAFNOSUPPORT;
+use crate::os::sys::EAFNOSUPPORT;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -4,7 +4,7 @@
 //! lives here, one module per job. See README's Architecture section.
 
 #[cfg(not(target_os = "linux"))]
-compile_error!("udp-headless runs on Linux only: see src/sys.rs");
+compile_error!("udp-headless runs on Linux only: see src/os/sys.rs");
 
 pub mod args;
 pub mod confirm;
@@ -18,7 +18,7 @@ pub mod listen;
 pub mod log_line;
 pub mod membership;
 pub mod metrics;
-pub mod pktinfo;
+pub mod os;
 pub mod pyrepr;
 pub mod readiness;
 pub mod receiver;
@@ -26,8 +26,4 @@ pub mod relay;
 pub mod resolv_conf;
 pub mod seen;
 pub mod sender;
-pub mod signals;
-pub mod socket;
-#[cfg(target_os = "linux")]
-pub mod sys;
 pub mod trust;

@@ -7,7 +7,8 @@ use crate::exit::{Failure, Status};
 use crate::http::Endpoints;
 use crate::log_line::{self, INFO, WARNING};
 use crate::metrics::{self, Registry};
-use crate::{readiness, socket};
+use crate::os::socket;
+use crate::readiness;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 

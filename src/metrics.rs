@@ -8,6 +8,7 @@
 //! Labels are fixed strings only: nothing whose values grow with pods or
 //! clients.
 
+use crate::os::procnet;
 use std::fmt::Write as _;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -140,7 +141,7 @@ pub fn count_datagram(len: usize) {
 /// Makes `sock` the socket whose kernel drop count is exposed.
 pub fn watch_drops_of(sock: &std::net::UdpSocket) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    RECEIVING_SOCKET.store(socket_inode(sock.as_raw_fd())?, Ordering::Relaxed);
+    RECEIVING_SOCKET.store(procnet::socket_inode(sock.as_raw_fd())?, Ordering::Relaxed);
     Ok(())
 }
 
@@ -313,33 +314,16 @@ fn escape_label_value(text: &str) -> String {
 /// `drops` column of /proc/net/udp{,6} (receive buffer full, among others).
 /// None if the socket is in neither table or /proc cannot be read.
 pub fn udp_socket_drops(inode: u64) -> Option<u64> {
-    ["/proc/net/udp6", "/proc/net/udp"]
+    procnet::TABLES
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())
         .find_map(|text| drops_in_table(&text, inode))
 }
 
-/// Rows: `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref
-/// pointer drops`; the inode is column 9, the drops column the last.
 fn drops_in_table(text: &str, inode: u64) -> Option<u64> {
-    text.lines().skip(1).find_map(|row| {
-        let columns: Vec<&str> = row.split_whitespace().collect();
-        if columns.len() < 13 || columns[9].parse::<u64>().ok()? != inode {
-            return None;
-        }
-        columns[12].parse().ok()
-    })
-}
-
-/// The inode of socket descriptor `fd`, as /proc/net tables list it:
-/// /proc/self/fd/N links to `socket:[INODE]`.
-pub fn socket_inode(fd: i32) -> io::Result<u64> {
-    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
-    let text = link.to_string_lossy();
-    text.strip_prefix("socket:[")
-        .and_then(|rest| rest.strip_suffix(']'))
-        .and_then(|number| number.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("fd {fd} is not a socket: {text}")))
+    procnet::rows(text)
+        .find(|row| row.inode() == Some(inode))?
+        .drops()
 }
 
 #[cfg(test)]
@@ -437,10 +421,10 @@ mod tests {
     fn reads_a_live_sockets_drops() {
         use std::os::fd::AsRawFd;
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let inode = socket_inode(sock.as_raw_fd()).unwrap();
+        let inode = procnet::socket_inode(sock.as_raw_fd()).unwrap();
         assert_eq!(udp_socket_drops(inode), Some(0));
         let file = std::fs::File::open("Cargo.toml").unwrap();
-        let err = socket_inode(file.as_raw_fd()).unwrap_err();
+        let err = procnet::socket_inode(file.as_raw_fd()).unwrap_err();
         assert!(err.to_string().contains("is not a socket"), "{err}");
     }
 }

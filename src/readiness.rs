@@ -2,12 +2,13 @@
 //! namespace? Read from /proc/net/udp{,6} rather than by binding the port,
 //! which could race a receiver that is starting and make its bind fail.
 
+use crate::os::procnet;
 use std::io;
 
 /// True if any UDP socket (IPv4 or IPv6) is bound to `port`.
 pub fn udp_port_bound(port: u16) -> io::Result<bool> {
     let mut found_table = false;
-    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+    for table in procnet::TABLES {
         match std::fs::read_to_string(table) {
             Ok(text) => {
                 found_table = true;
@@ -28,16 +29,8 @@ pub fn udp_port_bound(port: u16) -> io::Result<bool> {
     Ok(false)
 }
 
-/// Rows look like `  12: 00000000:2EE0 00000000:0000 07 ...`; the local
-/// address is the second column, its port in hex after the colon.
 fn table_has_port(text: &str, port: u16) -> bool {
-    text.lines().skip(1).any(|row| {
-        row.split_whitespace()
-            .nth(1)
-            .and_then(|local| local.rsplit_once(':'))
-            .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
-            == Some(port)
-    })
+    procnet::rows(text).any(|row| row.port() == Some(port))
 }
 
 #[cfg(test)]

@@ -5,11 +5,12 @@
 
 use crate::exit::{Failure, Status};
 use crate::listen::Listen;
-use crate::pktinfo::{self, Received};
+use crate::os::pktinfo::{self, Received};
+use crate::os::signals::{self, Stop};
+use crate::os::sys;
 use crate::seen::Seen;
-use crate::signals::{self, Stop};
 use crate::trust::Trusted;
-use crate::{log_line, metrics, pyrepr, sys};
+use crate::{log_line, metrics, pyrepr};
 use std::io::{self, ErrorKind, StdoutLock, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};

@@ -6,6 +6,7 @@
 use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
 use crate::fanout::{self, Sockets, Targets};
+use crate::frame;
 use crate::listen::Listen;
 use crate::log_line::{self, INFO, WARNING};
 use crate::membership::{self, Cache, Event, Watch};
@@ -13,8 +14,8 @@ use crate::metrics::{
     self, RELAY_BYTES_RECEIVED, RELAY_COPIES_SENT, RELAY_DATAGRAMS_DROPPED,
     RELAY_DATAGRAMS_RECEIVED, RELAY_PODS, RELAY_SEND_ERRORS,
 };
-use crate::signals::{self, Stop};
-use crate::{frame, socket};
+use crate::os::signals::{self, Stop};
+use crate::os::socket;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,11 +7,9 @@ use super::wire::{
 };
 use super::LookupError;
 use crate::resolv_conf::ResolvConf;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// One query: the name (wire form) and type, its id, and the message.
 pub(crate) struct Question<'a> {
@@ -357,9 +355,5 @@ fn rcode_name(rcode: u8) -> String {
 /// Unpredictable enough that a late answer to an earlier query is not
 /// taken for this one; std's RandomState is seeded by the OS.
 fn random_id() -> u16 {
-    let mut hasher = RandomState::new().build_hasher();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH);
-    hasher.write_u128(now.map(|d| d.as_nanos()).unwrap_or(0));
-    hasher.write_u32(std::process::id());
-    hasher.finish() as u16
+    crate::os::random_u64() as u16
 }

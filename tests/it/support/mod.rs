@@ -44,6 +44,7 @@ use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 use udp_headless::dns::{self, RecordData, RecordType, Reply};
+use udp_headless::os::sys;
 use udp_headless::{log_line, pyrepr};
 
 pub fn bin(name: &str) -> Command {
@@ -198,9 +199,6 @@ pub fn signal(pid: u32, name: &str) {
 }
 
 fn send_signal(pid: u32, name: &str) -> i32 {
-    extern "C" {
-        fn kill(pid: i32, signal: i32) -> i32;
-    }
     let number = match name {
         "INT" => 2,
         "KILL" => 9,
@@ -209,8 +207,10 @@ fn send_signal(pid: u32, name: &str) -> i32 {
         "STOP" => 19,
         _ => panic!("no number for SIG{name}"),
     };
-    // SAFETY: a plain syscall on a pid of our own test's.
-    unsafe { kill(pid as i32, number) }
+    match sys::send_signal(pid as i32, number) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
 }
 
 /// Waits (a bounded time) for `child` to end; its exit status.

@@ -15,7 +15,7 @@ compile_error!("src/sys.rs: constants are checked for x86_64 and aarch64 Linux o
 use std::io;
 use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub const SIGINT: i32 = 2;
 pub const SIGTERM: i32 = 15;
@@ -24,7 +24,8 @@ const SIG_DFL: usize = 0;
 /// `(void (*)(int)) -1`.
 const SIG_ERR: usize = usize::MAX;
 
-const AF_INET6: i32 = 10;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
 const SOCK_DGRAM: i32 = 2;
 /// O_CLOEXEC: 02000000 on x86_64 and aarch64 alike.
 const SOCK_CLOEXEC: i32 = 0o2_000_000;
@@ -37,18 +38,97 @@ const F_GETFD: i32 = 1;
 const EBADF: i32 = 9;
 pub const EAFNOSUPPORT: i32 = 97;
 
-/// `struct sockaddr_in6`: 28 bytes, checked below.
+/// `struct sockaddr_in`; the port and address in network byte order.
 #[repr(C)]
-struct SockaddrIn6 {
-    family: u16,
-    port: [u8; 2],
-    flowinfo: u32,
-    addr: [u8; 16],
-    scope_id: u32,
+pub struct SockaddrIn {
+    pub family: u16,
+    pub port: [u8; 2],
+    pub addr: [u8; 4],
+    pub zero: [u8; 8],
 }
 
-const _: () = assert!(std::mem::size_of::<SockaddrIn6>() == 28);
-const _: () = assert!(std::mem::align_of::<SockaddrIn6>() == 4);
+/// `struct sockaddr_in6`.
+#[repr(C)]
+pub struct SockaddrIn6 {
+    pub family: u16,
+    pub port: [u8; 2],
+    pub flowinfo: u32,
+    pub addr: [u8; 16],
+    pub scope_id: u32,
+}
+
+/// Room for either: where the kernel writes a datagram's source.
+pub const SOCKADDR_LEN: usize = std::mem::size_of::<SockaddrIn6>();
+
+/// `struct cmsghdr`: a control message's length (header included), level
+/// and type; its data follows.
+#[repr(C)]
+pub struct Cmsghdr {
+    pub len: usize,
+    pub level: i32,
+    pub kind: i32,
+}
+
+/// `struct in_pktinfo`: the interface, the source to send from
+/// (`spec_dst`), the destination a datagram came to (`addr`).
+#[repr(C)]
+pub struct InPktinfo {
+    pub ifindex: i32,
+    pub spec_dst: [u8; 4],
+    pub addr: [u8; 4],
+}
+
+/// `struct in6_pktinfo`: the address (source or destination), interface.
+#[repr(C)]
+pub struct In6Pktinfo {
+    pub addr: [u8; 16],
+    pub ifindex: u32,
+}
+
+// The kernel's layouts (include/uapi/linux/in.h, in6.h, socket.h).
+const _: () = assert!(std::mem::size_of::<SockaddrIn>() == 16);
+const _: () = assert!(std::mem::offset_of!(SockaddrIn, addr) == 4);
+const _: () = assert!(SOCKADDR_LEN == 28);
+const _: () = assert!(std::mem::offset_of!(SockaddrIn6, flowinfo) == 4);
+const _: () = assert!(std::mem::offset_of!(SockaddrIn6, addr) == 8);
+const _: () = assert!(std::mem::offset_of!(SockaddrIn6, scope_id) == 24);
+const _: () = assert!(std::mem::size_of::<Cmsghdr>() == 16);
+const _: () = assert!(std::mem::size_of::<InPktinfo>() == 12);
+const _: () = assert!(std::mem::size_of::<In6Pktinfo>() == 20);
+
+/// Types whose every byte is a field (no padding) and any bytes a valid
+/// value: they can be read from and written as plain bytes.
+///
+/// # Safety
+/// Only for `repr(C)` structs of integers and byte arrays without padding.
+pub unsafe trait Plain: Sized {}
+
+// SAFETY: repr(C), integers and byte arrays, sizes asserted above equal
+// the sums of their fields (no padding).
+unsafe impl Plain for SockaddrIn {}
+// SAFETY: as above.
+unsafe impl Plain for SockaddrIn6 {}
+// SAFETY: as above.
+unsafe impl Plain for Cmsghdr {}
+// SAFETY: as above.
+unsafe impl Plain for InPktinfo {}
+// SAFETY: as above.
+unsafe impl Plain for In6Pktinfo {}
+
+/// The bytes of `value`, as the kernel reads them.
+pub fn as_bytes<T: Plain>(value: &T) -> &[u8] {
+    // SAFETY: T is Plain: all of its size_of bytes are initialized fields.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast(), std::mem::size_of::<T>()) }
+}
+
+/// A `T` from the start of `bytes` (any alignment); None if too short.
+pub fn from_bytes<T: Plain>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: enough bytes, read unaligned; any bytes are a valid Plain T.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
+}
 
 extern "C" {
     fn signal(signum: i32, handler: usize) -> usize;
@@ -104,7 +184,7 @@ pub fn bind_dual_stack_udp(port: u16) -> io::Result<UdpSocket> {
     // SAFETY: socket() returns a new descriptor we own; it goes straight
     // into a UdpSocket, which closes it on every early return below.
     let sock = unsafe {
-        let fd = check(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0))?;
+        let fd = check(socket(i32::from(AF_INET6), SOCK_DGRAM | SOCK_CLOEXEC, 0))?;
         UdpSocket::from_raw_fd(fd)
     };
     let fd = sock.as_raw_fd();
@@ -112,7 +192,7 @@ pub fn bind_dual_stack_udp(port: u16) -> io::Result<UdpSocket> {
     // SAFETY: the value points to an i32 of the length given.
     check(unsafe { setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, 4) })?;
     let addr = SockaddrIn6 {
-        family: AF_INET6 as u16,
+        family: AF_INET6,
         port: port.to_be_bytes(),
         flowinfo: 0,
         addr: [0; 16],
@@ -144,9 +224,7 @@ pub fn set_receive_buffer(sock: &UdpSocket, bytes: i32) -> io::Result<i32> {
     Ok(granted)
 }
 
-// Receiving with the destination address, answering from it (src/pktinfo.rs).
-pub const AF_INET: u16 = 2;
-pub const AF_INET6_FAMILY: u16 = AF_INET6 as u16;
+// Receiving with the destination address, answering from it (os/pktinfo.rs).
 pub const SOL_IP: i32 = 0;
 pub const IP_PKTINFO: i32 = 8;
 pub const SOL_IPV6: i32 = IPPROTO_IPV6;
@@ -315,7 +393,7 @@ pub fn recv_many(
     sock: &UdpSocket,
     buf: &mut [u8],
     slot: usize,
-    names: &mut [[u8; 28]],
+    names: &mut [[u8; SOCKADDR_LEN]],
     lens: &mut [usize],
 ) -> io::Result<usize> {
     debug_assert!(slot > 0, "recv_many: a slot of 0 bytes");
@@ -332,7 +410,7 @@ pub fn recv_many(
         };
         msgs[i].hdr.iov = &mut iovs[i];
         msgs[i].hdr.name = names[i].as_mut_ptr();
-        msgs[i].hdr.namelen = 28;
+        msgs[i].hdr.namelen = SOCKADDR_LEN as u32;
     }
     // SAFETY: the first `count` messages point at live, distinct buffers
     // of the lengths given, which nothing else uses during the call.
@@ -386,7 +464,52 @@ pub fn send_many(sock: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
     usize::try_from(sent).map_err(|_| io::Error::last_os_error())
 }
 
-static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+// For the benchmark's helpers and the tests (examples/, tests/): the same
+// vocabulary, not an `extern "C"` block of their own.
+
+/// `struct pollfd`.
+#[repr(C)]
+pub struct PollFd {
+    pub fd: i32,
+    pub events: i16,
+    pub revents: i16,
+}
+
+pub const POLLIN: i16 = 1;
+const SC_CLK_TCK: i32 = 2;
+
+extern "C" {
+    fn poll(fds: *mut PollFd, count: u64, timeout_ms: i32) -> i32;
+    fn sysconf(name: i32) -> i64;
+}
+
+/// poll(2): how many of `fds` are ready, waiting `timeout` at most.
+pub fn poll_fds(fds: &mut [PollFd], timeout: std::time::Duration) -> io::Result<usize> {
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
+    let ready = unsafe { poll(fds.as_mut_ptr(), fds.len() as u64, ms) };
+    usize::try_from(ready).map_err(|_| io::Error::last_os_error())
+}
+
+/// kill(2).
+pub fn send_signal(pid: i32, signum: i32) -> io::Result<()> {
+    // SAFETY: a plain system call, no pointers.
+    check(unsafe { kill(pid, signum) }).map(drop)
+}
+
+/// The clock ticks of /proc/PID/stat's times, per second.
+pub fn clock_ticks_per_second() -> Option<u64> {
+    // SAFETY: sysconf reads a constant; no pointers.
+    u64::try_from(unsafe { sysconf(SC_CLK_TCK) })
+        .ok()
+        .filter(|&t| t > 0)
+}
+
+/// What `note_closed_stdout` saw: `NOT_RUN` until it runs.
+static STDOUT_AT_START: AtomicU8 = AtomicU8::new(NOT_RUN);
+const NOT_RUN: u8 = 0;
+const OPEN: u8 = 1;
+const CLOSED: u8 = 2;
 
 /// Runs before `main` and before std's runtime init, which opens /dev/null
 /// on a closed fd 0, 1 or 2: after that, `sender >&-` would write its log
@@ -395,7 +518,8 @@ extern "C" fn note_closed_stdout() {
     // SAFETY: fcntl(F_GETFD) only asks about the descriptor.
     let closed = unsafe { fcntl(1, F_GETFD) } == -1
         && io::Error::last_os_error().raw_os_error() == Some(EBADF);
-    STDOUT_CLOSED_AT_START.store(closed, Ordering::Relaxed);
+    let state = if closed { CLOSED } else { OPEN };
+    STDOUT_AT_START.store(state, Ordering::Relaxed);
 }
 
 #[used]
@@ -404,29 +528,40 @@ static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
 
 /// Whether fd 1 was closed when the program started (`>&-`).
 pub fn stdout_was_closed() -> bool {
-    STDOUT_CLOSED_AT_START.load(Ordering::Relaxed)
+    STDOUT_AT_START.load(Ordering::Relaxed) == CLOSED
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The kernel reads our sockaddr_in6 (bind) and writes its own into
+    /// ours (recvmsg): both agree with std's view of the same sockets.
     #[test]
     fn sockaddr_in6_is_the_kernels() {
-        // Checked against std's own layout for the same address.
-        assert_eq!(std::mem::size_of::<SockaddrIn6>(), 28);
-        let addr = SockaddrIn6 {
-            family: 0,
-            port: [0; 2],
-            flowinfo: 0,
-            addr: [0; 16],
-            scope_id: 0,
+        let port = UdpSocket::bind("[::1]:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let sock = bind_dual_stack_udp(port).unwrap();
+        assert_eq!(
+            sock.local_addr().unwrap(),
+            format!("[::]:{port}").parse().unwrap()
+        );
+        let client = UdpSocket::bind("[::1]:0").unwrap();
+        client.send_to(b"x", ("::1", port)).unwrap();
+        let (mut buf, mut name, mut control) = ([0; 8], [0; SOCKADDR_LEN], [0u64; 8]);
+        let (_, name_len, _) = recv_msg(&sock, &mut buf, &mut name, &mut control).unwrap();
+        assert_eq!(name_len, SOCKADDR_LEN);
+        let got: SockaddrIn6 = from_bytes(&name).unwrap();
+        let std::net::SocketAddr::V6(want) = client.local_addr().unwrap() else {
+            panic!("an IPv6 client");
         };
-        let base = &addr as *const _ as usize;
-        assert_eq!(&addr.port as *const _ as usize - base, 2);
-        assert_eq!(&addr.flowinfo as *const _ as usize - base, 4);
-        assert_eq!(&addr.addr as *const _ as usize - base, 8);
-        assert_eq!(&addr.scope_id as *const _ as usize - base, 24);
+        assert_eq!(got.family, AF_INET6);
+        assert_eq!(u16::from_be_bytes(got.port), want.port());
+        assert_eq!(got.addr, want.ip().octets());
+        assert_eq!((got.flowinfo, got.scope_id), (0, 0));
     }
 
     #[test]
@@ -436,7 +571,7 @@ mod tests {
         relay.connect(pod.local_addr().unwrap()).unwrap();
         let datagrams: [&[u8]; 3] = [b"one", b"", b"three"];
         assert_eq!(send_many(&relay, &datagrams).unwrap(), 3);
-        let (mut buf, mut names, mut lens) = (vec![0u8; 4 * 16], [[0u8; 28]; 4], [0; 4]);
+        let (mut buf, mut names, mut lens) = (vec![0u8; 4 * 16], [[0u8; SOCKADDR_LEN]; 4], [0; 4]);
         let mut got = vec![];
         while got.len() < 3 {
             let n = recv_many(&pod, &mut buf, 16, &mut names, &mut lens).unwrap();
@@ -464,8 +599,9 @@ mod tests {
         assert!(set_signal_handler(9, nothing).is_err());
     }
 
+    /// The hook ran before main (not merely: the flag was never set).
     #[test]
     fn stdout_of_the_test_harness_was_open() {
-        assert!(!stdout_was_closed());
+        assert_eq!(STDOUT_AT_START.load(Ordering::Relaxed), OPEN);
     }
 }

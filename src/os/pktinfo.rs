@@ -4,20 +4,20 @@
 //! host with several addresses must acknowledge from the one the sender
 //! used, or the sender cannot match the acknowledgement to the pod.
 //!
-//! The calls are in `sys`; this module builds and reads their bytes
-//! (sockaddr, cmsghdr), Linux 64-bit layouts.
+//! The calls and the kernel's types (sockaddr, cmsghdr, in_pktinfo) are
+//! in `sys`; this module fills and reads them.
 
-use crate::sys::{
-    self, AF_INET, AF_INET6_FAMILY as AF_INET6, IPV6_PKTINFO, IP_PKTINFO, SOL_IP, SOL_IPV6,
+use crate::os::sys::{
+    self, Cmsghdr, In6Pktinfo, InPktinfo, SockaddrIn, SockaddrIn6, AF_INET, AF_INET6, IPV6_PKTINFO,
+    IP_PKTINFO, SOCKADDR_LEN, SOL_IP, SOL_IPV6,
 };
 use std::io;
+use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 
-/// `struct cmsghdr`: length (header included), level, type; data follows
-/// at CMSG_HDR_LEN.
-const CMSG_HDR_LEN: usize = 16;
-const IN_PKTINFO_LEN: usize = 12;
-const IN6_PKTINFO_LEN: usize = 20;
+/// Where a control message's data starts: right after its header (whose
+/// size is a multiple of the 8-byte alignment).
+const CMSG_HDR_LEN: usize = size_of::<Cmsghdr>();
 
 /// Asks the kernel to tell `recv` each datagram's destination address.
 pub fn enable(sock: &UdpSocket) -> io::Result<()> {
@@ -35,7 +35,7 @@ pub struct Received {
 /// `recv_from`, plus the destination address. Errors as `recv_from`'s
 /// (WouldBlock, TimedOut, Interrupted...).
 pub fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
-    let mut name = [0u8; 128];
+    let mut name = [0u8; SOCKADDR_LEN];
     let mut control = [0u64; 16];
     let (len, name_len, control_len) = sys::recv_msg(sock, buf, &mut name, &mut control)?;
     let from = sockaddr(&name[..name_len])
@@ -64,7 +64,7 @@ pub fn send_from(
     };
     // `recv` gives an IPv6 (maybe IPv4-mapped) source on an IPv6 socket.
     let v6_socket = to.is_ipv6();
-    let (name, name_len) = encode_sockaddr(to, v6_socket);
+    let name = encode_sockaddr(to, v6_socket);
     let mut control = [0u8; 64];
     let control_len = encode_pktinfo(&mut control, from, v6_socket)?;
     // Aligned for the kernel's cmsghdr.
@@ -72,23 +72,23 @@ pub fn send_from(
     for (word, bytes) in words.iter_mut().zip(control.chunks_exact(8)) {
         *word = u64::from_ne_bytes(bytes.try_into().expect("8 bytes"));
     }
-    sys::send_msg(sock, data, &name[..name_len as usize], &words, control_len)
+    sys::send_msg(sock, data, &name, &words, control_len)
 }
 
 /// The source as std's `recv_from` builds it, so log lines do not change.
 pub(crate) fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
     let family = u16::from_ne_bytes(name.get(..2)?.try_into().ok()?);
-    let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
     match family {
         AF_INET => {
-            let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
-            Some(SocketAddrV4::new(ip.into(), port).into())
+            let name: SockaddrIn = sys::from_bytes(name)?;
+            let port = u16::from_be_bytes(name.port);
+            Some(SocketAddrV4::new(name.addr.into(), port).into())
         }
         AF_INET6 => {
-            let flowinfo = u32::from_ne_bytes(name.get(4..8)?.try_into().ok()?);
-            let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
-            let scope_id = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
-            Some(SocketAddrV6::new(ip.into(), port, flowinfo, scope_id).into())
+            let name: SockaddrIn6 = sys::from_bytes(name)?;
+            let port = u16::from_be_bytes(name.port);
+            let ip = name.addr.into();
+            Some(SocketAddrV6::new(ip, port, name.flowinfo, name.scope_id).into())
         }
         _ => None,
     }
@@ -96,25 +96,31 @@ pub(crate) fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
 
 /// `sockaddr_in` or `sockaddr_in6` for `to`; an IPv6 socket needs IPv4
 /// destinations IPv4-mapped.
-fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> ([u8; 28], u32) {
-    let mut name = [0u8; 28];
-    name[2..4].copy_from_slice(&to.port().to_be_bytes());
+fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> Vec<u8> {
+    let port = to.port().to_be_bytes();
     match to {
         SocketAddr::V4(v4) if !v6_socket => {
-            name[..2].copy_from_slice(&AF_INET.to_ne_bytes());
-            name[4..8].copy_from_slice(&v4.ip().octets());
-            (name, 16)
+            let name = SockaddrIn {
+                family: AF_INET,
+                port,
+                addr: v4.ip().octets(),
+                zero: [0; 8],
+            };
+            sys::as_bytes(&name).to_vec()
         }
         _ => {
             let (ip, flowinfo, scope_id) = match to {
                 SocketAddr::V4(v4) => (v4.ip().to_ipv6_mapped(), 0, 0),
                 SocketAddr::V6(v6) => (*v6.ip(), v6.flowinfo(), v6.scope_id()),
             };
-            name[..2].copy_from_slice(&AF_INET6.to_ne_bytes());
-            name[4..8].copy_from_slice(&flowinfo.to_ne_bytes());
-            name[8..24].copy_from_slice(&ip.octets());
-            name[24..28].copy_from_slice(&scope_id.to_ne_bytes());
-            (name, 28)
+            let name = SockaddrIn6 {
+                family: AF_INET6,
+                port,
+                flowinfo,
+                addr: ip.octets(),
+                scope_id,
+            };
+            sys::as_bytes(&name).to_vec()
         }
     }
 }
@@ -124,20 +130,23 @@ fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> ([u8; 28], u32) {
 fn encode_pktinfo(out: &mut [u8], from: IpAddr, v6_socket: bool) -> io::Result<usize> {
     let (level, kind, data) = match from {
         IpAddr::V4(v4) if !v6_socket => {
-            // in_pktinfo: ifindex, spec_dst (the source to use), addr.
-            let mut data = [0u8; IN_PKTINFO_LEN];
-            data[4..8].copy_from_slice(&v4.octets());
-            (SOL_IP, IP_PKTINFO, data.to_vec())
+            let info = InPktinfo {
+                ifindex: 0,
+                spec_dst: v4.octets(),
+                addr: [0; 4],
+            };
+            (SOL_IP, IP_PKTINFO, sys::as_bytes(&info).to_vec())
         }
         _ => {
             let ip = match from {
                 IpAddr::V4(v4) => v4.to_ipv6_mapped(),
                 IpAddr::V6(v6) => v6,
             };
-            // in6_pktinfo: address, ifindex.
-            let mut data = [0u8; IN6_PKTINFO_LEN];
-            data[..16].copy_from_slice(&ip.octets());
-            (SOL_IPV6, IPV6_PKTINFO, data.to_vec())
+            let info = In6Pktinfo {
+                addr: ip.octets(),
+                ifindex: 0,
+            };
+            (SOL_IPV6, IPV6_PKTINFO, sys::as_bytes(&info).to_vec())
         }
     };
     let len = CMSG_HDR_LEN + data.len();
@@ -146,33 +155,31 @@ fn encode_pktinfo(out: &mut [u8], from: IpAddr, v6_socket: bool) -> io::Result<u
         .get_mut(..space)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "control buffer too small"))?;
     out.fill(0);
-    out[..8].copy_from_slice(&len.to_ne_bytes());
-    out[8..12].copy_from_slice(&level.to_ne_bytes());
-    out[12..16].copy_from_slice(&kind.to_ne_bytes());
+    let header = Cmsghdr { len, level, kind };
+    out[..CMSG_HDR_LEN].copy_from_slice(sys::as_bytes(&header));
     out[CMSG_HDR_LEN..len].copy_from_slice(&data);
     Ok(space)
 }
 
 /// The destination address from the control messages `recvmsg` wrote.
 fn destination(mut control: &[u8]) -> Option<IpAddr> {
-    while control.len() >= CMSG_HDR_LEN {
-        let len = usize::from_ne_bytes(control[..8].try_into().ok()?);
-        let level = i32::from_ne_bytes(control[8..12].try_into().ok()?);
-        let kind = i32::from_ne_bytes(control[12..16].try_into().ok()?);
-        let data = control.get(CMSG_HDR_LEN..len)?;
-        match (level, kind) {
-            (SOL_IP, IP_PKTINFO) if data.len() >= IN_PKTINFO_LEN => {
-                // ipi_addr: the header's destination address.
-                let ip: [u8; 4] = data[8..12].try_into().ok()?;
-                return Some(Ipv4Addr::from(ip).into());
+    while let Some(header) = sys::from_bytes::<Cmsghdr>(control) {
+        let data = control.get(CMSG_HDR_LEN..header.len)?;
+        match (header.level, header.kind) {
+            (SOL_IP, IP_PKTINFO) => {
+                if let Some(info) = sys::from_bytes::<InPktinfo>(data) {
+                    // addr: the header's destination address.
+                    return Some(Ipv4Addr::from(info.addr).into());
+                }
             }
-            (SOL_IPV6, IPV6_PKTINFO) if data.len() >= IN6_PKTINFO_LEN => {
-                let ip: [u8; 16] = data[..16].try_into().ok()?;
-                return Some(Ipv6Addr::from(ip).to_canonical());
+            (SOL_IPV6, IPV6_PKTINFO) => {
+                if let Some(info) = sys::from_bytes::<In6Pktinfo>(data) {
+                    return Some(Ipv6Addr::from(info.addr).to_canonical());
+                }
             }
             _ => {}
         }
-        control = control.get(len.next_multiple_of(8)..)?;
+        control = control.get(header.len.next_multiple_of(8)..)?;
     }
     None
 }
@@ -192,7 +199,7 @@ mod tests {
             ("[::1]:0", "::1"),
         ];
         for (bind, to) in cases {
-            let sock = crate::socket::bind_udp(bind.parse().unwrap()).unwrap();
+            let sock = crate::os::socket::bind_udp(bind.parse().unwrap()).unwrap();
             enable(&sock).unwrap();
             let port = sock.local_addr().unwrap().port();
             let client = UdpSocket::bind((to, 0)).unwrap();

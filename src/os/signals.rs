@@ -14,7 +14,7 @@
 //!   (a shell loop, say) sees death by signal; as PID 1, where the default
 //!   action does nothing, the process exits with 128 + the signal.
 
-use crate::sys;
+use crate::os::sys;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! (SO_RCVBUF), and datagrams received and sent in batches (the relay's).
 //! The calls themselves are in `sys`.
 
-use crate::{pktinfo, sys};
+use crate::os::{pktinfo, sys};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
@@ -52,7 +52,7 @@ pub fn receive_buffer_warning(sock: &UdpSocket, asked: Option<usize>) -> Option<
 /// Room for the datagrams one `recv` takes, each up to 64 KiB.
 pub struct Batch {
     buf: Vec<u8>,
-    names: Vec<[u8; 28]>,
+    names: Vec<[u8; sys::SOCKADDR_LEN]>,
     lens: Vec<usize>,
 }
 
@@ -66,7 +66,7 @@ impl Batch {
         let slots = slots.clamp(1, sys::MAX_BATCH);
         Batch {
             buf: vec![0; slots * SLOT],
-            names: vec![[0; 28]; slots],
+            names: vec![[0; sys::SOCKADDR_LEN]; slots],
             lens: vec![0; slots],
         }
     }

@@ -104,6 +104,39 @@ fn datagrams_of_0_and_65507_bytes_arrive_unchanged() {
     );
 }
 
+/// Issue 21: on a kernel without IPv6, every `--listen [::]:PORT` falls
+/// back to IPv4, not only the default port: the relay starts, says where it
+/// listens, and forwards.
+#[test]
+fn any_listen_on_all_ipv6_addresses_falls_back_to_ipv4_without_ipv6() {
+    let pod = UdpSocket::bind("127.0.0.1:0").unwrap();
+    pod.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = pod.local_addr().unwrap().port().to_string();
+    let dir = TempDir::new("no-ipv6");
+    let stderr = dir.join("relay.err");
+    let listen = free_port();
+    let mut relay = without_ipv6(&mut bin("relay"))
+        .args(["-s", "127.0.0.1", "-p", &port])
+        .args(["--listen", &format!("[::]:{listen}")])
+        .stderr(fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let started = format!("listening on UDP 0.0.0.0:{listen}");
+    wait_until("the relay's start line", Duration::from_secs(10), || {
+        let err = stderr_text(&stderr);
+        assert!(!err.contains("cannot listen"), "{err}");
+        err.contains(&started)
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"v4 only", ("127.0.0.1", listen)).unwrap();
+    let mut buf = [0; 16];
+    let n = pod.recv(&mut buf).expect("the copy arrives");
+    assert_eq!(&buf[..n], b"v4 only");
+    signal(relay.id(), "TERM");
+    let code = wait_for_exit(&mut relay, "the relay to stop").code();
+    assert_eq!(code, Some(0), "{}", stderr_text(&stderr));
+}
+
 #[test]
 fn metrics_count_what_was_forwarded_and_promtool_finds_them_clean() {
     let pod = UdpSocket::bind("127.0.0.1:0").unwrap();

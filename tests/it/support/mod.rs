@@ -106,6 +106,71 @@ pub fn unshare() -> Command {
     cmd
 }
 
+/// Makes `cmd` run as on a kernel without IPv6 (booted with
+/// `ipv6.disable=1`): `socket(AF_INET6, ...)` fails with EAFNOSUPPORT. A
+/// seccomp filter says so, as systemd's RestrictAddressFamilies does;
+/// `sysctl net.ipv6.conf.all.disable_ipv6=1` would not: the socket still
+/// opens there and takes IPv4 too.
+pub fn without_ipv6(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    #[repr(C)]
+    struct SockFilter {
+        code: u16,
+        jt: u8,
+        jf: u8,
+        k: u32,
+    }
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const SockFilter,
+    }
+    extern "C" {
+        fn prctl(option: i32, arg2: usize, arg3: usize, arg4: usize, arg5: usize) -> i32;
+    }
+    #[cfg(target_arch = "x86_64")]
+    const ARCH_AND_SOCKET: (u32, u32) = (0xc000_003e, 41);
+    #[cfg(target_arch = "aarch64")]
+    const ARCH_AND_SOCKET: (u32, u32) = (0xc000_00b7, 198);
+    const LOAD: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET: u16 = 0x06; // BPF_RET | BPF_K
+    const ALLOW: u32 = 0x7fff_0000;
+    const EAFNOSUPPORT: u32 = 0x0005_0000 | 97; // SECCOMP_RET_ERRNO
+    let op = |code, jt, jf, k| SockFilter { code, jt, jf, k };
+    // seccomp_data: nr at 0, arch at 4, args[0] (its low half) at 16.
+    let filter = [
+        op(LOAD, 0, 0, 4),
+        op(JEQ, 0, 5, ARCH_AND_SOCKET.0),
+        op(LOAD, 0, 0, 0),
+        op(JEQ, 0, 3, ARCH_AND_SOCKET.1),
+        op(LOAD, 0, 0, 16),
+        op(JEQ, 0, 1, 10), // AF_INET6
+        op(RET, 0, 0, EAFNOSUPPORT),
+        op(RET, 0, 0, ALLOW),
+    ];
+    let hook = move || {
+        let program = SockFprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr(),
+        };
+        // SAFETY: PR_SET_NO_NEW_PRIVS (38), then PR_SET_SECCOMP (22) with
+        // SECCOMP_MODE_FILTER (2) and a program that lives during the call;
+        // both are async-signal-safe system calls, fine after fork.
+        let set = unsafe {
+            prctl(38, 1, 0, 0, 0) == 0
+                && prctl(22, 2, &program as *const SockFprog as usize, 0, 0) == 0
+        };
+        if set {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: the hook makes two system calls and allocates nothing.
+    unsafe { cmd.pre_exec(hook) }
+}
+
 /// A port no one is bound to right now (each test takes its own).
 pub fn free_port() -> u16 {
     let sock = UdpSocket::bind("[::]:0").unwrap();

@@ -9,8 +9,10 @@ use crate::log_line::{self, INFO, WARNING};
 use crate::metrics::{self, Registry};
 use crate::os::socket;
 use crate::readiness;
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where and how to listen.
 pub struct Listen {
@@ -76,5 +78,41 @@ pub fn check(port: u16) -> Result<Status, Failure> {
             "no UDP socket is bound on port {port}"
         ))),
         Err(e) => Err(Failure::Failed(format!("cannot check port {port}: {e}"))),
+    }
+}
+
+/// A receive that timed out or was interrupted: nothing arrived, nothing
+/// is wrong (the loops' sockets have a read timeout).
+pub fn nothing_arrived(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// The receive loops' policy for the errors no datagram can cause: warn
+/// and pause; a socket that keeps failing is broken, and a restart is the
+/// way out.
+#[derive(Default)]
+pub struct Failures {
+    in_a_row: u32,
+}
+
+impl Failures {
+    /// A receive went through, or nothing arrived.
+    pub fn reset(&mut self) {
+        self.in_a_row = 0;
+    }
+
+    /// A receive failed with `e`: the error to stop with at the 100th in
+    /// a row, else a warning and a pause.
+    pub fn failed(&mut self, e: &io::Error) -> Result<(), String> {
+        self.in_a_row += 1;
+        if self.in_a_row == 100 {
+            return Err(format!("receiving failed 100 times in a row: {e}"));
+        }
+        log_line::to_stderr(WARNING, &format!("receive failed: {e}"));
+        std::thread::sleep(Duration::from_millis(10));
+        Ok(())
     }
 }

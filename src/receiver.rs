@@ -4,14 +4,14 @@
 //! Frames (docs/PROTOCOL.md) are deduplicated (`seen`) and acknowledged.
 
 use crate::exit::{Failure, Status};
-use crate::listen::Listen;
+use crate::listen::{self, Listen};
 use crate::os::pktinfo::{self, Received};
 use crate::os::signals::{self, Stop};
 use crate::os::sys;
 use crate::seen::Seen;
 use crate::trust::Trusted;
 use crate::{log_line, metrics, pyrepr};
-use std::io::{self, ErrorKind, StdoutLock, Write};
+use std::io::{self, StdoutLock, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -70,24 +70,19 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
     let mut log = Log::new();
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;
-    let mut failures_in_a_row = 0;
+    let mut failures = listen::Failures::default();
     while !stop.requested() {
         match pktinfo::recv(sock, &mut datagram) {
             Ok(got) => {
-                failures_in_a_row = 0;
+                failures.reset();
                 take(sock, &mut seen, &mut log, &datagram, &got)?;
                 if !draining {
                     sock.set_nonblocking(true).map_err(socket_error)?;
                     draining = true;
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                failures_in_a_row = 0;
+            Err(e) if listen::nothing_arrived(&e) => {
+                failures.reset();
                 log.flush()?;
                 if draining {
                     sock.set_nonblocking(false).map_err(socket_error)?;
@@ -99,12 +94,7 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
             Err(e) => {
                 // What was logged so far goes out first, in order.
                 log.flush()?;
-                failures_in_a_row += 1;
-                if failures_in_a_row == 100 {
-                    return Err(format!("receiving failed 100 times in a row: {e}"));
-                }
-                log_line::to_stderr(log_line::WARNING, &format!("receive failed: {e}"));
-                std::thread::sleep(Duration::from_millis(10));
+                failures.failed(&e)?;
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
 use crate::fanout::{self, Sockets, Targets};
 use crate::frame;
-use crate::listen::Listen;
+use crate::listen::{self, Listen};
 use crate::log_line::{self, INFO, WARNING};
 use crate::membership::{self, Cache, Event, Watch};
 use crate::metrics::{
@@ -16,7 +16,6 @@ use crate::metrics::{
 };
 use crate::os::signals::{self, Stop};
 use crate::os::socket;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -138,29 +137,20 @@ fn forward(
     let mut targets = Targets::default();
     let mut failing = false;
     let mut said_dropping = false;
-    let mut receive_failures = 0;
+    let mut failures = listen::Failures::default();
     while !stop.requested() {
         let count = match batch.recv(listen) {
             Ok(count) => count,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                continue
+            Err(e) if listen::nothing_arrived(&e) => {
+                failures.reset();
+                continue;
             }
             Err(e) => {
-                receive_failures += 1;
-                if receive_failures == 100 {
-                    return Err(format!("receiving failed 100 times in a row: {e}"));
-                }
-                warn(&format!("receive failed: {e}"));
-                std::thread::sleep(Duration::from_millis(10));
+                failures.failed(&e)?;
                 continue;
             }
         };
-        receive_failures = 0;
+        failures.reset();
         // Relaxed adds (metrics::Counter), one of each per batch.
         RELAY_DATAGRAMS_RECEIVED.add(count as u64);
         RELAY_BYTES_RECEIVED.add((0..count).map(|i| batch.get(i).0.len() as u64).sum());

@@ -231,7 +231,7 @@ fn digits(text: &str) -> bool {
 }
 
 /// The UDP port of the original demo, where receivers listen.
-pub const DEFAULT_PORT: u16 = 12000;
+const DEFAULT_PORT: u16 = 12000;
 
 /// `-s` or `UDP_HEADLESS_SERVICE`: required, and not empty.
 pub fn service(given: Option<String>) -> Result<String, UsageError> {
@@ -268,7 +268,7 @@ pub fn port(given: Option<String>) -> Result<u16, UsageError> {
     }
 }
 
-pub fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
+fn parse_port(text: &str, what: &str) -> Result<u16, UsageError> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 && digits(text) => Ok(port),
         _ => Err(UsageError::bad_value(what, text, "a port (1-65535)")),

@@ -38,7 +38,7 @@ pub type Sent = (SocketAddr, io::Result<usize>);
 
 /// The service's pods now, found within the time given; None keeps the
 /// list in hand.
-pub type Resolve<'a> = dyn FnMut(Duration) -> Option<Vec<SocketAddr>> + 'a;
+type Resolve<'a> = dyn FnMut(Duration) -> Option<Vec<SocketAddr>> + 'a;
 
 /// How long a retry's re-resolution may take: a DNS server answers in
 /// milliseconds, and one that stopped answering must not hold up the

@@ -121,7 +121,7 @@ impl fmt::Display for DiscoverError {
 /// The whole resolution of one broadcast (system resolver and our own DNS
 /// queries) ends within this. glibc's resolver can otherwise retry for
 /// minutes, for instance over a TCP connection that a NetworkPolicy drops.
-pub const TIME_LIMIT: Duration = Duration::from_secs(30);
+const TIME_LIMIT: Duration = Duration::from_secs(30);
 
 /// What to resolve: the Service's name, the pods' port, the family wanted.
 #[derive(Clone, Debug)]
@@ -672,7 +672,7 @@ impl Hasher for IpHasher {
     }
 }
 
-pub fn pick_family(addrs: Vec<SocketAddr>, family: Family) -> Vec<SocketAddr> {
+fn pick_family(addrs: Vec<SocketAddr>, family: Family) -> Vec<SocketAddr> {
     let want_v4 = match family {
         Family::Ipv4 => true,
         Family::Ipv6 => false,

@@ -20,15 +20,13 @@ pub const HEADER_LEN: usize = 22;
 pub const ACK_LEN: usize = HEADER_LEN;
 
 /// The kind byte.
-pub const KIND_DATA: u8 = 1;
-pub const KIND_ACK: u8 = 2;
+const KIND_DATA: u8 = 1;
+const KIND_ACK: u8 = 2;
 pub const KIND_FORWARDED: u8 = 3;
 
 /// Family bytes of a forwarded frame's original source.
 const SOURCE_V4: u8 = 4;
 const SOURCE_V6: u8 = 6;
-/// Largest original-source block: family, port, IPv6 address.
-pub const MAX_SOURCE_LEN: usize = 1 + 2 + 16;
 
 /// Names one message of one sender: what an acknowledgement answers and
 /// what the receiver remembers to log each message once.

@@ -15,11 +15,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A request's head (request line and headers) may be this long.
-pub const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEAD: usize = 8 * 1024;
 /// Reading the request and writing the response must end within this.
-pub const DEADLINE: Duration = Duration::from_secs(5);
+const DEADLINE: Duration = Duration::from_secs(5);
 /// Connections served at once; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 16;
+const MAX_CONNECTIONS: usize = 16;
 
 /// What the endpoints show.
 pub struct Endpoints {
@@ -203,7 +203,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-pub struct Response {
+struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
@@ -243,7 +243,7 @@ impl Response {
     }
 }
 
-pub fn respond(request: &Request, endpoints: &Endpoints) -> Response {
+fn respond(request: &Request, endpoints: &Endpoints) -> Response {
     let known = matches!(request.path.as_str(), "/metrics" | "/livez" | "/readyz");
     if !known {
         return Response::error(404);

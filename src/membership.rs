@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 /// A DNS TTL is obeyed within these bounds: under 1 s would flood the
 /// resolver, over 30 s would miss scaling for too long.
-pub const MIN_REFRESH: Duration = Duration::from_secs(1);
-pub const MAX_REFRESH: Duration = Duration::from_secs(30);
+const MIN_REFRESH: Duration = Duration::from_secs(1);
+const MAX_REFRESH: Duration = Duration::from_secs(30);
 /// The system resolver gives no TTL: ask again this often.
-pub const NO_TTL_REFRESH: Duration = Duration::from_secs(5);
+const NO_TTL_REFRESH: Duration = Duration::from_secs(5);
 
 /// One resolution (`Pods::ttl`: how long it stays valid, when DNS said).
 pub type Answer = Result<Pods, DiscoverError>;
@@ -41,7 +41,7 @@ pub fn says_no_pods(e: &DiscoverError) -> bool {
 
 /// How long a list is used before asking again: `fixed` (`--refresh`)
 /// when given, else the TTL clamped to 1-30 s, else 5 s.
-pub fn refresh_interval(fixed: Option<Duration>, ttl: Option<Duration>) -> Duration {
+fn refresh_interval(fixed: Option<Duration>, ttl: Option<Duration>) -> Duration {
     match (fixed, ttl) {
         (Some(fixed), _) => fixed,
         (None, Some(ttl)) => ttl.clamp(MIN_REFRESH, MAX_REFRESH),

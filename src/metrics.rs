@@ -14,7 +14,8 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every name starts with this.
-pub const PREFIX: &str = "udp_headless_";
+#[cfg(test)]
+const PREFIX: &str = "udp_headless_";
 
 /// The `Content-Type` of [`Registry::render`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -48,11 +49,11 @@ impl Counter {
     }
 }
 
-pub static DATAGRAMS_RECEIVED: Counter = Counter::new(
+static DATAGRAMS_RECEIVED: Counter = Counter::new(
     "udp_headless_datagrams_received_total",
     "Datagrams received (each one is logged).",
 );
-pub static BYTES_RECEIVED: Counter = Counter::new(
+static BYTES_RECEIVED: Counter = Counter::new(
     "udp_headless_bytes_received_total",
     "Payload bytes of the datagrams received.",
 );
@@ -241,7 +242,7 @@ impl Registry {
     }
 
     /// A counter someone else keeps (the kernel), read at each scrape.
-    pub fn read_counter(
+    fn read_counter(
         mut self,
         name: &'static str,
         help: &'static str,
@@ -313,7 +314,7 @@ fn escape_label_value(text: &str) -> String {
 /// The kernel's drop count for the UDP socket with inode `inode`: the
 /// `drops` column of /proc/net/udp{,6} (receive buffer full, among others).
 /// None if the socket is in neither table or /proc cannot be read.
-pub fn udp_socket_drops(inode: u64) -> Option<u64> {
+fn udp_socket_drops(inode: u64) -> Option<u64> {
     procnet::TABLES
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())

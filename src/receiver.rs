@@ -126,6 +126,9 @@ fn take(
         Some((message, source)) => log.line(message, source)?,
         None => metrics::DUPLICATES_SUPPRESSED.inc(),
     }
+    if handling.gap {
+        metrics::SEQUENCE_GAPS.inc();
+    }
     if let Some(ack) = handling.ack {
         // A lost acknowledgement is like a lost datagram: the sender
         // retries; a forged source must not fill the log with warnings.

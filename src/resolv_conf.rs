@@ -58,7 +58,7 @@ impl Default for ResolvConf {
 /// `RES_OPTIONS` and the hostname's domain: glibc does, musl (the static
 /// images) reads /etc/resolv.conf alone. Our client must do the same, or it
 /// would resolve another name than the system resolver did.
-pub const SYSTEM_READS_ENV: bool = !cfg!(target_env = "musl");
+const SYSTEM_READS_ENV: bool = !cfg!(target_env = "musl");
 
 /// Reads `path`, and what the system resolver takes from the environment.
 pub fn load(path: &Path) -> io::Result<ResolvConf> {
@@ -67,7 +67,7 @@ pub fn load(path: &Path) -> io::Result<ResolvConf> {
 
 /// `load`, as glibc (`reads_env`) or musl does, with the environment
 /// variables from `env`.
-pub fn load_as(
+fn load_as(
     path: &Path,
     reads_env: bool,
     env: impl Fn(&str) -> Option<String>,

@@ -10,11 +10,12 @@ use std::net::SocketAddr;
 
 /// Pairs remembered per source. A sender waits for one message at a time
 /// (retries end within its timeout), so a few suffice.
-pub const PER_SOURCE: usize = 4;
+const PER_SOURCE: usize = 4;
 /// Sources per generation: fills a hash map of 2048 buckets exactly.
-pub const GENERATION: usize = 1792;
+const GENERATION: usize = 1792;
 /// Sources remembered at most: two generations.
-pub const SOURCES: usize = 2 * GENERATION;
+#[cfg(test)]
+const SOURCES: usize = 2 * GENERATION;
 
 /// Recent (sender id, sequence) pairs per source address and port.
 ///
@@ -30,6 +31,8 @@ pub struct Seen {
     previous: HashMap<SocketAddr, Recent>,
     /// Sources whose FORWARDED frames are believed (`--trust-relay`).
     relays: Trusted,
+    /// The last `first_time` found a gap (`Handling::gap`).
+    gap: bool,
 }
 
 /// A ring of the last `PER_SOURCE` pairs of one source.
@@ -51,7 +54,7 @@ impl Seen {
     }
 
     /// Records `id` from `source`; true the first time it is seen.
-    pub fn first_time(&mut self, source: SocketAddr, id: Id) -> bool {
+    fn first_time(&mut self, source: SocketAddr, id: Id) -> bool {
         let recent = match self.current.get_mut(&source) {
             Some(recent) => recent,
             None => {
@@ -73,12 +76,11 @@ impl Seen {
             .filter(|k| k.sender == id.sender)
             .map(|k| k.seq)
             .max();
-        if last.is_some_and(|last| id.seq > last.saturating_add(1)) {
-            crate::metrics::SEQUENCE_GAPS.inc();
-        }
+        let gap = last.is_some_and(|last| id.seq > last.saturating_add(1));
         recent.ids[usize::from(recent.next)] = id;
         recent.next = (recent.next + 1) % PER_SOURCE as u8;
         recent.len = (recent.len + 1).min(PER_SOURCE as u8);
+        self.gap = gap;
         true
     }
 
@@ -96,6 +98,9 @@ pub struct Handling<'a> {
     pub log: Option<(&'a [u8], SocketAddr)>,
     /// The acknowledgement to send back to the datagram's source.
     pub ack: Option<[u8; frame::ACK_LEN]>,
+    /// A new message past the next number of its sender: one in between
+    /// never arrived, retries included (a metric, nothing more).
+    pub gap: bool,
 }
 
 impl Seen {
@@ -104,19 +109,25 @@ impl Seen {
     /// their source, as always.
     pub fn handle<'a>(&mut self, datagram: &'a [u8], from: SocketAddr) -> Handling<'a> {
         match frame::parse(datagram) {
-            Some(Frame::Data { id, message }) => Handling {
-                log: self.first_time(from, id).then_some((message, from)),
-                ack: Some(frame::ack(id)),
-            },
+            Some(Frame::Data { id, message }) => {
+                self.gap = false;
+                Handling {
+                    log: self.first_time(from, id).then_some((message, from)),
+                    ack: Some(frame::ack(id)),
+                    gap: self.gap,
+                }
+            }
             Some(Frame::Forwarded {
                 source, message, ..
             }) if self.relays.contains(from.ip()) => Handling {
                 log: Some((message, source)),
                 ack: None,
+                gap: false,
             },
             _ => Handling {
                 log: Some((datagram, from)),
                 ack: None,
+                gap: false,
             },
         }
     }

@@ -30,13 +30,10 @@
 
 mod lookup;
 mod transport;
-mod wire;
+pub mod wire;
 
 pub use lookup::{lookup, search_names, Query};
-pub use wire::{
-    build_query, encode_name, name_text, parse_reply, RecordData, RecordType, Reply, ReplyError,
-    RCODE_NOERROR, RCODE_NXDOMAIN, RCODE_SERVFAIL,
-};
+pub use wire::RecordType;
 
 use std::fmt;
 use std::net::IpAddr;

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::*;
-use udp_headless::dns::{RecordType, RCODE_NOERROR, RCODE_NXDOMAIN};
+use udp_headless::dns::wire::{RecordType, RCODE_NOERROR, RCODE_NXDOMAIN};
 
 /// A cluster with DNS (TTL 5 s, as the cluster DNS) and a sender-app pod.
 fn cluster(test: &str) -> (Cluster, Pod) {

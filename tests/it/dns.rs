@@ -623,8 +623,8 @@ fn server_failure_and_refused() {
 #[test]
 fn asks_for_a_cname_target_the_answer_left_out() {
     let server = fake_server(|query| {
-        let alias = dns::encode_name("alias.example").unwrap();
-        let target = dns::encode_name("target.example").unwrap();
+        let alias = dns::wire::encode_name("alias.example").unwrap();
+        let target = dns::wire::encode_name("target.example").unwrap();
         let question = &query[12..query.len() - 4];
         if question == alias {
             let mut cname = vec![0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 5, 0, target.len() as u8];

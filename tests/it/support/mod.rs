@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-use udp_headless::dns::{self, RecordData, RecordType, Reply};
+use udp_headless::dns::wire::{self, RecordData, RecordType, Reply};
 use udp_headless::os::sys;
 use udp_headless::{log_line, pyrepr};
 
@@ -1093,8 +1093,8 @@ impl Cluster {
             \x20   r = s.recv(65535)\n\
             sys.stdout.buffer.write(r)\n";
         let dns = self.dns.as_ref().expect("no cluster DNS");
-        let wire = dns::encode_name(name).unwrap();
-        let query = dns::build_query(0x5544, &wire, qtype);
+        let wire = wire::encode_name(name).unwrap();
+        let query = wire::build_query(0x5544, &wire, qtype);
         let mut child = self
             .command(&dns.pod, "python3")
             .args(["-c", CARRY, DNS_IP, if tcp { "tcp" } else { "udp" }])
@@ -1108,7 +1108,7 @@ impl Cluster {
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         }
-        dns::parse_reply(&out.stdout, 0x5544, &wire, qtype).map_err(|e| format!("{e:?}"))
+        wire::parse_reply(&out.stdout, 0x5544, &wire, qtype).map_err(|e| format!("{e:?}"))
     }
 
     /// Waits until DNS serves exactly `n` records for the service: dnsmasq

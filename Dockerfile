@@ -17,7 +17,7 @@
 #                             (aarch64-unknown-linux-musl for arm64).
 #                             No base image is pulled at all (scratch is not
 #                             an image): for machines without registry access.
-#                             tests/containers.rs builds this way.
+#                             tests/it/containers.rs builds this way.
 #
 # Architectures: amd64 and arm64, picked by TARGETARCH, which the builder
 # sets from --platform (default: the build machine's). The `build` stage

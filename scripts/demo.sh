@@ -109,7 +109,7 @@ local_main() {
     # Each pod here is a namespace, a bridge port and one neighbour (ARP)
     # entry in sender-app, and the kernel's neighbour table limit is shared
     # with the host (1024 by default): stay well below it. Thousands of pods
-    # are what tests/cluster.rs simulates, differently.
+    # are what tests/it/cluster.rs simulates, differently.
     ((scale_to <= 250)) || die_usage "local mode runs at most 250 pods"
     local_preflight
     bin_dir=$(local_binaries "$bin_dir")

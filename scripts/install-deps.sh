@@ -9,7 +9,7 @@ set -euo pipefail
 apt_packages=(
     dnsmasq-base   # the real DNS server of the simulated cluster
     iproute2       # ip netns / veth / bridge: the simulated pods
-    knot           # an authoritative-only DNS server (knotd): tests/dns.rs
+    knot           # an authoritative-only DNS server (knotd): tests/it/dns.rs
     shellcheck     # lint for scripts/
     podman         # container smoke test of the images
     runc           # podman's runtime on these machines
@@ -20,7 +20,7 @@ apt_packages=(
     python3        # the tests' reference receiver: python3's own repr and logging
     python3-venv   # the linters' virtualenv
     qemu-user-static # runs the aarch64 binaries in tests/aarch64.rs
-    prometheus     # tests/metrics.rs: a real Prometheus scrapes the receiver; promtool
+    prometheus     # tests/it/metrics.rs: a real Prometheus scrapes the receiver; promtool
 )
 # Python tools, in a virtualenv (see tools_venv below). Pinned: a new
 # release with new checks must not turn CI red on its own.

@@ -39,7 +39,7 @@ pub fn write_bytes(out: &mut Vec<u8>, data: &[u8]) {
 /// for IPv4, `('ip', port, flowinfo, scope_id)` for IPv6. An IPv4-mapped
 /// source (an IPv4 client of a dual-stack socket) prints as the IPv4 client.
 /// The address never carries a `%scope` suffix: python3 formats it with
-/// `inet_ntop`, and the scope is the tuple's last number (tests/link_local.rs
+/// `inet_ntop`, and the scope is the tuple's last number (tests/it/link_local.rs
 /// checks a link-local source against python3 itself).
 pub fn write_addr(out: &mut Vec<u8>, addr: SocketAddr) {
     let ip = match addr {
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn bytes_like_python() {
-        // Expected strings are what python3 prints; tests/receiver.rs also
+        // Expected strings are what python3 prints; tests/it/receiver.rs also
         // checks every byte value against a live python3.
         let cases: &[(&[u8], &str)] = &[
             (b"test", r"b'test'"),

@@ -33,7 +33,7 @@ impl Bench {
                         );
                         if output(cmd(&build).current_dir(&self.repo)).is_err() {
                             log(&format!(
-                                "podman build of the {name} image failed (see tests/containers.rs)"
+                                "podman build of the {name} image failed (see tests/it/containers.rs)"
                             ));
                             continue;
                         }
@@ -75,7 +75,7 @@ pub fn footprint_table(results: &Path, t: &mut String) -> String {
         );
     }
     if !rows.iter().any(|r| r.0 == "image") {
-        o += "- images: podman not available here (tests/containers.rs builds them)\n";
+        o += "- images: podman not available here (tests/it/containers.rs builds them)\n";
     }
     for (kind, name, size) in &rows {
         let _ = writeln!(

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # A simulated Kubernetes cluster made of Linux network namespaces, for the
 # local demo (scripts/demo.sh local). The tests' cluster is the Rust one in
-# tests/support (the same layout, with thousands of pods).
+# tests/it/support (the same layout, with thousands of pods).
 #
 # Layout (everything lives in namespaces this library creates; the host's own
 # network is never touched, and nothing is routed out of the namespaces):

@@ -1,9 +1,9 @@
-//! The walkthrough on a simulated cluster (tests/support): receiver pods
+//! The walkthrough on a simulated cluster (tests/it/support): receiver pods
 //! behind a headless Service served by a real DNS server (dnsmasq), a
 //! sender-app pod, the real binaries. Every delivery is checked: each pod
 //! logs each message exactly once, from sender-app's address.
 //! The large sizes are `#[ignore]`d; scripts/test.sh runs them explicitly
-//! (`cargo test --test cluster -- --ignored`).
+//! (`cargo test --test it cluster:: -- --ignored`).
 
 use crate::support;
 

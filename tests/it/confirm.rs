@@ -2,7 +2,7 @@
 //! binaries over loopback: confirmations, exactly-once logging, answers
 //! from the address a frame was sent to, forged and stale
 //! acknowledgements, malformed frames, pods that never answer. Then in a
-//! simulated cluster (tests/support: pods in network namespaces, a real
+//! simulated cluster (tests/it/support: pods in network namespaces, a real
 //! DNS server): loss injected with iptables, dead pods, pods that join or
 //! leave while the sender waits.
 

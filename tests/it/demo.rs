@@ -3,7 +3,7 @@
 //! creates named network namespaces (`ip netns`), which needs real root:
 //! those cases are `#[ignore]`d and scripts/test.sh (root) runs them.
 //! Its log checks (scripts/lib/verify.sh) are run on real logs here too,
-//! good and bad. (Its cluster mode: tests/demo_cluster.rs.)
+//! good and bad. (Its cluster mode: tests/it/demo_cluster.rs.)
 
 use crate::support;
 

@@ -83,7 +83,7 @@ fn demo_with(cli: &str, dir: &Path, rights: &[(&str, &str)], args: &[&str]) -> R
     let _ = fs::remove_file(&calls);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
     // The demo's own waits are 5 s (--timeout) against a stand-in that
-    // answers at once; as long as tests/demo.rs gives a demo run.
+    // answers at once; as long as tests/it/demo.rs gives a demo run.
     let out = output_within(
         Command::new("bash")
             .arg(script)

@@ -1,5 +1,5 @@
 //! The real `relay`. Loopback cases first; then membership cases in the
-//! simulated cluster of tests/support (pods are network namespaces, the
+//! simulated cluster of tests/it/support (pods are network namespaces, the
 //! cluster DNS is dnsmasq), with real `receiver` pods and a real `sender`
 //! streaming into the relay.
 

@@ -67,7 +67,7 @@ pub fn musl_sender() -> PathBuf {
             // hold the main one's lock.
             let target_dir = root.join("target/musl-tests");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            // As long as tests/containers.rs gives its release builds: cargo
+            // As long as tests/it/containers.rs gives its release builds: cargo
             // may wait on the registry or on another cargo's package lock.
             let out = output_within(
                 Command::new(cargo)

@@ -1342,3 +1342,57 @@ fn localdomain_never_mixes_two_services_in_one_broadcast() {
         assert_eq!(sent, want, "{label}: {run}\n{stderr}");
     }
 }
+
+/// Issue 21: a small Service (fewer than 48 pods) costs the cluster DNS
+/// only the system resolver's own queries per broadcast. A real dnsmasq
+/// logs every query; one broadcast of the real sender must cost exactly
+/// what one getaddrinfo of the same name with the same hints does
+/// (python3's, through the same glibc, as std's `ToSocketAddrs` asks).
+#[test]
+fn a_small_service_costs_dns_only_the_system_resolvers_queries() {
+    let dir = support::TempDir::new("small-service-queries");
+    let hosts: String = (1..=3)
+        .map(|i| format!("10.3.0.{i} web.ns-a.svc.cluster.local\n"))
+        .collect();
+    std::fs::write(dir.join("hosts"), hosts).unwrap();
+    std::fs::write(
+        dir.join("resolv.conf"),
+        "search ns-a.svc.cluster.local svc.cluster.local cluster.local\n\
+         nameserver 127.0.0.1\noptions ndots:5 timeout:2 attempts:2\n",
+    )
+    .unwrap();
+    // Counts the log's queries after each step: dnsmasq, the sender, python.
+    let script = "set -e; ip link set lo up; ip route add local 10.0.0.0/8 dev lo; \
+        mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; \
+        /usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --pid-file= \
+            --no-resolv --no-hosts --local=/cluster.local/ --bind-interfaces \
+            --listen-address=127.0.0.1 --port=53 --addn-hosts=\"$DIR/hosts\" \
+            --log-queries --log-facility=\"$DIR/dns.log\" & dns=$!; trap 'kill $dns' EXIT; \
+        timeout 10 sh -c 'until grep -qs \"read $DIR/hosts\" \"$DIR/dns.log\"; do sleep 0.02; done'; \
+        queries() { sleep 0.5; grep -c 'query\\[' \"$DIR/dns.log\" || true; }; \
+        queries; \
+        timeout 60 \"$SENDER\" -s web -m hi -p 9 >/dev/null; \
+        queries; \
+        timeout 60 python3 -c 'import socket; socket.getaddrinfo(\"web\", 9, 0, socket.SOCK_STREAM)'; \
+        queries";
+    let out = support::output_within(
+        support::unshare()
+            .args(["--net", "--mount", "sh", "-c", script])
+            .env("DIR", &*dir)
+            .env("SENDER", support::bin_path("sender")),
+        Duration::from_secs(180),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let counts: Vec<usize> = stdout.lines().map(|l| l.trim().parse().unwrap()).collect();
+    let [before, after_sender, after_python] = counts[..] else {
+        panic!("{stdout}\n{stderr}");
+    };
+    let (sender, system) = (after_sender - before, after_python - after_sender);
+    assert!(system > 0, "getaddrinfo asked nothing: {stdout}");
+    assert_eq!(
+        sender, system,
+        "the sender's queries against getaddrinfo's alone"
+    );
+}

@@ -11,6 +11,7 @@ use crate::os::socket;
 use crate::readiness;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,26 +24,34 @@ pub struct Listen {
     pub metrics: Option<(SocketAddr, Registry)>,
 }
 
-/// A bound socket; `/readyz` says 200 from `ready()` on.
+/// A bound socket, and its readiness.
 pub struct Listening {
     pub socket: UdpSocket,
     /// The address bound (its port, when the one asked for was 0).
     pub local: SocketAddr,
-    endpoints: Option<Arc<Endpoints>>,
+    pub ready: Ready,
 }
 
-impl Listening {
-    pub fn ready(&self) {
-        if let Some(endpoints) = &self.endpoints {
-            endpoints.set_ready();
+/// What `/readyz` says (with `--metrics`): 503 until set.
+#[derive(Clone)]
+pub struct Ready(Option<Arc<Endpoints>>);
+
+impl Ready {
+    pub fn set(&self, ready: bool) {
+        if let Some(endpoints) = &self.0 {
+            endpoints.ready.store(ready, Ordering::Relaxed);
         }
     }
 }
 
 impl Listen {
-    /// Serves metrics if asked, binds, and sets the receive buffer;
-    /// warnings are logged, failures returned.
-    pub fn start(self) -> Result<Listening, Failure> {
+    /// Serves metrics if asked, binds with `bind` (`socket::bind_udp`, or
+    /// a bind of the same address with more to it), and sets the receive
+    /// buffer; warnings are logged, failures returned.
+    pub fn start(
+        self,
+        bind: impl FnOnce(SocketAddr) -> io::Result<UdpSocket>,
+    ) -> Result<Listening, Failure> {
         let mut endpoints = None;
         if let Some((addr, registry)) = self.metrics {
             let (started, local) = crate::http::start(addr, registry)
@@ -50,7 +59,7 @@ impl Listen {
             log_line::to_stderr(INFO, &format!("metrics on http://{local}/metrics"));
             endpoints = Some(started);
         }
-        let socket = socket::bind_udp(self.addr)
+        let socket = bind(self.addr)
             .map_err(|e| Failure::Failed(format!("cannot listen on UDP {}: {e}", self.addr)))?;
         if let Some(warning) = socket::receive_buffer_warning(&socket, self.rcvbuf) {
             log_line::to_stderr(WARNING, &warning);
@@ -65,7 +74,7 @@ impl Listen {
         Ok(Listening {
             socket,
             local,
-            endpoints,
+            ready: Ready(endpoints),
         })
     }
 }

@@ -7,7 +7,7 @@ use crate::exit::{Failure, Status};
 use crate::listen::{self, Listen};
 use crate::os::pktinfo::{self, Received};
 use crate::os::signals::{self, Stop};
-use crate::os::sys;
+use crate::os::{socket, sys};
 use crate::seen::Seen;
 use crate::trust::Trusted;
 use crate::{log_line, metrics, pyrepr};
@@ -42,8 +42,8 @@ pub fn run(options: Receiver) -> Result<Status, Failure> {
         rcvbuf: options.rcvbuf,
         metrics: options.metrics.map(|addr| (addr, metrics::receiver())),
     }
-    .start()?;
-    listening.ready();
+    .start(socket::bind_udp)?;
+    listening.ready.set(true);
     let local = listening.local;
     log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
     log_datagrams(&listening.socket, &options.relays, &stop).map_err(Failure::Failed)?;

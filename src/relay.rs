@@ -41,8 +41,8 @@ pub fn run(options: Relay) -> Result<Status, Failure> {
         rcvbuf: options.rcvbuf,
         metrics: options.metrics.map(|addr| (addr, metrics::relay())),
     }
-    .start()?;
-    listening.ready();
+    .start(socket::bind_udp)?;
+    listening.ready.set(true);
     let out = Sockets::any().map_err(Failure::Failed)?;
     let local = listening.local;
     let started = Arc::new(AtomicBool::new(false));

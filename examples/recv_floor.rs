@@ -1,5 +1,5 @@
 //! The floor for the receiver benchmark: a bare `recv` loop that counts
-//! datagrams and logs nothing, so the benchmark (`bench.rs`) can show how far the
+//! datagrams and logs nothing, so the benchmark (`bench/`) can show how far the
 //! receiver (which also formats and writes a line per datagram) is from
 //! what the kernel allows. Binds 0.0.0.0:PORT with a receive buffer of
 //! RCVBUF bytes (capped by net.core.rmem_max), like `receiver --rcvbuf`,

@@ -5,7 +5,7 @@
 //!
 //!     sendto_floor [--resolve NAME] ADDR_FILE MESSAGE [PORT]
 //!
-//! The benchmark (`bench.rs`) times it next to `sender`, which must also resolve the
+//! The benchmark (`bench/`) times it next to `sender`, which must also resolve the
 //! Service through DNS: the difference is the cost of resolution (and of
 //! anything else the sender does). The log's timestamp is taken once, the
 //! least a logging program can do.

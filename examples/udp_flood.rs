@@ -1,4 +1,4 @@
-//! A paced UDP load generator for the benchmark (`bench.rs`): sends COUNT datagrams
+//! A paced UDP load generator for the benchmark (`bench/`): sends COUNT datagrams
 //! of SIZE bytes to TARGET at RATE datagrams per second (stopping after
 //! SECONDS if given first), then prints one line: `sent=N errors=N
 //! seconds=S rate=R`.

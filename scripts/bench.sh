@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the benchmarks, examples/bench.rs (as root: network namespaces).
+# Runs the benchmarks, examples/bench/ (as root: network namespaces).
 #   scripts/bench.sh [--quick | --relay | --help]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

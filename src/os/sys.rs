@@ -10,7 +10,7 @@
 //! sparc and parisc differ, hence the `compile_error!` for them.
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("src/sys.rs: constants are checked for x86_64 and aarch64 Linux only");
+compile_error!("src/os/sys.rs: constants are checked for x86_64 and aarch64 Linux only");
 
 use std::io;
 use std::net::UdpSocket;

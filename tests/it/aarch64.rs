@@ -2,7 +2,7 @@
 //! aarch64-unknown-linux-musl, linked by rust-lld, run under
 //! qemu-aarch64-static and deliver one message end to end on loopback,
 //! plain and with `--confirm` (the pktinfo constants and cmsg layout of
-//! src/sys.rs, per architecture, carry the receiver's acknowledgements).
+//! src/os/sys.rs, per architecture, carry the receiver's acknowledgements).
 //! Ignored by default (it builds a second target and needs qemu-user-static
 //! and the rustup target); scripts/test.sh runs it with --ignored.
 

@@ -407,6 +407,36 @@ pub fn stdout_was_closed() -> bool {
     STDOUT_CLOSED_AT_START.load(Ordering::Relaxed)
 }
 
+/// `struct pollfd`.
+#[repr(C)]
+pub struct PollFd {
+    pub fd: i32,
+    pub events: i16,
+    pub revents: i16,
+}
+
+pub const POLLIN: i16 = 0x1;
+pub const POLLOUT: i16 = 0x4;
+
+extern "C" {
+    #[link_name = "poll"]
+    fn c_poll(fds: *mut PollFd, nfds: u64, timeout: i32) -> i32;
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: no
+/// limit); returns how many are ready. A signal ends the wait early with
+/// `ErrorKind::Interrupted`.
+pub fn poll(fds: &mut [PollFd], timeout: Option<std::time::Duration>) -> io::Result<usize> {
+    // Rounded up, so a wait never ends just before a deadline and spins.
+    let ms = timeout.map_or(-1, |t| {
+        i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+    });
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `struct
+    // pollfd` of `fds.len()` entries for the duration of the call.
+    let n = check(unsafe { c_poll(fds.as_mut_ptr(), fds.len() as u64, ms) })?;
+    Ok(n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

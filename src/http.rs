@@ -80,9 +80,10 @@ pub fn spawn(listener: TcpListener, endpoints: Arc<Endpoints>) -> io::Result<()>
     Ok(())
 }
 
-/// New connections taken per wake-up, so a flood of them cannot keep the
-/// loop from answering those it holds.
-const ACCEPTS_PER_WAKE: usize = MAX_CONNECTIONS;
+/// New connections taken per wake-up: few, so that those held are read
+/// again before many newer ones could close them (a prober whose request
+/// was not there yet when it was accepted).
+const ACCEPTS_PER_WAKE: usize = 4;
 
 fn serve(listener: &TcpListener, endpoints: &Endpoints) {
     // In the order accepted: the oldest first.

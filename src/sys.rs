@@ -498,4 +498,20 @@ mod tests {
     fn stdout_of_the_test_harness_was_open() {
         assert!(!stdout_was_closed());
     }
+
+    #[test]
+    fn poll_sees_a_socket_become_readable() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut fds = [PollFd {
+            fd: sock.as_raw_fd(),
+            events: POLLIN,
+            revents: 0,
+        }];
+        let wait = Some(std::time::Duration::from_millis(1));
+        assert_eq!(poll(&mut fds, wait).unwrap(), 0);
+        assert_eq!(fds[0].revents, 0);
+        sock.send_to(b"x", sock.local_addr().unwrap()).unwrap();
+        assert_eq!(poll(&mut fds, None).unwrap(), 1);
+        assert_eq!(fds[0].revents, POLLIN);
+    }
 }

@@ -130,8 +130,16 @@ fn accept(listener: &TcpListener, held: &mut Vec<Connection>, endpoints: &Endpoi
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-            // Out of descriptors or memory, an aborted handshake: try again
-            // later.
+            // A client gone before it was accepted costs no wait.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            // Out of descriptors or memory: try again later.
             Err(_) => {
                 thread::sleep(Duration::from_millis(10));
                 return;

@@ -189,6 +189,7 @@ impl Connection {
     /// Reads what has arrived and writes what fits, without waiting.
     fn advance(&mut self, endpoints: &Endpoints) -> Step {
         let mut chunk = [0u8; 1024];
+        let mut scanned = self.head.len();
         while self.answer.is_empty() {
             match self.stream.read(&mut chunk) {
                 // The client left before its request was complete.
@@ -197,6 +198,14 @@ impl Connection {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Open,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => return Step::Done,
+            }
+            // Parsed only once the head may have ended, so a client that
+            // sends a byte at a time does not have it scanned for each.
+            let new = &self.head[scanned.saturating_sub(3)..];
+            scanned = self.head.len();
+            let ended = find(new, b"\n\n").is_some() || find(new, b"\n\r\n").is_some();
+            if !ended && self.head.len() <= MAX_HEAD {
+                continue;
             }
             self.answer = match parse(&self.head) {
                 Parsed::Incomplete => continue,
@@ -496,5 +505,18 @@ mod tests {
         let answer = get(b"GET /readyz HTTP/1.1\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+        // A byte at a time, the end of the head split over reads.
+        for ending in ["\r\n\r\n", "\n\n"] {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.set_nodelay(true).unwrap();
+            for byte in format!("GET /livez HTTP/1.1{ending}").bytes() {
+                stream.write_all(&[byte]).unwrap();
+                thread::sleep(Duration::from_millis(2));
+            }
+            stream.set_read_timeout(Some(DEADLINE * 2)).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+        }
     }
 }

@@ -21,6 +21,7 @@ pub mod pyrepr;
 pub mod readiness;
 pub mod resolv_conf;
 pub mod seen;
+pub mod sha256;
 pub mod signals;
 pub mod socket;
 #[cfg(target_os = "linux")]

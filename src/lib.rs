@@ -20,10 +20,12 @@ pub mod metrics;
 pub mod pktinfo;
 pub mod pyrepr;
 pub mod readiness;
+pub mod replay;
 pub mod resolv_conf;
 pub mod seen;
 pub mod sha256;
 pub mod signals;
+pub mod signed;
 pub mod socket;
 #[cfg(target_os = "linux")]
 pub mod sys;

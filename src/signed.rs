@@ -332,7 +332,8 @@ mod tests {
         };
         let mut wraps_no_frame = b"not a frame, long enough to be one".to_vec();
         Sealer::new(1).seal(keys.signing(), at(SENT_MS), &mut wraps_no_frame);
-        let cases: Vec<(&str, Vec<u8>, &Keyring, Result<(), Reject>)> = vec![
+        type Case<'a> = (&'a str, Vec<u8>, &'a Keyring, Result<(), Reject>);
+        let cases: Vec<Case> = vec![
             ("good", good.clone(), &keys, Ok(())),
             ("good, key second", good.clone(), &rotated, Ok(())),
             ("plain", b"test".to_vec(), &keys, Err(Reject::Unsigned)),

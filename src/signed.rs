@@ -235,28 +235,15 @@ mod tests {
             .collect()
     }
 
-    // The examples in docs/PROTOCOL.md, "Signed frames", as printed there
-    // (the text after two spaces on a line is the comment).
-    const DOC_DATA: &str = "
-        ff 55 44 48  magic
-        02  version 2: signed
-        63 0d cd 29  key id
-        01 02 03 04 05 06 07 08  signer id
-        00 00 00 00 00 00 00 01  counter 1
-        00 00 01 a2 52 17 7a 00  send time
-        ff 55 44 48 01 01 01 02 03 04 05 06 07 08 00 00 00 00 00 00 00 2a 74 65 73 74  DATA
-        3f 59 0c 9d 02 9e 16 d6 15 fb f1 a2 c0 59 55 7c  tag
-        25 3c 27 98 4c 37 c8 9b 43 38 36 5f a4 ea b7 ac  tag
-    ";
-    const DOC_ACK: &str = "
-        ff 55 44 48 02 63 0d cd 29  magic, version, key id
-        11 12 13 14 15 16 17 18  signer id: the receiver's
-        00 00 00 00 00 00 00 01  counter 1
-        00 00 01 a2 52 17 7a 05  send time
-        ff 55 44 48 01 02 01 02 03 04 05 06 07 08 00 00 00 00 00 00 00 2a  ACK
-        7b 17 26 31 f3 4b 5d 76 dd bb 18 c5 c5 83 1c 0d  tag
-        bb 3a b3 7f 7e ba 8f 4b e3 06 e0 e9 b2 a7 0f a0  tag
-    ";
+    /// The examples in docs/PROTOCOL.md, "Signed frames", read from the
+    /// page itself: the first two code blocks of the section, each line
+    /// hex bytes, then two spaces and a comment.
+    fn doc_examples() -> (Vec<u8>, Vec<u8>) {
+        let page = include_str!("../docs/PROTOCOL.md");
+        let section = &page[page.find("## Signed frames").expect("the section")..];
+        let mut blocks = section.split("```").skip(1).step_by(2).map(unhex);
+        (blocks.next().unwrap(), blocks.next().unwrap())
+    }
 
     #[test]
     fn encodes_the_documented_examples() {
@@ -264,10 +251,11 @@ mod tests {
         assert_eq!(keys.signing().id.to_string(), "630dcd29");
         let mut data = frame::data(ID, b"test");
         Sealer::new(ID.sender).seal(keys.signing(), at(SENT_MS), &mut data);
-        assert_eq!(data, unhex(DOC_DATA), "DATA");
+        let (doc_data, doc_ack) = doc_examples();
+        assert_eq!(data, doc_data, "DATA");
         let mut ack = frame::ack(ID).to_vec();
         Sealer::new(RECEIVER).seal(keys.signing(), at(SENT_MS + 5), &mut ack);
-        assert_eq!(ack, unhex(DOC_ACK), "ACK");
+        assert_eq!(ack, doc_ack, "ACK");
         assert_eq!(ack.len(), MIN_LEN);
         assert_eq!(data.len(), frame::data(ID, b"test").len() + OVERHEAD);
     }
@@ -324,7 +312,7 @@ mod tests {
             "rotated",
         )
         .unwrap();
-        let good = unhex(DOC_DATA);
+        let good = doc_examples().0;
         let with = |at: usize, byte: u8| {
             let mut d = good.clone();
             d[at] ^= byte;
@@ -383,7 +371,7 @@ mod tests {
     #[test]
     fn never_panics_on_any_prefix_or_mutation() {
         let keys = doc_keys();
-        for frame in [unhex(DOC_DATA), unhex(DOC_ACK)] {
+        for frame in [doc_examples().0, doc_examples().1] {
             for len in 0..=frame.len() {
                 let _ = open(&frame[..len], &keys);
                 for at in 0..len {
@@ -398,7 +386,7 @@ mod tests {
     #[test]
     fn verify_refuses_replays_and_stale_frames() {
         let keys = doc_keys();
-        let data = unhex(DOC_DATA);
+        let data = doc_examples().0;
         let started = at(SENT_MS - 1000);
         let mut replay = Replay::new(started, DEFAULT_MAX_AGE);
         let now = at(SENT_MS + 100);

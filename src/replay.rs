@@ -94,6 +94,12 @@ pub struct Replay {
     max_age_ms: u64,
 }
 
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Replay({} signers)", self.signers())
+    }
+}
+
 impl Replay {
     /// For a receiver (or relay, or sender reading ACKs) that started at
     /// `started`, accepting send times within `max_age` of its clock.

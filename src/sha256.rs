@@ -41,29 +41,30 @@ fn compress(state: &mut [u32; 8], block: &[u8; BLOCK_LEN]) {
     }
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
     macro_rules! round {
-        ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $i:expr) => {
+        ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $kw:expr) => {
             let s1 = $e.rotate_right(6) ^ $e.rotate_right(11) ^ $e.rotate_right(25);
             let ch = ($e & $f) ^ (!$e & $g);
-            let t1 = $h
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[$i])
-                .wrapping_add(w[$i]);
+            let t1 = $h.wrapping_add(s1).wrapping_add(ch).wrapping_add($kw);
             let s0 = $a.rotate_right(2) ^ $a.rotate_right(13) ^ $a.rotate_right(22);
             let maj = ($a & $b) ^ ($a & $c) ^ ($b & $c);
             $d = $d.wrapping_add(t1);
             $h = t1.wrapping_add(s0).wrapping_add(maj);
         };
     }
-    for i in (0..64).step_by(8) {
-        round!(a, b, c, d, e, f, g, h, i);
-        round!(h, a, b, c, d, e, f, g, i + 1);
-        round!(g, h, a, b, c, d, e, f, i + 2);
-        round!(f, g, h, a, b, c, d, e, i + 3);
-        round!(e, f, g, h, a, b, c, d, i + 4);
-        round!(d, e, f, g, h, a, b, c, i + 5);
-        round!(c, d, e, f, g, h, a, b, i + 6);
-        round!(b, c, d, e, f, g, h, a, i + 7);
+    let mut kw = [0u32; 64];
+    for ((kw, k), w) in kw.iter_mut().zip(K).zip(w) {
+        *kw = k.wrapping_add(w);
+    }
+    for kw in kw.chunks_exact(8) {
+        let kw: &[u32; 8] = kw.try_into().expect("8 words");
+        round!(a, b, c, d, e, f, g, h, kw[0]);
+        round!(h, a, b, c, d, e, f, g, kw[1]);
+        round!(g, h, a, b, c, d, e, f, kw[2]);
+        round!(f, g, h, a, b, c, d, e, kw[3]);
+        round!(e, f, g, h, a, b, c, d, kw[4]);
+        round!(d, e, f, g, h, a, b, c, kw[5]);
+        round!(c, d, e, f, g, h, a, b, kw[6]);
+        round!(b, c, d, e, f, g, h, a, kw[7]);
     }
     for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
         *s = s.wrapping_add(v);

@@ -12,9 +12,10 @@
 //! nothing here is used and frames stay as `frame.rs` describes.
 
 use crate::frame::{self, Frame, MAGIC};
-use crate::keyring::{Key, KeyId, Keyring};
+use crate::keyring::{Key, KeyFile, KeyId, Keyring, Reload};
 use crate::replay::{unix_ms, Replay};
 use crate::sha256::equal_in_constant_time;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The version byte of a signed frame: version-1 receivers log it as
@@ -195,6 +196,59 @@ impl Warnings {
         }
         *last = Some(now);
         true
+    }
+}
+
+/// Everything a process with `--key-file` needs, in one place: the key
+/// file (read again when it changes), its signer, the replay windows and
+/// the warning limiter. Sender, receiver and relay each hold one.
+#[derive(Debug)]
+pub struct Signing {
+    pub file: KeyFile,
+    sealer: Sealer,
+    replay: Replay,
+    warnings: Warnings,
+}
+
+impl Signing {
+    /// Reads the key file (an error is one line, without key material);
+    /// `signer` is the process's random id; frames sent before now, or
+    /// further than `max_age` from the clock, will be refused.
+    pub fn open(path: &Path, signer: u64, max_age: Duration) -> Result<Signing, String> {
+        Ok(Signing {
+            file: KeyFile::open(path)?,
+            sealer: Sealer::new(signer),
+            replay: Replay::new(SystemTime::now(), max_age),
+            warnings: Warnings::default(),
+        })
+    }
+
+    /// The key file again if it changed (at most once a second): the
+    /// caller logs the event as one line.
+    pub fn poll(&mut self) -> Option<Reload> {
+        self.file.poll(Instant::now())
+    }
+
+    /// Signs the unsigned frame in `frame` with the first key, now.
+    pub fn seal(&mut self, frame: &mut Vec<u8>) {
+        let key = self.file.keys().signing();
+        self.sealer.seal(key, SystemTime::now(), frame);
+    }
+
+    /// The frame in `datagram` if it is signed by a key of the file, fresh
+    /// and new.
+    pub fn verify<'a>(&mut self, datagram: &'a [u8]) -> Result<Signed<'a>, Reject> {
+        verify(
+            datagram,
+            self.file.keys(),
+            &mut self.replay,
+            SystemTime::now(),
+        )
+    }
+
+    /// True if a warning about `reason` should be logged now.
+    pub fn warn_now(&mut self, reason: Reject) -> bool {
+        self.warnings.due(reason, Instant::now())
     }
 }
 
@@ -432,5 +486,33 @@ mod tests {
         for (i, r) in Reject::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn signing_end_to_end_through_a_key_file() {
+        let dir = std::env::temp_dir().join(format!("signing-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        let mut sender = Signing::open(&path, 1, DEFAULT_MAX_AGE).unwrap();
+        let mut receiver = Signing::open(&path, 2, DEFAULT_MAX_AGE).unwrap();
+        let mut wire = frame::data(ID, b"hello");
+        sender.seal(&mut wire);
+        let got = receiver.verify(&wire).unwrap();
+        assert_eq!(
+            got.frame,
+            Frame::Data {
+                id: ID,
+                message: b"hello"
+            }
+        );
+        assert_eq!(got.signer, 1);
+        assert_eq!(receiver.verify(&wire).map(|_| ()), Err(Reject::Replay));
+        assert!(receiver.warn_now(Reject::Replay));
+        assert!(!receiver.warn_now(Reject::Replay));
+        assert_eq!(receiver.poll(), None);
+        let err = Signing::open(&dir.join("missing"), 1, DEFAULT_MAX_AGE).unwrap_err();
+        assert!(err.starts_with("key file "), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

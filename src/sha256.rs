@@ -23,10 +23,22 @@ const INITIAL: [u32; 8] = [
 pub const BLOCK_LEN: usize = 64;
 pub const DIGEST_LEN: usize = 32;
 
-/// One 64-byte block into `state`. The rounds are written out eight at a
-/// time with the working variables renamed instead of shuffled, so they
-/// stay in registers.
+/// One 64-byte block into `state`: with the CPU's SHA instructions where
+/// it has them (x86-64 since about 2017), about four times faster, which
+/// matters for a tag per datagram; in plain Rust otherwise.
 fn compress(state: &mut [u32; 8], block: &[u8; BLOCK_LEN]) {
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        // SAFETY: the CPU has the instructions `x86::compress` uses.
+        unsafe { x86::compress(state, block) };
+        return;
+    }
+    compress_portable(state, block);
+}
+
+/// The rounds are written out eight at a time with the working variables
+/// renamed instead of shuffled, so they stay in registers.
+fn compress_portable(state: &mut [u32; 8], block: &[u8; BLOCK_LEN]) {
     let mut w = [0u32; 64];
     for (i, word) in block.chunks_exact(4).enumerate() {
         w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
@@ -69,6 +81,71 @@ fn compress(state: &mut [u32; 8], block: &[u8; BLOCK_LEN]) {
     for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
         *s = s.wrapping_add(v);
     }
+}
+
+/// SHA-256 with the SHA extensions (SHA-NI), after Intel's reference
+/// code: each `_mm_sha256rnds2_epu32` does two rounds, the message
+/// schedule four words per `msg1`/`msg2` pair.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{BLOCK_LEN, K};
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("sha")
+            && is_x86_feature_detected!("ssse3")
+            && is_x86_feature_detected!("sse4.1")
+    }
+
+    /// # Safety
+    /// Only where `available()`.
+    #[target_feature(enable = "sha,ssse3,sse4.1")]
+    pub unsafe fn compress(state: &mut [u32; 8], block: &[u8; BLOCK_LEN]) {
+        // Big-endian words: reverse the bytes of each 32-bit lane.
+        let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
+        let state_ptr = state.as_mut_ptr() as *mut __m128i;
+        // The instructions want the state as ABEF and CDGH.
+        let dcba = _mm_loadu_si128(state_ptr);
+        let hgfe = _mm_loadu_si128(state_ptr.add(1));
+        let cdab = _mm_shuffle_epi32(dcba, 0xb1);
+        let efgh = _mm_shuffle_epi32(hgfe, 0x1b);
+        let mut abef = _mm_alignr_epi8(cdab, efgh, 8);
+        let mut cdgh = _mm_blend_epi16(efgh, cdab, 0xf0);
+        let (abef_before, cdgh_before) = (abef, cdgh);
+
+        let data = block.as_ptr() as *const __m128i;
+        let mut w = [_mm_setzero_si128(); 4];
+        for (i, w) in w.iter_mut().enumerate() {
+            *w = _mm_shuffle_epi8(_mm_loadu_si128(data.add(i)), swap);
+        }
+        for i in 0..16 {
+            if i >= 4 {
+                // W[t..t+4] from W[t-16..], W[t-12..], W[t-8..], W[t-4..].
+                let (w0, w1, w2, w3) = (w[i % 4], w[(i + 1) % 4], w[(i + 2) % 4], w[(i + 3) % 4]);
+                let sum = _mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4));
+                w[i % 4] = _mm_sha256msg2_epu32(sum, w3);
+            }
+            let k = _mm_loadu_si128(K.as_ptr().add(4 * i) as *const __m128i);
+            let wk = _mm_add_epi32(w[i % 4], k);
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0e));
+        }
+        abef = _mm_add_epi32(abef, abef_before);
+        cdgh = _mm_add_epi32(cdgh, cdgh_before);
+
+        let feba = _mm_shuffle_epi32(abef, 0x1b);
+        let dchg = _mm_shuffle_epi32(cdgh, 0xb1);
+        _mm_storeu_si128(state_ptr, _mm_blend_epi16(feba, dchg, 0xf0));
+        _mm_storeu_si128(state_ptr.add(1), _mm_alignr_epi8(dchg, feba, 8));
+    }
+}
+
+/// True if this CPU's SHA instructions are used (for reports).
+pub fn accelerated() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return x86::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// An incremental SHA-256: `update` any number of times, then `finish`.
@@ -275,6 +352,36 @@ mod tests {
             }
             assert_eq!(bytewise.finish(), want, "len {len} byte by byte");
         }
+    }
+
+    /// Both compression functions agree on many states and blocks, so
+    /// the vectors above, run through whichever this CPU uses, vouch for
+    /// both.
+    #[test]
+    fn accelerated_and_portable_agree() {
+        #[cfg(target_arch = "x86_64")]
+        if x86::available() {
+            let mut x: u64 = 1;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            for _ in 0..1000 {
+                let state: [u32; 8] = std::array::from_fn(|_| next() as u32);
+                let block: [u8; BLOCK_LEN] = std::array::from_fn(|_| next() as u8);
+                let (mut fast, mut plain) = (state, state);
+                // SAFETY: available() said so.
+                unsafe { x86::compress(&mut fast, &block) };
+                compress_portable(&mut plain, &block);
+                assert_eq!(fast, plain);
+            }
+            return;
+        }
+        eprintln!("no SHA instructions here: the portable code was tested alone");
+        let mut state = INITIAL;
+        compress_portable(&mut state, &[0; BLOCK_LEN]);
     }
 
     #[test]

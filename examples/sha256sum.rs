@@ -82,9 +82,10 @@ fn bench_file(path: &Path, mib: usize) -> Result<(), String> {
     println!("SHA-256 of {mib} MiB (best of 3), digest {their_digest}");
     println!("| hasher | seconds | MB/s |");
     println!("|---|---|---|");
-    let ours_name = match udp_headless::sha256::accelerated() {
-        true => "udp-headless (src/sha256.rs, SHA instructions)",
-        false => "udp-headless (src/sha256.rs, portable)",
+    let ours_name = if udp_headless::sha256::accelerated() {
+        "udp-headless (src/sha256.rs, SHA instructions)"
+    } else {
+        "udp-headless (src/sha256.rs, portable)"
     };
     for (name, took) in [(ours_name, ours), ("sha256sum", theirs)] {
         let secs = took.as_secs_f64();

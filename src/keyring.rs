@@ -89,7 +89,10 @@ impl Keyring {
             }
             let key = Key::new(&bytes);
             if keys.iter().any(|k| k.id == key.id) {
-                return Err(format!("{at}: the same key (id {}) twice", key.id));
+                return Err(format!(
+                    "{at}: key id {} again (the same key twice?)",
+                    key.id
+                ));
             }
             keys.push(key);
         }
@@ -330,7 +333,7 @@ mod tests {
         let cases = [
             (format!("{A}\n{short}\n"), "test, line 2: a key of 19 bytes"),
             (format!("{not_base64}\n"), "test, line 1: not base64"),
-            (format!("{A}\n#\n{A}\n"), "test, line 3: the same key"),
+            (format!("{A}\n#\n{A}\n"), "test, line 3: key id "),
             ("# nothing\n\n".to_string(), "test: no keys"),
             (String::new(), "test: no keys"),
         ];

@@ -249,12 +249,10 @@ impl HmacKey {
             hash.update(&block.map(|b| b ^ byte));
             hash
         };
-        let key = HmacKey {
+        HmacKey {
             inner: pad(0x36),
             outer: pad(0x5c),
-        };
-        block.fill(0);
-        key
+        }
     }
 
     /// HMAC-SHA256 of the concatenation of `parts`.

@@ -154,7 +154,8 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    /// `signer`: the process's random id (a sender's `frame::Id::sender`).
+    /// `signer`: the process's random id (a sender's `frame::Id::sender`);
+    /// random, because the counter starts again at 1 with each process.
     pub fn new(signer: u64) -> Sealer {
         Sealer { signer, counter: 0 }
     }
@@ -211,14 +212,24 @@ pub struct Signing {
 }
 
 impl Signing {
-    /// Reads the key file (an error is one line, without key material);
-    /// `signer` is the process's random id; frames sent before now, or
-    /// further than `max_age` from the clock, will be refused.
-    pub fn open(path: &Path, signer: u64, max_age: Duration) -> Result<Signing, String> {
+    /// Reads the key file (an error is one line, without key material).
+    /// `signer`: the process's random id. Frames further than `max_age`
+    /// from the clock are refused, and so are those of signers not heard
+    /// from before that were sent before `since`: a receiver or relay
+    /// passes its start (`SystemTime::now()`), so nothing sent before it
+    /// started is accepted; a sender reading ACKs passes `UNIX_EPOCH`, as
+    /// an ACK from before its start cannot name its own new sender id, and
+    /// a receiver's clock a little behind must not cost its ACKs.
+    pub fn open(
+        path: &Path,
+        signer: u64,
+        max_age: Duration,
+        since: SystemTime,
+    ) -> Result<Signing, String> {
         Ok(Signing {
             file: KeyFile::open(path)?,
             sealer: Sealer::new(signer),
-            replay: Replay::new(SystemTime::now(), max_age),
+            replay: Replay::new(since, max_age),
             warnings: Warnings::default(),
         })
     }
@@ -494,8 +505,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("keys");
         std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
-        let mut sender = Signing::open(&path, 1, DEFAULT_MAX_AGE).unwrap();
-        let mut receiver = Signing::open(&path, 2, DEFAULT_MAX_AGE).unwrap();
+        let mut sender = Signing::open(&path, 1, DEFAULT_MAX_AGE, SystemTime::now()).unwrap();
+        let mut receiver = Signing::open(&path, 2, DEFAULT_MAX_AGE, SystemTime::now()).unwrap();
         let mut wire = frame::data(ID, b"hello");
         sender.seal(&mut wire);
         let got = receiver.verify(&wire).unwrap();
@@ -511,7 +522,13 @@ mod tests {
         assert!(receiver.warn_now(Reject::Replay));
         assert!(!receiver.warn_now(Reject::Replay));
         assert_eq!(receiver.poll(), None);
-        let err = Signing::open(&dir.join("missing"), 1, DEFAULT_MAX_AGE).unwrap_err();
+        let err = Signing::open(
+            &dir.join("missing"),
+            1,
+            DEFAULT_MAX_AGE,
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap_err();
         assert!(err.starts_with("key file "), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

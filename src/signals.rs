@@ -8,6 +8,11 @@
 //!   Blocking calls notice it because every socket that blocks has a read
 //!   timeout: with SO_RCVTIMEO set, a signal makes `recv` return EINTR even
 //!   under SA_RESTART (signal(7)), and the timeout bounds the rest.
+//!   A write to a stdout or stderr nobody reads (a full pipe) has no such
+//!   bound: a watchdog thread ends the process `STOP_GRACE` after the
+//!   signal, with `exit_code_if_held_up`'s code (0 unless set), and what
+//!   was not written by then is lost. A stop that is not held up ends
+//!   sooner, the normal way.
 //! - `exit_on_term_and_int`: end at once, for one-shot work that may block
 //!   in a read or a DNS lookup (one broadcast, stdin lines). Outside PID 1
 //!   the signal is raised again with its default action, so the parent
@@ -15,14 +20,24 @@
 //!   action does nothing, the process exits with 128 + the signal.
 
 use crate::sys;
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{self, Read};
+use std::os::fd::IntoRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+/// How long a stopping program may take before the watchdog ends it: the
+/// promise is "within a second" of the signal.
+pub const STOP_GRACE: Duration = Duration::from_millis(800);
+
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The watchdog's wake-up socket (the end the handler writes to); -1: none.
+static WAKE_WATCHDOG: AtomicI32 = AtomicI32::new(-1);
+static EXIT_CODE_IF_HELD_UP: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn set_stop_flag(_signal: i32) {
     STOP.store(true, Ordering::SeqCst);
+    sys::write_byte(WAKE_WATCHDOG.load(Ordering::SeqCst));
 }
 
 extern "C" fn exit_now(signum: i32) {
@@ -37,7 +52,37 @@ fn handle_term_and_int(handler: extern "C" fn(i32)) -> io::Result<()> {
 /// Fails only if the C library refuses the handler, which it does not for
 /// these signals: callers may treat that as a bug.
 pub fn stop_on_term_and_int() -> io::Result<()> {
+    if WAKE_WATCHDOG.load(Ordering::SeqCst) < 0 {
+        start_watchdog()?;
+    }
     handle_term_and_int(set_stop_flag)
+}
+
+/// The thread that ends the process if a stop takes longer than
+/// `STOP_GRACE`. It sleeps in a read, woken by the handler's write: no
+/// polling while the program runs.
+fn start_watchdog() -> io::Result<()> {
+    let (mut woken, wake) = UnixStream::pair()?;
+    // A handler must never block, even on a flood of signals.
+    wake.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("stop-watchdog".into())
+        .spawn(move || {
+            // read_exact retries a read a signal interrupts.
+            if woken.read_exact(&mut [0]).is_ok() {
+                std::thread::sleep(STOP_GRACE);
+                sys::exit_now(EXIT_CODE_IF_HELD_UP.load(Ordering::SeqCst));
+            }
+        })?;
+    WAKE_WATCHDOG.store(wake.into_raw_fd(), Ordering::SeqCst);
+    Ok(())
+}
+
+/// The exit code if the watchdog has to end a stop that is held up: the
+/// code the program would have exited with (`sender -r` after a failed
+/// round). 0 until set.
+pub fn exit_code_if_held_up(code: i32) {
+    EXIT_CODE_IF_HELD_UP.store(code, Ordering::SeqCst);
 }
 
 pub fn exit_on_term_and_int() -> io::Result<()> {

@@ -149,6 +149,7 @@ fn run() -> i32 {
     let mut note = |code: i32| {
         if status == exit::OK {
             status = code;
+            signals::exit_code_if_held_up(code);
         }
     };
     match &options.message {

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pktinfo;
 pub mod pyrepr;
 pub mod readiness;
+pub mod receiver_log;
 pub mod resolv_conf;
 pub mod seen;
 pub mod signals;

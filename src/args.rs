@@ -267,13 +267,18 @@ pub fn service(given: Option<String>) -> Result<String, UsageError> {
 pub fn ip_with_zone(text: &str, from: &str, port: u16) -> Result<SocketAddr, UsageError> {
     let bad = || UsageError::bad_value(from, text, "an IP address");
     let Some((addr, zone)) = text.split_once('%') else {
-        return text.parse().map(|ip| SocketAddr::new(ip, port)).map_err(|_| bad());
+        return text
+            .parse()
+            .map(|ip| SocketAddr::new(ip, port))
+            .map_err(|_| bad());
     };
     let addr: Ipv6Addr = addr.parse().map_err(|_| bad())?;
     let scope = match zone.parse() {
         Ok(index) if digits(zone) => index,
         _ => crate::sys::interface_index(zone).ok_or_else(|| {
-            UsageError::Invalid(format!("{from}: no network interface '{zone}' (in '{text}')"))
+            UsageError::Invalid(format!(
+                "{from}: no network interface '{zone}' (in '{text}')"
+            ))
         })?,
     };
     Ok(SocketAddr::V6(SocketAddrV6::new(addr, port, 0, scope)))
@@ -546,10 +551,18 @@ mod tests {
             );
         }
         let listen = |text: &str| socket_addr_with_zone(text, "--listen", "ADDR:PORT");
-        assert_eq!(listen("[fe80::1%lo]:12001"), Ok("[fe80::1%1]:12001".parse().unwrap()));
+        assert_eq!(
+            listen("[fe80::1%lo]:12001"),
+            Ok("[fe80::1%1]:12001".parse().unwrap())
+        );
         assert_eq!(listen("[::]:12001"), Ok("[::]:12001".parse().unwrap()));
         assert_eq!(listen("10.0.0.1:5"), Ok("10.0.0.1:5".parse().unwrap()));
-        for bad in ["[fe80::1%lo]:x", "[fe80::1%lo]", "fe80::1%lo:1", "[fe80::1%lo]:+1"] {
+        for bad in [
+            "[fe80::1%lo]:x",
+            "[fe80::1%lo]",
+            "fe80::1%lo:1",
+            "[fe80::1%lo]:+1",
+        ] {
             assert!(listen(bad).is_err(), "{bad}");
         }
     }

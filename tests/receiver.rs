@@ -470,13 +470,9 @@ fn a_message_that_cannot_be_logged_is_not_confirmed() {
         check(port).status.success()
     });
     let out = output_within(
-        bin("sender").args(["-s", "127.0.0.1", "-p", &port.to_string()]).args([
-            "-m",
-            "lost",
-            "--confirm",
-            "--timeout",
-            "1s",
-        ]),
+        bin("sender")
+            .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", "lost", "--confirm", "--timeout", "1s"]),
         RUN_LIMIT,
     );
     let _ = child.kill();

@@ -140,10 +140,10 @@ fn a_closed_stdout_is_an_error_not_a_silent_dev_null() {
     assert_eq!(datagrams(&sock), 0, "the sender sent with nowhere to log");
 }
 
-/// Issue #20, item 4: a program whose stdout is a pipe nobody reads (full,
+/// Issue #20, item 4: a program whose stdout or stderr is a pipe nobody reads (full,
 /// so its write blocks) still stops on SIGTERM, with exit 0; the lines it
 /// could not write are lost. `child` is blocked in that write when called.
-fn stops_though_stdout_is_stalled(mut child: Child, what: &str) {
+fn stops_though_output_is_stalled(mut child: Child, what: &str) {
     support::wait_until(
         &format!("{what} blocked writing to a full pipe"),
         Duration::from_secs(20),
@@ -177,7 +177,7 @@ fn sigterm_stops_a_receiver_whose_stdout_is_not_read() {
     for _ in 0..2000 {
         let _ = client.send_to(&[b'a'; 1000], ("127.0.0.1", port));
     }
-    stops_though_stdout_is_stalled(child, "receiver");
+    stops_though_output_is_stalled(child, "receiver");
 }
 
 #[test]
@@ -191,5 +191,44 @@ fn sigterm_stops_repeats_whose_stdout_is_not_read() {
         .spawn()
         .unwrap();
     let _stdout = child.stdout.take();
-    stops_though_stdout_is_stalled(child, "sender --repeat 0");
+    stops_though_output_is_stalled(child, "sender --repeat 0");
+}
+
+/// A pipe that is already full: a write to its writer blocks until the
+/// reader (kept by the caller, never read) takes something.
+fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    extern "C" {
+        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+    }
+    const F_GETFL: i32 = 3;
+    const F_SETFL: i32 = 4;
+    const O_NONBLOCK: i32 = 0o4000;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function owns.
+    let flags = unsafe { fcntl(fd, F_GETFL) };
+    assert!(flags >= 0);
+    // SAFETY: as above. Non-blocking only while filling: the flag belongs
+    // to the pipe, which the child then shares.
+    assert_eq!(unsafe { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }, 0);
+    while writer.write(&[b'.'; 4096]).is_ok() {}
+    // SAFETY: as above.
+    assert_eq!(unsafe { fcntl(fd, F_SETFL, flags) }, 0);
+    (reader, writer)
+}
+
+/// The relay logs to stderr only: with stderr a full pipe, its first line
+/// blocks.
+#[test]
+fn sigterm_stops_a_relay_whose_stderr_is_not_read() {
+    let (_reader, writer) = full_pipe();
+    let port = support::free_port();
+    let child = bin("relay")
+        .args(["-s", "127.0.0.1", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    stops_though_output_is_stalled(child, "relay");
 }

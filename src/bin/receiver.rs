@@ -306,12 +306,7 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
 
 /// Logs one datagram; acknowledges it if it is a frame that asks for it
 /// (docs/PROTOCOL.md). Plain datagrams are logged whole, as always.
-fn take(
-    seen: &mut Seen,
-    log: &mut Log,
-    datagram: &[u8],
-    got: &Received,
-) -> Result<(), String> {
+fn take(seen: &mut Seen, log: &mut Log, datagram: &[u8], got: &Received) -> Result<(), String> {
     metrics::count_datagram(got.len);
     let handling = seen.handle(&datagram[..got.len], got.from);
     match handling.log {

@@ -60,7 +60,6 @@ extern "C" {
     fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
     fn getsockopt(fd: i32, level: i32, name: i32, value: *mut i32, len: *mut u32) -> i32;
     fn bind(fd: i32, addr: *const SockaddrIn6, len: u32) -> i32;
-    fn write(fd: i32, buf: *const u8, count: usize) -> isize;
     fn if_nametoindex(name: *const u8) -> u32;
 }
 
@@ -98,12 +97,6 @@ pub fn reraise_with_default_action(signum: i32) {
             _exit(128 + signum);
         }
     }
-}
-
-/// Writes one byte to `fd`, ignoring any error; async-signal-safe.
-pub fn write_byte(fd: i32) {
-    // SAFETY: write() reads one byte from a live buffer; a bad fd is EBADF.
-    unsafe { write(fd, [1u8].as_ptr(), 1) };
 }
 
 /// Ends the process now with `code`: no destructors, no flushing, even

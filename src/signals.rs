@@ -10,9 +10,9 @@
 //!   under SA_RESTART (signal(7)), and the timeout bounds the rest.
 //!   A write to a stdout or stderr nobody reads (a full pipe) has no such
 //!   bound: a watchdog thread ends the process `STOP_GRACE` after it sees
-//!   the stop (within 0.8 s of the signal), with `exit_code_if_held_up`'s code (0 unless set), and what
-//!   was not written by then is lost. A stop that is not held up ends
-//!   sooner, the normal way.
+//!   the stop (within 0.8 s of the signal), with `exit_code_if_held_up`'s
+//!   code (0 unless set), and what was not written by then is lost. A stop
+//!   that is not held up ends sooner, the normal way.
 //! - `exit_on_term_and_int`: end at once, for one-shot work that may block
 //!   in a read or a DNS lookup (one broadcast, stdin lines). Outside PID 1
 //!   the signal is raised again with its default action, so the parent

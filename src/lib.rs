@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod pktinfo;
 pub mod pyrepr;
 pub mod readiness;
+pub mod receiver_log;
 pub mod replay;
 pub mod resolv_conf;
 pub mod seen;

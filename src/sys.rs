@@ -60,6 +60,7 @@ extern "C" {
     fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
     fn getsockopt(fd: i32, level: i32, name: i32, value: *mut i32, len: *mut u32) -> i32;
     fn bind(fd: i32, addr: *const SockaddrIn6, len: u32) -> i32;
+    fn if_nametoindex(name: *const u8) -> u32;
 }
 
 fn check(result: i32) -> io::Result<i32> {
@@ -96,6 +97,22 @@ pub fn reraise_with_default_action(signum: i32) {
             _exit(128 + signum);
         }
     }
+}
+
+/// Ends the process now with `code`: no destructors, no flushing, even
+/// with other threads blocked in a call (a write to a full pipe).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; nothing after it runs.
+    unsafe { _exit(code) }
+}
+
+/// The index of the network interface `name` (`eth0`), None if there is
+/// none of that name.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: the name is a NUL-terminated string that outlives the call.
+    let index = unsafe { if_nametoindex(name.as_ptr().cast()) };
+    (index != 0).then_some(index)
 }
 
 /// A UDP IPv6 socket bound to `[::]:port` that takes IPv4 too, whatever

@@ -2,14 +2,15 @@
 //! the original demo's format:
 //! `2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)`
 
-use std::io::{self, ErrorKind, StdoutLock, Write};
+use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::pktinfo::{self, Received};
+use udp_headless::receiver_log::Log;
 use udp_headless::seen::Seen;
 use udp_headless::trust::Trusted;
-use udp_headless::{exit, http, log_line, metrics, pyrepr, readiness, signals, socket, sys};
+use udp_headless::{exit, http, log_line, metrics, readiness, signals, socket, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('p', "port"),
@@ -27,13 +28,15 @@ Usage: receiver [options]
 Logs one line per datagram to standard output:
   2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)
 The payload is shown as Python's repr of bytes, so any bytes stay on one line.
-Times are UTC. SIGTERM or SIGINT stops it (exit 0).
+Times are UTC. SIGTERM or SIGINT stops it within a second (exit 0); lines
+standard output has not taken by then are lost.
 
 Options (the environment variable is used when the option is not given;
 an empty variable counts as unset):
   -p, --port PORT       UDP port to listen on [12000]       UDP_HEADLESS_PORT
   -b, --bind ADDR       address to listen on [all, IPv4 and UDP_HEADLESS_BIND
-                        IPv6]
+                        IPv6]; link-local with its interface:
+                        fe80::1%eth0
       --rcvbuf BYTES    socket receive buffer to ask for    UDP_HEADLESS_RCVBUF
                         [4194304]; the kernel caps it at
                         net.core.rmem_max
@@ -46,19 +49,17 @@ an empty variable counts as unset):
                         networks (the relays' pods, e.g. 10.128.0.0/14);
                         from other sources, and by default, such a
                         frame is logged as plain bytes
-      --check           exit 0 if a receiver is bound on the port in this
-                        network namespace, else 1 (a readiness probe);
+      --check           exit 0 if a UDP socket is bound on the port in this
+                        network namespace, else 1 (a readiness probe); any
+                        program's socket counts, not only a receiver's;
                         takes no option but --port
   -h, --help            print this help
   -V, --version         print the version
 
-Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a receiver;
+Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a socket;
 1 could not bind or write the log, the socket failed 100 times in a row,
 or --check found none; 2 usage error.
 ";
-
-/// Write the log when this much is buffered, or when the socket is empty.
-const FLUSH_AT: usize = 64 * 1024;
 
 struct Options {
     bind: SocketAddr,
@@ -132,10 +133,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         return Ok(Mode::Check(port));
     }
     let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND")? {
-        Some((text, from)) => Some(
-            text.parse::<IpAddr>()
-                .map_err(|_| UsageError::bad_value(&from, &text, "an IP address"))?,
-        ),
+        Some((text, from)) => Some(args::ip_with_zone(&text, &from, port)?),
         None => None,
     };
     let rcvbuf = match args::option_or_env(rcvbuf, "--rcvbuf", "UDP_HEADLESS_RCVBUF")? {
@@ -154,7 +152,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         None => Trusted::default(),
     };
     Ok(Mode::Receive(Options {
-        bind: SocketAddr::new(bind.unwrap_or(IpAddr::from([0u16; 8])), port),
+        bind: bind.unwrap_or(SocketAddr::new(IpAddr::from([0u16; 8]), port)),
         all_addresses: bind.is_none(),
         rcvbuf,
         metrics,
@@ -252,7 +250,7 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
         );
     }
     let mut seen = Seen::trusting(relays.clone());
-    let mut log = Log::new();
+    let mut log = Log::new(sock);
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;
     let mut failures_in_a_row = 0;
@@ -260,7 +258,7 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
         match pktinfo::recv(sock, &mut datagram) {
             Ok(got) => {
                 failures_in_a_row = 0;
-                take(sock, &mut seen, &mut log, &datagram, &got)?;
+                take(&mut seen, &mut log, &datagram, &got)?;
                 if !draining {
                     sock.set_nonblocking(true).map_err(socket_error)?;
                     draining = true;
@@ -301,96 +299,22 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
         let Ok(got) = pktinfo::recv(sock, &mut datagram) else {
             break;
         };
-        take(sock, &mut seen, &mut log, &datagram, &got)?;
+        take(&mut seen, &mut log, &datagram, &got)?;
     }
     log.flush()
 }
 
 /// Logs one datagram; acknowledges it if it is a frame that asks for it
 /// (docs/PROTOCOL.md). Plain datagrams are logged whole, as always.
-fn take(
-    sock: &UdpSocket,
-    seen: &mut Seen,
-    log: &mut Log,
-    datagram: &[u8],
-    got: &Received,
-) -> Result<(), String> {
+fn take(seen: &mut Seen, log: &mut Log, datagram: &[u8], got: &Received) -> Result<(), String> {
     metrics::count_datagram(got.len);
     let handling = seen.handle(&datagram[..got.len], got.from);
     match handling.log {
         Some((message, source)) => log.line(message, source)?,
         None => metrics::DUPLICATES_SUPPRESSED.inc(),
     }
-    if let Some(ack) = handling.ack {
-        // A lost acknowledgement is like a lost datagram: the sender
-        // retries; a forged source must not fill the log with warnings.
-        if pktinfo::send_from(sock, &ack, got.from, got.to).is_ok() {
-            metrics::ACKS_SENT.inc();
-        }
+    match handling.ack {
+        Some(ack) => log.ack_when_written(ack, got.from, got.to),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// The log on stdout, buffered here and written in one piece when full or
-/// when the socket is empty. The buffer ends each flush on a newline, so
-/// stdout's own LineWriter passes it on in one write, not one per line.
-/// Lines are formatted straight into the buffer: copying each one there
-/// was a call to musl's `memcpy` per line.
-struct Log {
-    out: StdoutLock<'static>,
-    buffer: Vec<u8>,
-    stamper: log_line::Stamper,
-}
-
-impl Log {
-    fn new() -> Log {
-        Log {
-            out: io::stdout().lock(),
-            buffer: Vec::with_capacity(2 * FLUSH_AT),
-            stamper: log_line::Stamper::default(),
-        }
-    }
-
-    /// Adds the line for one datagram; writes when the buffer is full.
-    fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
-        self.stamper
-            .write_prefix(&mut self.buffer, SystemTime::now(), log_line::INFO);
-        write_line(&mut self.buffer, payload, from);
-        if self.buffer.len() >= FLUSH_AT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), String> {
-        let written = self
-            .out
-            .write_all(&self.buffer)
-            .and_then(|()| self.out.flush());
-        self.buffer.clear();
-        written.map_err(log_failed)
-    }
-}
-
-/// Lines formatted before an early return (a socket error) still go out,
-/// as a `BufWriter` would write them when dropped.
-impl Drop for Log {
-    fn drop(&mut self) {
-        let _ = self.out.write_all(&self.buffer);
-        let _ = self.out.flush();
-    }
-}
-
-fn log_failed(e: io::Error) -> String {
-    metrics::LOG_WRITE_ERRORS.inc();
-    format!("cannot write the log to standard output: {e}")
-}
-
-/// The line after its prefix.
-fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
-    out.extend_from_slice(b"Message from Client:");
-    pyrepr::write_bytes(out, payload);
-    out.extend_from_slice(b" Client IP Address:");
-    pyrepr::write_addr(out, from);
-    out.push(b'\n');
 }

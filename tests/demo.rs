@@ -306,7 +306,8 @@ fn verify(function: &str, args: &[&str]) -> bool {
 
 #[test]
 fn the_demos_log_checks_pass_good_logs_and_catch_bad_ones() {
-    let ours = Receiver::start("verify-sh", &[]);
+    // As the manifests run it: with metrics, which it announces at start.
+    let ours = Receiver::start("verify-sh", &["--metrics", "127.0.0.1:0"]);
     let port = ours.port.to_string();
     let sender = |message: &str| {
         output_within(
@@ -331,10 +332,28 @@ fn the_demos_log_checks_pass_good_logs_and_catch_bad_ones() {
         "a prefix of the message passed"
     );
     assert!(!ok(&["missed", "127.0.0.1", "1"]), "a miss passed");
-    assert!(verify("no_stray_lines", &["pod", log]));
+    // `oc logs` shows stdout and stderr (the startup lines) together.
+    let both = dir.join("both.log");
+    let startup = fs::read_to_string(&ours.stderr).unwrap();
+    assert!(
+        startup.contains(" - root - INFO - metrics on http://127.0.0.1:")
+            && startup.contains(" - root - INFO - listening on UDP "),
+        "{startup}"
+    );
+    fs::write(&both, startup.clone() + &ours.log_text()).unwrap();
+    assert!(verify("no_stray_lines", &["pod", both.to_str().unwrap()]));
     let stray = dir.join("stray.log");
-    fs::write(&stray, ours.log_text() + "garbage\n").unwrap();
-    assert!(!verify("no_stray_lines", &["pod", stray.to_str().unwrap()]));
+    for bad in [
+        "garbage\n",
+        "metrics on http://[::]:9102/metrics\n",
+        "2026-12-07 20:00:00,123 - root - WARNING - metrics on http://[::]:9102/metrics\n",
+        "2026-12-07 20:00:00,123 - root - INFO - listening on UDP [::]:12000 twice\n",
+        "2026-12-07 20:00:00,123 - root - INFO - something else\n",
+    ] {
+        fs::write(&stray, startup.clone() + &ours.log_text() + bad).unwrap();
+        let passed = verify("no_stray_lines", &["pod", stray.to_str().unwrap()]);
+        assert!(!passed, "a stray line passed: {bad}");
+    }
 
     let sender_log = dir.join("sender.log");
     fs::write(&sender_log, &sent.stdout).unwrap();

@@ -165,6 +165,51 @@ fn local_demo_passes_and_cleans_up() {
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
 }
 
+/// Local mode runs what the manifests say: a copy of deployments/ with
+/// the receivers' UDP_HEADLESS_METRICS changed, and the receivers log the
+/// new address (and the demo still passes, their startup lines accepted).
+#[test]
+#[ignore = "needs real root (ip netns): scripts/test.sh runs it"]
+fn local_demo_runs_the_pods_the_manifests_describe() {
+    let dir = TempDir::new("demo-manifests");
+    let copy = dir.join("deployments");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployments");
+    let cp = output_within(
+        Command::new("cp").arg("-r").arg(&source).arg(&copy),
+        Duration::from_secs(10),
+    );
+    assert!(cp.status.success(), "{}", text(&cp));
+    let sts = copy.join("statefulset.yaml");
+    let yaml = fs::read_to_string(&sts).unwrap();
+    let from = "value: \"[::]:9102\"";
+    assert_eq!(yaml.matches(from).count(), 1, "{yaml}");
+    fs::write(&sts, yaml.replace(from, "value: \"0.0.0.0:9102\"")).unwrap();
+    // (manifests, receivers' metrics address, times it is logged: 1 pod
+    // shown once and 2 after scaling, plus the relay's (unchanged) line)
+    for (manifests, want, times) in [(&source, "[::]:9102", 4), (&copy, "0.0.0.0:9102", 3)] {
+        let child = demo()
+            .args(["local", "--replicas", "1", "--scale-to", "2", "--bin-dir"])
+            .arg(bin_dir())
+            .arg("--manifests")
+            .arg(manifests)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
+        let text = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains(&format!(
+                "each: UDP_HEADLESS_PORT=12000 UDP_HEADLESS_METRICS={want} /receiver"
+            )),
+            "{text}"
+        );
+        let logged = format!(" - root - INFO - metrics on http://{want}/metrics");
+        assert_eq!(text.matches(&logged).count(), times, "{want}: {text}");
+    }
+}
+
 /// The demo's checks must fail when pods miss a message: here every
 /// receiver's log keeps only its first line, so the two first pods "miss"
 /// the second broadcast; the demo names them, exits 1, and cleans up.

@@ -4,6 +4,12 @@
 //! re-run; the images it deploys on Kubernetes; and what it shows when the
 //! pods do not come up (the stand-in's rollout never finishes, as with an
 //! image that cannot be pulled).
+//!
+//! And end to end (`#[ignore]`d: root, podman, builds images; scripts/test.sh
+//! runs it): demo.sh's cluster mode, unmodified, against tests/standin/kubectl,
+//! a cluster stand-in that runs the real images as podman containers from the
+//! applied manifests; it must PASS there, and FAIL, saying why, when the
+//! receivers crash-loop or never become ready.
 
 mod support;
 
@@ -12,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-use support::{output_within, TempDir};
+use support::{build_host_images, output_within, TempDir, PODMAN_CONF};
 
 const NS: &str = "dev-demo";
 
@@ -249,4 +255,295 @@ fn on_kubernetes_it_applies_the_kustomization_with_the_given_images() {
     );
     assert!(run.call("kustomize").is_some(), "{:#?}", run.calls);
     assert!(applied.contains("kind: NetworkPolicy"), "{applied}");
+}
+
+// ---- end to end, on the podman stand-in (tests/standin/kubectl) ----
+
+/// One run of the stand-in: its state, its `kubectl` first on PATH, and the
+/// id naming its networks (`ID-NAMESPACE`) and containers
+/// (`ID-NAMESPACE-POD`, label standin=ID). Removed when dropped.
+struct Standin {
+    id: String,
+    dir: TempDir,
+}
+
+impl Standin {
+    fn new() -> Standin {
+        let dir = TempDir::new("demo-standin");
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        fs::create_dir_all(dir.join("state")).unwrap();
+        fs::write(dir.join("containers.conf"), PODMAN_CONF).unwrap();
+        let kubectl = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standin/kubectl");
+        std::os::unix::fs::symlink(kubectl, dir.join("bin/kubectl")).unwrap();
+        Standin {
+            id: format!("uhsi{}", std::process::id()),
+            dir,
+        }
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                self.dir.join("bin").display()
+            ),
+        )
+        .env("STANDIN_DIR", self.dir.join("state"))
+        .env("STANDIN_ID", &self.id)
+        .env("STANDIN_REAL_KUBECTL", real_kubectl())
+        .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+        .env("TMPDIR", &*self.dir);
+    }
+
+    fn image(&self, what: &str) -> String {
+        format!("localhost/{}/{what}:0.1.0", self.id)
+    }
+
+    fn podman(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .args(args);
+        let out = output_within(&mut cmd, Duration::from_secs(120));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// demo.sh in cluster mode (PATH has no oc: it uses kubectl).
+    fn demo(&self, ns: &str, receiver: &str, args: &[&str]) -> (Option<i32>, String) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh"))
+            .args(["--namespace", ns, "--receiver-image", receiver])
+            .args(["--sender-image", &self.image("sender")])
+            .args(args);
+        self.env(&mut cmd);
+        let out = output_within(&mut cmd, Duration::from_secs(300));
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(self.dir.join("bin/kubectl"));
+        cmd.args(args);
+        self.env(&mut cmd);
+        output_within(&mut cmd, Duration::from_secs(120))
+    }
+
+    /// Controllers, containers, networks and images of run `id`.
+    fn remove(&self, id: &str) {
+        for pid in fs::read_dir(self.dir.join("state/namespaces"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|ns| fs::read_to_string(ns.path().join("controller.pid")).ok())
+        {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+        let ids = self.podman(&["ps", "-aq", "--filter", &format!("label=standin={id}")]);
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-t", "0"];
+            args.extend(ids.split_whitespace());
+            self.podman(&args);
+        }
+        let networks = self.podman(&[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=standin={id}"),
+        ]);
+        for network in networks.lines() {
+            self.podman(&["network", "rm", "-f", network]);
+        }
+        let images = self.podman(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("reference=localhost/{id}/*"),
+        ]);
+        if !images.is_empty() {
+            let mut args = vec!["rmi", "-f"];
+            args.extend(images.split_whitespace());
+            self.podman(&args);
+        }
+    }
+
+    /// What runs killed before their cleanup left behind (their PID is gone).
+    fn remove_stale(&self) {
+        let listed = self.podman(&["network", "ls", "--format", "{{.Labels.standin}}"]);
+        let images = self.podman(&["images", "--format", "{{.Repository}}"]);
+        let mut ids: Vec<String> =
+            listed
+                .lines()
+                .map(str::to_string)
+                .chain(images.lines().filter_map(|i| {
+                    Some(i.strip_prefix("localhost/")?.split('/').next()?.to_string())
+                }))
+                .filter(|id| {
+                    id.strip_prefix("uhsi")
+                        .and_then(|p| p.parse::<u32>().ok())
+                        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+                })
+                .collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            self.remove(&id);
+        }
+    }
+
+    /// A receiver image whose /receiver is `main` (Rust source), built
+    /// static: a broken receiver the manifests start like the real one.
+    fn broken_image(&self, what: &str, main: &str) -> String {
+        let dir = self.dir.join(what);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("main.rs"), main).unwrap();
+        let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
+        let built = output_within(
+            Command::new(rustc)
+                .args([
+                    "--edition",
+                    "2021",
+                    "--target",
+                    "x86_64-unknown-linux-musl",
+                    "-O",
+                    "-o",
+                ])
+                .arg(dir.join("receiver"))
+                .arg(dir.join("main.rs")),
+            Duration::from_secs(300),
+        );
+        assert!(built.status.success(), "rustc: {built:?}");
+        fs::write(
+            dir.join("Containerfile"),
+            "FROM scratch\nCOPY receiver /receiver\nUSER 65532:65532\nENTRYPOINT [\"/receiver\"]\n",
+        )
+        .unwrap();
+        let image = self.image(what);
+        let dir_text = dir.to_str().unwrap().to_string();
+        self.podman(&[
+            "build",
+            "--pull=never",
+            "--layers=false",
+            "-t",
+            &image,
+            &dir_text,
+        ]);
+        assert!(
+            !self.podman(&["images", "-q", &image]).is_empty(),
+            "podman build {image}"
+        );
+        image
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        self.remove(&self.id.clone());
+    }
+}
+
+#[test]
+#[ignore = "needs root and podman, builds images: scripts/test.sh"]
+fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
+    let s = Standin::new();
+    s.remove_stale();
+    let conf = s.dir.join("containers.conf");
+    let (receiver, sender) = (s.image("receiver"), s.image("sender"));
+    build_host_images(&conf, &[("receiver", &receiver), ("sender", &sender)]).unwrap();
+    let crashing = s.broken_image(
+        "crashing",
+        "fn main() { eprintln!(\"receiver: cannot listen: simulated\"); std::process::exit(1) }",
+    );
+    let hanging = s.broken_image(
+        "hanging",
+        "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(60)) } }",
+    );
+    let broken = ["--timeout", "40", "--cleanup"];
+    let ((code, text), crash, hang) = std::thread::scope(|scope| {
+        let ok = scope.spawn(|| s.demo("demo-ok", &receiver, &["--timeout", "120"]));
+        let crash = scope.spawn(|| s.demo("demo-crash", &crashing, &broken));
+        let hang = scope.spawn(|| s.demo("demo-hang", &hanging, &broken));
+        (
+            ok.join().unwrap(),
+            crash.join().unwrap(),
+            hang.join().unwrap(),
+        )
+    });
+
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("\ndemo: PASS — 5/5 pods received 'test-after-scale'"),
+        "{text}"
+    );
+    // Each receiver logged the manifests' metrics line, and it passed.
+    assert_eq!(
+        text.matches(" - root - INFO - metrics on http://[::]:9102/metrics")
+            .count(),
+        2 + 5,
+        "{text}"
+    );
+    // 5 receivers and the sender, as restricted-v2 runs them.
+    let pods = s.podman(&[
+        "ps",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("name={}-demo-ok-", s.id),
+    ]);
+    assert_eq!(pods.lines().count(), 6, "{pods}");
+    for pod in pods.lines() {
+        let pid = s.podman(&["inspect", "-f", "{{.State.Pid}}", pod]);
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_default()
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let uid: u64 = field("Uid:").parse().unwrap();
+        assert!(
+            uid >= 1_000_000_000 && field("Gid:") == "0",
+            "{pod}: {status}"
+        );
+        assert!(
+            field("CapEff:").bytes().all(|b| b == b'0') && field("NoNewPrivs:") == "1",
+            "{pod}: {status}"
+        );
+        let fs_and_mounts = s.podman(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.ReadonlyRootfs}} {{len .Mounts}}",
+            pod,
+        ]);
+        assert_eq!(
+            fs_and_mounts, "true 0",
+            "{pod}: read-only root, no service-account token"
+        );
+    }
+    let deleted = s.kubectl(&["delete", "namespace", "demo-ok"]);
+    assert!(deleted.status.success(), "{deleted:?}");
+    assert_eq!(
+        s.podman(&["ps", "-aq", "--filter", &format!("name={}-demo-ok-", s.id)]),
+        ""
+    );
+
+    let (code, text) = crash;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("demo: pods not ready after 40 s"), "{text}");
+    assert!(
+        text.contains("CrashLoopBackOff") || text.contains("Error"),
+        "{text}"
+    );
+    assert!(text.contains("demo: FAIL"), "{text}");
+
+    let (code, text) = hang;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("demo: pods not ready after 40 s"), "{text}");
+    assert!(text.contains("Readiness probe failed"), "{text}");
+    assert!(text.contains("demo: FAIL"), "{text}");
 }

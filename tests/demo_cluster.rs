@@ -437,6 +437,24 @@ impl Standin {
     }
 }
 
+/// The namespace's containers and network are gone (its --cleanup or
+/// delete, done by the stand-in's controller a moment later).
+fn wait_gone(s: &Standin, ns: &str) {
+    let name = format!("name={}-{ns}", s.id);
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while !s.podman(&["ps", "-aq", "--filter", &name]).is_empty()
+        || !s
+            .podman(&["network", "ls", "-q", "--filter", &name])
+            .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < end,
+            "{ns}: containers or network left"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 impl Drop for Standin {
     fn drop(&mut self) {
         self.remove(&self.id.clone());
@@ -460,15 +478,31 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
         "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(60)) } }",
     );
     let broken = ["--timeout", "40", "--cleanup"];
-    let ((code, text), crash, hang) = std::thread::scope(|scope| {
-        let ok = scope.spawn(|| s.demo("demo-ok", &receiver, &["--timeout", "120"]));
-        let crash = scope.spawn(|| s.demo("demo-crash", &crashing, &broken));
+    let ok_pods = format!("name={}-demo-ok-", s.id);
+    // The good run, what its pods run as, then (deleting its namespace
+    // without waiting) the crash-looping run in the same, still
+    // terminating, namespace; beside them the never-ready run.
+    let ((code, text), pods, crash, hang) = std::thread::scope(|scope| {
         let hang = scope.spawn(|| s.demo("demo-hang", &hanging, &broken));
-        (
-            ok.join().unwrap(),
-            crash.join().unwrap(),
-            hang.join().unwrap(),
-        )
+        let ok = s.demo("demo-ok", &receiver, &["--timeout", "120"]);
+        let names = s.podman(&["ps", "--format", "{{.Names}}", "--filter", &ok_pods]);
+        let pods: Vec<(String, String, String)> = names
+            .lines()
+            .map(|pod| {
+                let pid = s.podman(&["inspect", "-f", "{{.State.Pid}}", pod]);
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let format = "{{.HostConfig.ReadonlyRootfs}} {{len .Mounts}}";
+                (
+                    pod.to_string(),
+                    status,
+                    s.podman(&["inspect", "-f", format, pod]),
+                )
+            })
+            .collect();
+        let deleted = s.kubectl(&["delete", "namespace", "demo-ok", "--wait=false"]);
+        assert!(deleted.status.success(), "{deleted:?}");
+        let crash = s.demo("demo-ok", &crashing, &broken);
+        (ok, pods, crash, hang.join().unwrap())
     });
 
     assert_eq!(code, Some(0), "{text}");
@@ -477,60 +511,38 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
         "{text}"
     );
     // Each receiver logged the manifests' metrics line, and it passed.
-    assert_eq!(
-        text.matches(" - root - INFO - metrics on http://[::]:9102/metrics")
-            .count(),
-        2 + 5,
+    let metrics_line = " - root - INFO - metrics on http://[::]:9102/metrics";
+    assert_eq!(text.matches(metrics_line).count(), 2 + 5, "{text}");
+    assert!(
+        text.contains("PodMonitor skipped: this cluster has no PodMonitor kind"),
         "{text}"
     );
     // 5 receivers and the sender, as restricted-v2 runs them.
-    let pods = s.podman(&[
-        "ps",
-        "--format",
-        "{{.Names}}",
-        "--filter",
-        &format!("name={}-demo-ok-", s.id),
-    ]);
-    assert_eq!(pods.lines().count(), 6, "{pods}");
-    for pod in pods.lines() {
-        let pid = s.podman(&["inspect", "-f", "{{.State.Pid}}", pod]);
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(pods.len(), 6, "{pods:?}");
+    for (pod, status, fs_and_mounts) in &pods {
         let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap_or_default()
+            let line = status.lines().find_map(|l| l.strip_prefix(name));
+            line.unwrap_or_default()
                 .split_whitespace()
                 .next()
                 .unwrap_or_default()
                 .to_string()
         };
-        let uid: u64 = field("Uid:").parse().unwrap();
+        let uid: u64 = field("Uid:").parse().unwrap_or(0);
         assert!(
             uid >= 1_000_000_000 && field("Gid:") == "0",
             "{pod}: {status}"
         );
         assert!(
-            field("CapEff:").bytes().all(|b| b == b'0') && field("NoNewPrivs:") == "1",
+            field("CapEff:").bytes().all(|b| b == b'0'),
             "{pod}: {status}"
         );
-        let fs_and_mounts = s.podman(&[
-            "inspect",
-            "-f",
-            "{{.HostConfig.ReadonlyRootfs}} {{len .Mounts}}",
-            pod,
-        ]);
+        assert_eq!(field("NoNewPrivs:"), "1", "{pod}: {status}");
         assert_eq!(
             fs_and_mounts, "true 0",
             "{pod}: read-only root, no service-account token"
         );
     }
-    let deleted = s.kubectl(&["delete", "namespace", "demo-ok"]);
-    assert!(deleted.status.success(), "{deleted:?}");
-    assert_eq!(
-        s.podman(&["ps", "-aq", "--filter", &format!("name={}-demo-ok-", s.id)]),
-        ""
-    );
 
     let (code, text) = crash;
     assert_eq!(code, Some(1), "{text}");
@@ -545,5 +557,12 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("demo: pods not ready after 40 s"), "{text}");
     assert!(text.contains("Readiness probe failed"), "{text}");
+    assert!(
+        text.contains("a running pod is not ready: its readiness probe"),
+        "{text}"
+    );
     assert!(text.contains("demo: FAIL"), "{text}");
+    for ns in ["demo-ok", "demo-hang"] {
+        wait_gone(&s, ns);
+    }
 }

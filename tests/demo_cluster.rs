@@ -29,14 +29,18 @@ const STUB: &str = r#"#!/bin/sh
 echo "$*" >>"$STUB_CALLS"
 case "$*" in
 whoami*) echo developer ;;
-api-resources*) [ "${0##*/}" = kubectl ] || echo templates.template.openshift.io ;;
+"api-resources --api-group=monitoring.coreos.com"*) [ "$STUB_PODMONITORS" != yes ] || echo podmonitors.monitoring.coreos.com ;;
+api-resources*) [ "${0##*/}" = kubectl ] || [ "$STUB_TEMPLATES" = no ] || echo templates.template.openshift.io ;;
+"auth can-i create podmonitors"*) echo "$STUB_PODMONITOR_RIGHTS"; [ "$STUB_PODMONITOR_RIGHTS" = yes ] ;;
+"-n "*" get serviceaccount default") ;;
 "get namespace"*) [ "$STUB_PROJECT" = yes ] || { echo 'Error from server (NotFound)' >&2; exit 1; } ;;
 "create namespace"* | "delete namespace"* | "-n "*" scale "*) ;;
 kustomize*) exec "$STUB_REAL_KUBECTL" "$@" ;;
 "auth can-i create pods"*) echo "$STUB_PODS"; [ "$STUB_PODS" = yes ] ;;
 "auth can-i create projectrequests"*) echo "$STUB_PROJECTREQUESTS"; [ "$STUB_PROJECTREQUESTS" = yes ] ;;
 "get project"*) [ "$STUB_PROJECT" = yes ] || { echo 'Error from server (Forbidden)' >&2; exit 1; } ;;
-new-project*) echo "Now using project" ;;
+new-project*) [ "$STUB_TAKEN" != yes ] || { echo "Error from server (AlreadyExists): project.project.openshift.io \"${2}\" already exists" >&2; exit 1; }
+    echo "Now using project" ;;
 "-n "*" apply "*) cat >>"$STUB_CALLS.applied" ;;
 "-n "*" process "*) echo '{"kind": "List", "items": []}' ;;
 "-n "*" rollout status"*) echo "Waiting for 2 pods to be ready..."; exit 1 ;;
@@ -122,6 +126,78 @@ fn real_kubectl() -> std::path::PathBuf {
         .unwrap_or_else(|| "kubectl (not found: run scripts/install-deps.sh)".into())
 }
 
+/// The demo's objects, by name, as re-runs and --cleanup delete them.
+const OBJECTS: &str = "service/headless-udp statefulset/statefulset-udp-server \
+    networkpolicy/udp-headless-receiver networkpolicy/udp-headless-sender pod/sender-app";
+
+#[test]
+fn a_project_name_another_user_took_is_said_so() {
+    let dir = TempDir::new("demo-taken");
+    let rights = [
+        ("STUB_PODS", "no"),
+        ("STUB_PROJECT", "no"),
+        ("STUB_PROJECTREQUESTS", "yes"),
+        ("STUB_TAKEN", "yes"),
+    ];
+    let run = demo(&dir, &rights, &[]);
+    let text = run.text();
+    assert_eq!(run.out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("demo: cannot create project dev-demo: Error from server (AlreadyExists)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pick another with --namespace NAME"),
+        "{text}"
+    );
+    assert_eq!(run.call("-n dev-demo apply"), None, "{:#?}", run.calls);
+}
+
+#[test]
+fn the_podmonitor_is_applied_where_allowed_and_skipped_with_a_line_where_forbidden() {
+    for (allowed, want) in [
+        ("yes", "-n dev-demo apply -f "),
+        ("no", "PodMonitor skipped: you may not create podmonitors in dev-demo (OpenShift: ask for the monitoring-edit role)"),
+    ] {
+        let dir = TempDir::new("demo-podmonitor");
+        let rights = [
+            ("STUB_PODS", "yes"),
+            ("STUB_PROJECT", "yes"),
+            ("STUB_PODMONITORS", "yes"),
+            ("STUB_PODMONITOR_RIGHTS", allowed),
+        ];
+        let run = demo(&dir, &rights, &["--cleanup"]);
+        assert_eq!(run.out.status.code(), Some(1), "{}", run.text());
+        let applied = run.calls.iter().any(|c| c.starts_with(want) && c.ends_with("deployments/monitoring/podmonitor.yaml"));
+        let deleted = run.calls.iter().any(|c| c.starts_with("-n dev-demo delete") && c.ends_with("podmonitor/udp-headless"));
+        if allowed == "yes" {
+            assert!(applied && deleted, "{:#?}", run.calls);
+        } else {
+            assert!(run.text().contains(want), "{}", run.text());
+            assert!(!applied && !deleted, "{:#?}", run.calls);
+        }
+    }
+}
+
+/// oc on a cluster without OpenShift's APIs: namespaces, made with oc.
+#[test]
+fn oc_on_plain_kubernetes_creates_the_namespace_with_oc() {
+    let dir = TempDir::new("demo-oc-k8s");
+    let rights = [
+        ("STUB_PODS", "yes"),
+        ("STUB_PROJECT", "no"),
+        ("STUB_TEMPLATES", "no"),
+    ];
+    let run = demo(&dir, &rights, &[]);
+    assert_eq!(run.out.status.code(), Some(1), "{}", run.text());
+    run.in_order(&[
+        "get namespace dev-demo",
+        "create namespace dev-demo",
+        "-n dev-demo get serviceaccount default",
+        "-n dev-demo apply -f -",
+    ]);
+}
+
 #[test]
 fn a_self_provisioner_gets_a_new_project_which_cleanup_deletes_as_a_project() {
     let dir = TempDir::new("demo-self-provisioner");
@@ -139,6 +215,7 @@ fn a_self_provisioner_gets_a_new_project_which_cleanup_deletes_as_a_project() {
         "get project dev-demo",
         "auth can-i create projectrequests",
         "new-project dev-demo",
+        "-n dev-demo get serviceaccount default",
         "-n dev-demo apply",
         "-n dev-demo rollout status",
         "-n dev-demo get pods",
@@ -205,12 +282,20 @@ fn a_rerun_in_an_existing_project_starts_from_fresh_pods_and_keeps_the_project()
     assert_eq!(run.out.status.code(), Some(1), "{}", run.text());
     run.in_order(&[
         "get project dev-demo",
-        "-n dev-demo delete --ignore-not-found --cascade=foreground --timeout=5s statefulset,pod \
-         -l app.kubernetes.io/part-of=udp-headless",
+        &format!(
+            "-n dev-demo delete --ignore-not-found --cascade=foreground --timeout=5s {OBJECTS}"
+        ),
         "-n dev-demo apply",
-        "-n dev-demo delete --ignore-not-found service,statefulset,pod,networkpolicy",
-        "-n dev-demo delete --ignore-not-found template/udp-broadcasting",
+        &format!("-n dev-demo delete --ignore-not-found {OBJECTS} template/udp-broadcasting"),
     ]);
+    // By name only: the namespace's other objects (the relay's) stay.
+    assert!(
+        !run.calls
+            .iter()
+            .any(|c| c.contains(" delete") && c.contains(" -l ")),
+        "{:#?}",
+        run.calls
+    );
     assert_eq!(run.call("new-project"), None, "{:#?}", run.calls);
     assert_eq!(run.call("delete project"), None, "{:#?}", run.calls);
 }

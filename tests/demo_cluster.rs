@@ -44,7 +44,8 @@ new-project*) [ "$STUB_TAKEN" != yes ] || { echo "Error from server (AlreadyExis
 "-n "*" apply "*) cat >>"$STUB_CALLS.applied" ;;
 "-n "*" process "*) echo '{"kind": "List", "items": []}' ;;
 "-n "*" rollout status"*) echo "Waiting for 2 pods to be ready..."; exit 1 ;;
-"-n "*" get pods"*) echo "statefulset-udp-server-0   0/1   ImagePullBackOff" ;;
+"-n "*" get pods"*) echo "statefulset-udp-server-0   0/1   ${STUB_POD_STATE:-ImagePullBackOff}" ;;
+"-n "*" logs statefulset-udp-server-0 --tail=5") echo "exec /receiver: exec format error" ;;
 "-n "*" get events"*) echo "Warning  Failed  pod/statefulset-udp-server-0  Failed to pull image" ;;
 "-n "*" delete "* | "delete project "*) ;;
 *) echo "stub oc: not expected: $*" >&2; exit 1 ;;
@@ -177,6 +178,34 @@ fn the_podmonitor_is_applied_where_allowed_and_skipped_with_a_line_where_forbidd
             assert!(!applied && !deleted, "{:#?}", run.calls);
         }
     }
+}
+
+/// A receiver image for another CPU architecture crash-loops with `exec
+/// format error` in its log: the demo says what that means.
+#[test]
+fn a_crash_loop_from_the_wrong_architecture_is_diagnosed() {
+    let dir = TempDir::new("demo-arch");
+    let rights = [
+        ("STUB_PODS", "yes"),
+        ("STUB_PROJECT", "yes"),
+        ("STUB_POD_STATE", "CrashLoopBackOff"),
+    ];
+    let run = demo(&dir, &rights, &[]);
+    let text = run.text();
+    assert_eq!(run.out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("statefulset-udp-server-0 keeps exiting (crash loop)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("        exec /receiver: exec format error"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exec format error: the image is for another CPU architecture than the node"),
+        "{text}"
+    );
+    assert!(!text.contains("an image cannot be pulled"), "{text}");
 }
 
 /// oc on a cluster without OpenShift's APIs: namespaces, made with oc.

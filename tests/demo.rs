@@ -40,6 +40,7 @@ const CLI_CASES: &[(&[&str], i32, &str)] = &[
     ),
     (&["--namespace", "Bad_NS"], 2, "not a valid namespace"),
     (&["local", "--cleanup"], 2, "unknown option for local mode"),
+    (&["local", "--manifests"], 2, "--manifests needs a directory"),
 ];
 
 #[test]

@@ -40,7 +40,11 @@ const CLI_CASES: &[(&[&str], i32, &str)] = &[
     ),
     (&["--namespace", "Bad_NS"], 2, "not a valid namespace"),
     (&["local", "--cleanup"], 2, "unknown option for local mode"),
-    (&["local", "--manifests"], 2, "--manifests needs a directory"),
+    (
+        &["local", "--manifests"],
+        2,
+        "--manifests needs a directory",
+    ),
 ];
 
 #[test]

@@ -405,6 +405,7 @@ impl Standin {
         )
         .env("STANDIN_DIR", self.dir.join("state"))
         .env("STANDIN_ID", &self.id)
+        .env("STANDIN_OWNER_PID", std::process::id().to_string())
         .env("STANDIN_REAL_KUBECTL", real_kubectl())
         .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
         .env("TMPDIR", &*self.dir);

@@ -140,10 +140,11 @@ local_preflight() {
         exit 3
     fi
     if ! local_have_tools && command -v apt-get >/dev/null; then
-        echo "demo: installing what is missing (iproute2, dnsmasq-base, jq, kubernetes-client)"
+        local packages=(dnsmasq-base iproute2 jq)
+        command -v kubectl >/dev/null || packages+=(kubernetes-client)
+        echo "demo: installing what is missing (${packages[*]})"
         apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dnsmasq-base iproute2 jq \
-            "$(command -v kubectl >/dev/null || echo kubernetes-client)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
     fi
     if ! local_have_tools; then
         echo "demo: local mode needs ip (iproute2), dnsmasq (dnsmasq-base), jq and kubectl; install them" >&2

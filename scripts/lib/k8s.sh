@@ -266,7 +266,8 @@ k8s_diagnose() {
     events=$(k8s get events --field-selector type=Warning --sort-by=.lastTimestamp 2>&1 | tail -n 20)
     printf '%s\n%s\n' "$pods" "$events"
     echo "demo: pods not ready after ${K8S_TIMEOUT} s (state and warnings above)" >&2
-    mapfile -t crashing < <(awk '$3 ~ /CrashLoopBackOff|Error|RunContainerError/ { print $1 }' <<<"$pods")
+    # Restarts count too: right after a restart a crash-looping pod shows Running.
+    mapfile -t crashing < <(awk '$3 ~ /CrashLoopBackOff|Error/ || $4 + 0 > 0 { print $1 }' <<<"$pods")
     for pod in "${crashing[@]}"; do
         log=$(k8s logs "$pod" --tail=5 2>&1)
         logs+=$log
@@ -280,7 +281,7 @@ k8s_diagnose() {
     if grep -qE 'ErrImagePull|ImagePullBackOff|ErrImageNeverPull|InvalidImageName' <<<"$pods"; then
         echo "      an image cannot be pulled: build and push the images, pass --receiver-image and --sender-image" >&2
     fi
-    if awk '$2 ~ /^0\// && $3 == "Running" { found = 1 } END { exit !found }' <<<"$pods"; then
+    if awk '$2 ~ /^0\// && $3 == "Running" && $4 + 0 == 0 { found = 1 } END { exit !found }' <<<"$pods"; then
         echo "      a running pod is not ready: its readiness probe (GET /readyz on port 9102) fails; see the" >&2
         echo "      Unhealthy warnings above and $K8S_CLI logs POD" >&2
     fi

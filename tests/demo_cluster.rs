@@ -8,7 +8,8 @@
 //! And end to end (`#[ignore]`d: root, podman, builds images; scripts/test.sh
 //! runs it): demo.sh's cluster mode, unmodified, against tests/standin/kubectl,
 //! a cluster stand-in that runs the real images as podman containers from the
-//! applied manifests; it must PASS there, and FAIL, saying why, when the
+//! applied manifests (as `oc`: a project and the Template; as `kubectl`: the
+//! kustomization); it must PASS there, and FAIL, saying why, when the
 //! receivers crash-loop or never become ready.
 
 mod support;
@@ -384,24 +385,25 @@ struct Standin {
 impl Standin {
     fn new() -> Standin {
         let dir = TempDir::new("demo-standin");
-        fs::create_dir_all(dir.join("bin")).unwrap();
         fs::create_dir_all(dir.join("state")).unwrap();
         fs::write(dir.join("containers.conf"), PODMAN_CONF).unwrap();
-        let kubectl = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standin/kubectl");
-        std::os::unix::fs::symlink(kubectl, dir.join("bin/kubectl")).unwrap();
+        // One directory per CLI: named oc, the stand-in is OpenShift.
+        let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standin/kubectl");
+        for cli in ["kubectl", "oc"] {
+            fs::create_dir_all(dir.join(format!("bin-{cli}"))).unwrap();
+            std::os::unix::fs::symlink(&standin, dir.join(format!("bin-{cli}/{cli}"))).unwrap();
+        }
         Standin {
             id: format!("uhsi{}", std::process::id()),
             dir,
         }
     }
 
-    fn env(&self, cmd: &mut Command) {
+    fn env(&self, cmd: &mut Command, cli: &str) {
+        let bin = self.dir.join(format!("bin-{cli}"));
         cmd.env(
             "PATH",
-            format!(
-                "{}:/usr/sbin:/usr/bin:/sbin:/bin",
-                self.dir.join("bin").display()
-            ),
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
         )
         .env("STANDIN_DIR", self.dir.join("state"))
         .env("STANDIN_ID", &self.id)
@@ -423,14 +425,15 @@ impl Standin {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// demo.sh in cluster mode (PATH has no oc: it uses kubectl).
-    fn demo(&self, ns: &str, receiver: &str, args: &[&str]) -> (Option<i32>, String) {
+    /// demo.sh in cluster mode, with the stand-in as `cli` (oc: OpenShift,
+    /// projects and the Template; kubectl: Kubernetes and the kustomization).
+    fn demo(&self, cli: &str, ns: &str, receiver: &str, args: &[&str]) -> (Option<i32>, String) {
         let mut cmd = Command::new("bash");
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh"))
             .args(["--namespace", ns, "--receiver-image", receiver])
             .args(["--sender-image", &self.image("sender")])
             .args(args);
-        self.env(&mut cmd);
+        self.env(&mut cmd, cli);
         let out = output_within(&mut cmd, Duration::from_secs(300));
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
@@ -438,9 +441,9 @@ impl Standin {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(self.dir.join("bin/kubectl"));
+        let mut cmd = Command::new(self.dir.join("bin-kubectl/kubectl"));
         cmd.args(args);
-        self.env(&mut cmd);
+        self.env(&mut cmd, "kubectl");
         output_within(&mut cmd, Duration::from_secs(120))
     }
 
@@ -598,8 +601,8 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
     // without waiting) the crash-looping run in the same, still
     // terminating, namespace; beside them the never-ready run.
     let ((code, text), pods, crash, hang) = std::thread::scope(|scope| {
-        let hang = scope.spawn(|| s.demo("demo-hang", &hanging, &broken));
-        let ok = s.demo("demo-ok", &receiver, &["--timeout", "120"]);
+        let hang = scope.spawn(|| s.demo("kubectl", "demo-hang", &hanging, &broken));
+        let ok = s.demo("oc", "demo-ok", &receiver, &["--timeout", "120"]);
         let names = s.podman(&["ps", "--format", "{{.Names}}", "--filter", &ok_pods]);
         let pods: Vec<(String, String, String)> = names
             .lines()
@@ -616,13 +619,19 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
             .collect();
         let deleted = s.kubectl(&["delete", "namespace", "demo-ok", "--wait=false"]);
         assert!(deleted.status.success(), "{deleted:?}");
-        let crash = s.demo("demo-ok", &crashing, &broken);
+        let crash = s.demo("kubectl", "demo-ok", &crashing, &broken);
         (ok, pods, crash, hang.join().unwrap())
     });
 
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("\ndemo: PASS — 5/5 pods received 'test-after-scale'"),
+        "{text}"
+    );
+    // On "OpenShift": a new project, the Template processed with the images.
+    assert!(text.contains("project demo-ok created"), "{text}");
+    assert!(
+        text.contains("template.template.openshift.io/udp-broadcasting created"),
         "{text}"
     );
     // Each receiver logged the manifests' metrics line, and it passed.

@@ -260,6 +260,25 @@ pub fn service(given: Option<String>) -> Result<String, UsageError> {
     Ok(service)
 }
 
+/// `ADDRESS:PORT` as std reads it, and also a link-local IPv6 address with
+/// its interface, `[fe80::1%eth0]:PORT` (a name or an index), which std
+/// does not read.
+pub fn parse_socket_addr(text: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(addr) = text.parse() {
+        return Some(addr);
+    }
+    let (host, port) = text.strip_prefix('[')?.rsplit_once("]:")?;
+    let (ip, zone) = host.split_once('%')?;
+    let ip: std::net::Ipv6Addr = ip.parse().ok()?;
+    let port = port.parse().ok().filter(|_| digits(port))?;
+    let scope = zone
+        .parse()
+        .ok()
+        .filter(|_| digits(zone))
+        .or_else(|| crate::resolv_conf::interface_index(zone))?;
+    Some(std::net::SocketAddrV6::new(ip, port, 0, scope).into())
+}
+
 /// `-p` or `UDP_HEADLESS_PORT`, else [`DEFAULT_PORT`].
 pub fn port(given: Option<String>) -> Result<u16, UsageError> {
     match option_or_env(given, "--port", "UDP_HEADLESS_PORT")? {
@@ -487,5 +506,30 @@ mod tests {
             );
         }
         assert_eq!(given(""), Err("the service name is empty".to_string()));
+    }
+
+    #[test]
+    fn socket_addresses_with_a_zone() {
+        let lo = crate::resolv_conf::interface_index("lo").expect("lo has an index");
+        for (text, want) in [
+            ("127.0.0.1:9", Some("127.0.0.1:9".parse().unwrap())),
+            (
+                "[fe80::1%lo]:9",
+                Some(format!("[fe80::1%{lo}]:9").parse().unwrap()),
+            ),
+            ("[fe80::1%7]:9", Some("[fe80::1%7]:9".parse().unwrap())),
+        ] {
+            assert_eq!(parse_socket_addr(text), want, "{text}");
+        }
+        for bad in [
+            "[fe80::1%nosuchif0]:9",
+            "[fe80::1%lo]:+9",
+            "[fe80::1%]:9",
+            "fe80::1%lo:9",
+            "[10.0.0.1%lo]:9",
+            "[fe80::1%+7]:9",
+        ] {
+            assert_eq!(parse_socket_addr(bad), None, "{bad}");
+        }
     }
 }

@@ -517,11 +517,11 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         }
     }
     let listen = match args::option_or_env(listen, "--listen", "UDP_HEADLESS_LISTEN")? {
-        Some((text, from)) => text.parse::<SocketAddr>().map_err(|_| {
+        Some((text, from)) => args::parse_socket_addr(&text).ok_or_else(|| {
             UsageError::bad_value(
                 &from,
                 &text,
-                "ADDRESS:PORT (like 0.0.0.0:12001 or [::]:12001)",
+                "ADDRESS:PORT (like 0.0.0.0:12001, [::]:12001 or [fe80::1%eth0]:12001)",
             )
         })?,
         None => DEFAULT_LISTEN.parse().expect("a valid default"),

@@ -275,7 +275,7 @@ pub fn parse_socket_addr(text: &str) -> Option<std::net::SocketAddr> {
         .parse()
         .ok()
         .filter(|_| digits(zone))
-        .or_else(|| crate::resolv_conf::interface_index(zone))?;
+        .or_else(|| crate::sys::interface_index(zone))?;
     Some(std::net::SocketAddrV6::new(ip, port, 0, scope).into())
 }
 
@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn socket_addresses_with_a_zone() {
-        let lo = crate::resolv_conf::interface_index("lo").expect("lo has an index");
+        let lo = crate::sys::interface_index("lo").expect("lo has an index");
         for (text, want) in [
             ("127.0.0.1:9", Some("127.0.0.1:9".parse().unwrap())),
             (

@@ -150,7 +150,7 @@ fn nameserver(text: &str) -> Option<SocketAddr> {
 
 /// A link-local server needs the interface's index, which std only shows
 /// through sysfs.
-pub(crate) fn interface_index(name: &str) -> Option<u32> {
+fn interface_index(name: &str) -> Option<u32> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return None;
     }

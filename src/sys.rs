@@ -63,6 +63,7 @@ extern "C" {
     fn getsockopt(fd: i32, level: i32, name: i32, value: *mut i32, len: *mut u32) -> i32;
     fn bind(fd: i32, addr: *const u8, len: u32) -> i32;
     fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
+    fn if_nametoindex(name: *const std::ffi::c_char) -> u32;
 }
 
 fn check(result: i32) -> io::Result<i32> {
@@ -150,6 +151,15 @@ pub fn bind_udp_reuse_port(addr: SocketAddr) -> io::Result<UdpSocket> {
     // SAFETY: name holds a valid sockaddr of `len` bytes.
     check(unsafe { bind(fd, name.as_ptr(), len) })?;
     Ok(sock)
+}
+
+/// The index of the network interface `name` in this network namespace
+/// (sysfs may show another's), or None.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string.
+    let index = unsafe { if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
 }
 
 /// One datagram already queued on `sock`, without waiting (MSG_DONTWAIT:

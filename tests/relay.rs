@@ -787,12 +787,16 @@ fn a_dead_pod_among_live_ones_ipv6() {
 
 // ---- Issue 20: relays among relays, forged sources, readiness ----
 
-/// A forwarded frame naming `6.6.6.6:666`, as a client could forge one.
+/// A forwarded frame naming `6.6.6.6:666` (docs/PROTOCOL.md), as a client
+/// could forge one.
 fn forged_frame() -> Vec<u8> {
-    let id = udp_headless::frame::Id { sender: 7, seq: 1 };
-    let mut forged = Vec::new();
-    let claimed = "6.6.6.6:666".parse().unwrap();
-    udp_headless::frame::write_forwarded(&mut forged, id, claimed, b"forged", false);
+    let mut forged = b"\xffUDH\x01\x03".to_vec();
+    forged.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1]);
+    forged.extend_from_slice(b"\x04\x02\x9a\x06\x06\x06\x06forged");
+    assert!(matches!(
+        udp_headless::frame::parse(&forged),
+        Some(udp_headless::frame::Frame::Forwarded { .. })
+    ));
     forged
 }
 
@@ -970,4 +974,68 @@ fn it_listens_on_a_link_local_address_with_a_zone() {
     assert!(out.status.success(), "{out:?}");
     let log = stderr_text(&err);
     assert!(log.contains("listening on UDP [fe80::1%"), "{log}");
+}
+
+/// The receive queues (`/proc/net/udp{,6}` rx_queue, in bytes) of the
+/// sockets on `port`: the relay's listen socket and its per-pod sockets.
+fn queued_on(port: u16) -> Vec<u64> {
+    let mut queues = Vec::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        for line in fs::read_to_string(table).unwrap().lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields[1].rsplit(':').next().unwrap();
+            if u16::from_str_radix(local_port, 16).unwrap() == port {
+                let rx = fields[4].split(':').nth(1).unwrap();
+                queues.push(u64::from_str_radix(rx, 16).unwrap());
+            }
+        }
+    }
+    queues
+}
+
+/// `sender --confirm` through a relay is confirmed end to end: the relay
+/// acknowledges when every pod has. Each message is logged once, the
+/// receivers' acknowledgements are read (no queue left), with and without
+/// `--frame` (which logs the sender as the source).
+#[test]
+fn confirm_through_a_relay_is_confirmed_by_every_pod() {
+    for frame in [false, true] {
+        let receiver = Receiver::start(
+            "confirm-relay",
+            &["--bind", "127.0.0.1", "--trust-relay", "127.0.0.0/8"],
+        );
+        let args: &[&str] = if frame { &["--frame"] } else { &[] };
+        let relay = LoopRelay::start("confirm-relay", "127.0.0.1", receiver.port, args);
+        let out = output_within(
+            bin("sender")
+                .args(["-s", "127.0.0.1", "-p", &relay.listen.to_string()])
+                .args(["-m", "sure", "--confirm", "--repeat", "20"])
+                .args(["--interval", "1ms"]),
+            LIMIT,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "frame {frame}: {err}");
+        assert_eq!(err.matches("confirmed by 1 of 1 pods").count(), 20, "{err}");
+        let lines = receiver.wait_lines(20);
+        sleep(Duration::from_millis(300));
+        let log = receiver.log_text();
+        assert_eq!(log.lines().count(), 20, "once each: {log}");
+        for line in &lines {
+            let (_, message) = parse_log_line(line).unwrap();
+            assert!(
+                message.starts_with("Message from Client:b'sure' Client IP Address:('127.0.0.1', "),
+                "{line}"
+            );
+            if !frame {
+                assert!(message.ends_with(&format!(", {})", relay.listen)), "{line}");
+            }
+        }
+        wait_until("no datagram left unread", LIMIT, || {
+            queued_on(relay.listen).iter().all(|&q| q == 0)
+        });
+        assert!(
+            queued_on(relay.listen).len() >= 2,
+            "listen and per-pod sockets"
+        );
+    }
 }

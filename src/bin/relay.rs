@@ -37,7 +37,10 @@ each pod of SERVICE. The pod list is resolved again in the background when
 the DNS answer's TTL runs out (1-30 s; every 5 s when only the system
 resolver answered), so forwarding never waits for DNS. When DNS fails the
 last list is kept; with no pods, datagrams are dropped and counted. The
-relay never sends to its own listen address. Logs go to standard error:
+relay never sends to its own listen address, and never forwards what
+comes from a pod it forwards to (another relay's copies: they leave from
+its listen port) or a forwarded frame: refused and counted. A --confirm
+DATA frame is acknowledged when every pod has. Logs go to standard error:
 the start, every change of the pod count, warnings; never one per datagram.
 SIGTERM or SIGINT stops it (exit 0).
 
@@ -61,7 +64,7 @@ an empty variable counts as unset):
       --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102);
-                        /readyz says 503 until the UDP socket is bound
+                        /readyz says 200 only with pods to forward to
       --check           exit 0 if a relay (any UDP socket) is bound on the
                         listen port in this network namespace, else 1
   -h, --help            print this help

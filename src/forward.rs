@@ -340,9 +340,9 @@ mod tests {
         let id = Id { sender: 1, seq: 2 };
         let data = frame::data(id, b"m");
         let mut fwd = Vec::new();
-        frame::write_forwarded(&mut fwd, id, addr("6.6.6.6:666"), b"m", false);
+        frame::write_forwarded(&mut fwd, id, addr("6.6.6.6:666"), b"m");
         let mut fwd_data = Vec::new();
-        frame::write_forwarded(&mut fwd_data, id, addr("6.6.6.6:666"), b"m", true);
+        frame::write_forwarded_data(&mut fwd_data, id, addr("6.6.6.6:666"), b"m");
         let ack = frame::ack(id);
         // (datagram, from a pod?, verdict)
         let cases: [(&[u8], bool, Verdict); 10] = [

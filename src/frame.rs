@@ -123,22 +123,20 @@ pub fn ack(id: Id) -> [u8; ACK_LEN] {
     out.try_into().expect("a header is ACK_LEN bytes")
 }
 
-/// Replaces `out` with a forwarded frame: `message` as `source` sent it;
-/// `confirm`: a forwarded DATA frame, to acknowledge. An IPv4-mapped
-/// source is written as the IPv4 address it is.
-pub fn write_forwarded(
-    out: &mut Vec<u8>,
-    id: Id,
-    source: SocketAddr,
-    message: &[u8],
-    confirm: bool,
-) {
+/// Replaces `out` with a forwarded frame: `message` as `source` sent it.
+/// An IPv4-mapped source is written as the IPv4 address it is.
+pub fn write_forwarded(out: &mut Vec<u8>, id: Id, source: SocketAddr, message: &[u8]) {
+    write_source_frame(out, KIND_FORWARDED, id, source, message);
+}
+
+/// `write_forwarded` for a DATA frame `id` from `source`: a forwarded DATA
+/// frame, which the receiver acknowledges.
+pub fn write_forwarded_data(out: &mut Vec<u8>, id: Id, source: SocketAddr, message: &[u8]) {
+    write_source_frame(out, KIND_FORWARDED_DATA, id, source, message);
+}
+
+fn write_source_frame(out: &mut Vec<u8>, kind: u8, id: Id, source: SocketAddr, message: &[u8]) {
     out.clear();
-    let kind = if confirm {
-        KIND_FORWARDED_DATA
-    } else {
-        KIND_FORWARDED
-    };
     write_header(out, kind, id);
     let ip = source.ip().to_canonical();
     match ip {
@@ -188,12 +186,12 @@ mod tests {
         assert_eq!(ack(ID)[5], KIND_ACK);
         assert_eq!(ack(ID)[6..], DATA_TEST[6..HEADER_LEN]);
         let mut fwd = Vec::new();
-        write_forwarded(&mut fwd, ID, "10.1.2.3:5000".parse().unwrap(), b"hi", false);
+        write_forwarded(&mut fwd, ID, "10.1.2.3:5000".parse().unwrap(), b"hi");
         let mut want = DATA_TEST[..HEADER_LEN].to_vec();
         want[5] = KIND_FORWARDED;
         want.extend_from_slice(b"\x04\x13\x88\x0a\x01\x02\x03hi");
         assert_eq!(fwd, want);
-        write_forwarded(&mut fwd, ID, "10.1.2.3:5000".parse().unwrap(), b"hi", true);
+        write_forwarded_data(&mut fwd, ID, "10.1.2.3:5000".parse().unwrap(), b"hi");
         want[5] = KIND_FORWARDED_DATA;
         assert_eq!(fwd, want);
     }
@@ -207,7 +205,12 @@ mod tests {
             for (source, confirm) in sources.iter().flat_map(|s| [(s, false), (s, true)]) {
                 let source: SocketAddr = source.parse().unwrap();
                 let mut fwd = Vec::new();
-                write_forwarded(&mut fwd, ID, source, message, confirm);
+                let kind = if confirm {
+                    KIND_FORWARDED_DATA
+                } else {
+                    KIND_FORWARDED
+                };
+                write_source_frame(&mut fwd, kind, ID, source, message);
                 let want = SocketAddr::new(source.ip().to_canonical(), source.port());
                 let got = parse(&fwd);
                 assert_eq!(
@@ -272,7 +275,7 @@ mod tests {
     #[test]
     fn never_panics_on_any_prefix_or_mutation() {
         let mut fwd = Vec::new();
-        write_forwarded(&mut fwd, ID, "[fd00::1]:9".parse().unwrap(), b"m", true);
+        write_forwarded_data(&mut fwd, ID, "[fd00::1]:9".parse().unwrap(), b"m");
         for frame in [DATA_TEST.to_vec(), ack(ID).to_vec(), fwd] {
             for len in 0..=frame.len() {
                 let _ = parse(&frame[..len]);

@@ -204,9 +204,9 @@ mod tests {
         let msg_id = id(5, 1);
         let data = frame::data(msg_id, b"test");
         let mut forwarded = Vec::new();
-        frame::write_forwarded(&mut forwarded, msg_id, relay_client, b"hi", false);
+        frame::write_forwarded(&mut forwarded, msg_id, relay_client, b"hi");
         let mut forwarded_data = Vec::new();
-        frame::write_forwarded(&mut forwarded_data, msg_id, relay_client, b"hi", true);
+        frame::write_forwarded_data(&mut forwarded_data, msg_id, relay_client, b"hi");
         let ack = frame::ack(msg_id);
         let mut bad_version = data.clone();
         bad_version[4] = 9;

@@ -364,7 +364,7 @@ fn forward(
                     let mut framed = Vec::new();
                     let payload = match (&framing, frame::parse(data)) {
                         (Some(_), Some(frame::Frame::Data { message, .. })) => {
-                            frame::write_forwarded(&mut framed, id, from, message, true);
+                            frame::write_forwarded_data(&mut framed, id, from, message);
                             &framed[..]
                         }
                         _ => data,
@@ -383,7 +383,7 @@ fn forward(
                 }
                 for (buffer, &i) in framing.buffers.iter_mut().zip(&forwarded[..n]) {
                     framing.id.seq += 1;
-                    frame::write_forwarded(buffer, framing.id, source(i), batch.get(i).0, false);
+                    frame::write_forwarded(buffer, framing.id, source(i), batch.get(i).0);
                 }
                 for (payload, buffer) in payloads.iter_mut().zip(&framing.buffers) {
                     *payload = buffer;

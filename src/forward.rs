@@ -56,7 +56,9 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 /// for the per-pod sockets to share. `bind` is the plain bind.
 pub fn listen(bind: impl FnOnce() -> io::Result<UdpSocket>) -> io::Result<UdpSocket> {
     let local = bind()?.local_addr()?;
-    sys::bind_udp_reuse_port(local)
+    let sock = sys::bind_udp_reuse_port(local)?;
+    sys::reuse_port_to_first(&sock)?;
+    Ok(sock)
 }
 
 /// Each per-pod socket's receive buffer: it only ever holds a pod's
@@ -473,6 +475,26 @@ mod tests {
             let copies = in_batches(&payloads, fake(always, &[]));
             let error = copies.error.unwrap();
             assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        }
+    }
+
+    /// A per-pod socket is bound before it is connected: meanwhile no
+    /// client's datagram may land there instead of on the listen socket.
+    #[test]
+    fn clients_reach_the_listen_socket_while_a_pod_socket_is_not_connected_yet() {
+        let listen = listen(|| UdpSocket::bind("127.0.0.1:0")).unwrap();
+        let local = listen.local_addr().unwrap();
+        let _unconnected: Vec<_> = (0..4)
+            .map(|_| sys::bind_udp_reuse_port(local).unwrap())
+            .collect();
+        listen
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0; 16];
+        for _ in 0..32 {
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.send_to(b"c", local).unwrap();
+            listen.recv_from(&mut buf).expect("on the listen socket");
         }
     }
 

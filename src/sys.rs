@@ -31,6 +31,7 @@ const SOCK_CLOEXEC: i32 = 0o2_000_000;
 const SOL_SOCKET: i32 = 1;
 const SO_RCVBUF: i32 = 8;
 const SO_REUSEPORT: i32 = 15;
+const SO_ATTACH_REUSEPORT_CBPF: i32 = 51;
 const MSG_DONTWAIT: i32 = 0x40;
 const IPPROTO_IPV6: i32 = 41;
 const IPV6_V6ONLY: i32 = 26;
@@ -151,6 +152,52 @@ pub fn bind_udp_reuse_port(addr: SocketAddr) -> io::Result<UdpSocket> {
     // SAFETY: name holds a valid sockaddr of `len` bytes.
     check(unsafe { bind(fd, name.as_ptr(), len) })?;
     Ok(sock)
+}
+
+/// `struct sock_filter` and `struct sock_fprog` of classic BPF.
+#[repr(C)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+/// Makes `sock`, the first bound of its SO_REUSEPORT group, the one that
+/// gets every datagram no connected member matches (a program that
+/// returns index 0). Without it the kernel may pick a member that is
+/// bound but not connected yet, and the datagram waits there.
+pub fn reuse_port_to_first(sock: &UdpSocket) -> io::Result<()> {
+    const BPF_RET_K: u16 = 0x06;
+    let program = [SockFilter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let fprog = SockFprog {
+        len: 1,
+        filter: program.as_ptr(),
+    };
+    let len = std::mem::size_of::<SockFprog>() as u32;
+    // SAFETY: fprog points at a valid program of `len` instructions,
+    // which the kernel copies during the call.
+    check(unsafe {
+        setsockopt(
+            sock.as_raw_fd(),
+            SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const SockFprog).cast(),
+            len,
+        )
+    })?;
+    Ok(())
 }
 
 /// The index of the network interface `name` in this network namespace

@@ -125,17 +125,31 @@ impl Targets {
     }
 }
 
-/// A socket on `local`'s address and port connected to `to`; None if that
-/// fails (unconnected sends then).
+/// Whether a socket bound to `local` can send to `to`: the wildcard
+/// reaches all (IPv4 mapped), an address its own family, and loopback
+/// only loopback.
+fn reaches(local: SocketAddr, to: SocketAddr) -> bool {
+    let (ip, to) = (local.ip(), to.ip().to_canonical());
+    ip == std::net::Ipv6Addr::UNSPECIFIED
+        || (ip.is_ipv4() == to.is_ipv4()
+            && (ip.is_unspecified() || !ip.is_loopback() || to.is_loopback()))
+}
+
+/// A socket connected to `to`, on `local`'s address and port when that
+/// can reach it, else on a port of its own (a relay listening on loopback
+/// is no pod of any Service); None if that fails (unconnected sends then).
 fn connect(local: SocketAddr, to: SocketAddr) -> Option<UdpSocket> {
-    let to = match (local, to) {
+    let socket = if reaches(local, to) {
+        sys::bind_udp_reuse_port(local).ok()?
+    } else {
+        UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).ok()?
+    };
+    let to = match (socket.local_addr().ok()?, to) {
         (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
             SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
         }
-        (SocketAddr::V4(_), SocketAddr::V6(_)) => return None,
         _ => to,
     };
-    let socket = sys::bind_udp_reuse_port(local).ok()?;
     socket.connect(to).ok()?;
     let _ = socket::set_receive_buffer(&socket, POD_RECEIVE_BUFFER);
     Some(socket)
@@ -152,12 +166,7 @@ pub struct Out {
 
 impl Out {
     fn for_pod(&self, to: SocketAddr) -> Option<&UdpSocket> {
-        let local = self.listen.local_addr().ok()?;
-        let reaches = match local {
-            SocketAddr::V4(_) => to.is_ipv4(),
-            SocketAddr::V6(v6) => to.is_ipv6() || v6.ip().is_unspecified(),
-        };
-        if reaches {
+        if reaches(self.listen.local_addr().ok()?, to) {
             return Some(&self.listen);
         }
         if to.is_ipv4() {
@@ -475,6 +484,26 @@ mod tests {
             let copies = in_batches(&payloads, fake(always, &[]));
             let error = copies.error.unwrap();
             assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        }
+    }
+
+    #[test]
+    fn which_pods_the_listen_address_reaches() {
+        for (local, to, want) in [
+            ("[::]:1", "10.0.0.1:2", true),
+            ("[::]:1", "[fd00::1]:2", true),
+            ("0.0.0.0:1", "10.0.0.1:2", true),
+            ("0.0.0.0:1", "[fd00::1]:2", false),
+            ("10.0.0.9:1", "10.0.0.1:2", true),
+            ("10.0.0.9:1", "127.0.0.1:2", true),
+            ("127.0.0.1:1", "127.0.0.1:2", true),
+            ("127.0.0.1:1", "10.0.0.1:2", false),
+            ("[::1]:1", "[fd00::1]:2", false),
+            ("[::1]:1", "[::1]:2", true),
+            ("[fd00::9]:1", "10.0.0.1:2", false),
+            ("[fd00::9]:1", "[fd00::1]:2", true),
+        ] {
+            assert_eq!(reaches(addr(local), addr(to)), want, "{local} {to}");
         }
     }
 

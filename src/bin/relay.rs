@@ -49,7 +49,8 @@ an empty variable counts as unset):
   -s, --service NAME    name (or address) to resolve        UDP_HEADLESS_SERVICE
   -p, --port PORT       the pods' UDP port [12000]          UDP_HEADLESS_PORT
   -l, --listen ADDR:PORT  where datagrams arrive            UDP_HEADLESS_LISTEN
-                        [[::]:12001, IPv4 and IPv6]
+                        [[::]:12001, IPv4 and IPv6; link-local:
+                        [fe80::1%eth0]:12001]
   -f, --family FAMILY   auto, ipv4 or ipv6 [auto: IPv4 if   UDP_HEADLESS_FAMILY
                         the service has any, else IPv6]
       --refresh TIME    resolve again this often instead    UDP_HEADLESS_REFRESH

@@ -272,12 +272,19 @@ struct Pending {
     client: SocketAddr,
     waiting: Waiting,
     since: Instant,
+    /// The client's last send of it: a client that stopped retrying has
+    /// given up, and the relay no longer hurries to read ACKs for it.
+    last: Instant,
     /// Every pod acknowledged; kept to answer a retry whose ACK was lost.
     done: bool,
 }
 
 const MAX_PENDING: usize = 256;
 const KEEP: Duration = Duration::from_secs(30);
+/// A client retries every 250 ms at most (docs/PROTOCOL.md, Sender).
+const RETRYING: Duration = Duration::from_secs(1);
+/// How often the per-pod sockets are read while a confirmation waits.
+pub const DRAIN_WAITING: Duration = Duration::from_millis(10);
 
 impl Confirmations {
     /// A DATA frame `id` from `client`, with the pods now: the pods to
@@ -306,11 +313,13 @@ impl Confirmations {
                     client,
                     waiting: Waiting::new(id),
                     since: now,
+                    last: now,
                     done: false,
                 });
                 self.pending.last_mut().expect("just pushed")
             }
         };
+        pending.last = now;
         if pending.done {
             return (Vec::new(), true);
         }
@@ -332,9 +341,11 @@ impl Confirmations {
         complete
     }
 
-    /// Whether any is waiting for pods.
+    /// Whether any is waiting for pods, its client still retrying.
     pub fn waiting(&self) -> bool {
-        self.pending.iter().any(|p| !p.done)
+        self.pending
+            .iter()
+            .any(|p| !p.done && p.last.elapsed() < RETRYING)
     }
 }
 

@@ -287,7 +287,7 @@ fn forward(
         // Bounds how long a blocked recv can miss a stop request, or an
         // acknowledgement waits on a pod's socket.
         let wait = if confirmations.waiting() {
-            Duration::from_millis(10)
+            forward::DRAIN_WAITING
         } else {
             forward::DRAIN_EVERY
         };
@@ -299,7 +299,7 @@ fn forward(
         let generation = watch.generation();
         let pods = watch.current();
         targets.follow(pods, generation, local);
-        if confirmations.waiting() || drained.elapsed() >= forward::DRAIN_EVERY {
+        if drained.elapsed() >= wait {
             drained = Instant::now();
             targets.drain(&mut small, |datagram, pod| {
                 from_pod(datagram, pod, &mut confirmations, listen, &mut said);

@@ -843,13 +843,34 @@ fn two_relays_in_the_service(frame: bool) {
     for receiver in &receivers {
         assert_eq!(received(receiver), 1, "{}", receiver.log_text());
     }
+    // A client in a pod of the Service (it sends from a port of its own)
+    // is forwarded as any client.
+    let out = output_within(
+        cluster
+            .command(&receivers[0].pod, bin_path("sender"))
+            .args(["-s", RELAY_IP, "-p", "12000", "-m", "from a pod"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_until("both receivers to log it", LIMIT, || {
+        receivers.iter().all(|r| received(r) >= 2)
+    });
+    sleep(Duration::from_secs(1));
+    for receiver in &receivers {
+        assert_eq!(received(receiver), 2, "{}", receiver.log_text());
+    }
     let mut logs = Vec::new();
     for (mut relay, err) in running {
         assert_eq!(relay.stop().code(), Some(0));
         logs.push(stderr_text(&err));
     }
-    assert_eq!(stop_counts(&logs[0])[..2], [1, 3], "{}", logs[0]);
-    assert_eq!(stop_counts(&logs[1])[..2], [1, 0], "refused: {}", logs[1]);
+    assert_eq!(stop_counts(&logs[0])[..2], [2, 6], "{}", logs[0]);
+    assert_eq!(
+        stop_counts(&logs[1])[..2],
+        [2, 0],
+        "both refused: {}",
+        logs[1]
+    );
     assert!(
         logs[1].contains("not forwarding a datagram from"),
         "{}",

@@ -280,7 +280,7 @@ fn forward(
     let mut confirmations = Confirmations::default();
     let mut said = Said::default();
     let mut drained = Instant::now();
-    let mut small = [0u8; 64];
+    let mut from_pods = vec![0u8; 65_536];
     let mut timeout = None;
     let mut receive_failures = 0;
     while !signals::stop_requested() {
@@ -301,7 +301,9 @@ fn forward(
         targets.follow(pods, generation, local);
         if drained.elapsed() >= wait {
             drained = Instant::now();
-            targets.drain(&mut small, |datagram, pod| {
+            targets.drain(&mut from_pods, |datagram, pod| {
+                RELAY_DATAGRAMS_RECEIVED.inc();
+                RELAY_BYTES_RECEIVED.add(datagram.len() as u64);
                 from_pod(datagram, pod, &mut confirmations, listen, &mut said);
             });
         }

@@ -11,6 +11,7 @@ pub mod confirm;
 pub mod discover;
 pub mod dns;
 pub mod exit;
+pub mod forward;
 pub mod frame;
 pub mod http;
 pub mod keyring;

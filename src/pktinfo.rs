@@ -96,7 +96,7 @@ pub(crate) fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
 
 /// `sockaddr_in` or `sockaddr_in6` for `to`; an IPv6 socket needs IPv4
 /// destinations IPv4-mapped.
-fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> ([u8; 28], u32) {
+pub(crate) fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> ([u8; 28], u32) {
     let mut name = [0u8; 28];
     name[2..4].copy_from_slice(&to.port().to_be_bytes());
     match to {

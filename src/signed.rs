@@ -347,6 +347,7 @@ mod tests {
                     id: ID,
                     source,
                     message: b"hi",
+                    confirm: false,
                 },
             ),
         ];

@@ -13,7 +13,7 @@
 compile_error!("src/sys.rs: constants are checked for x86_64 and aarch64 Linux only");
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,6 +30,9 @@ const SOCK_DGRAM: i32 = 2;
 const SOCK_CLOEXEC: i32 = 0o2_000_000;
 const SOL_SOCKET: i32 = 1;
 const SO_RCVBUF: i32 = 8;
+const SO_REUSEPORT: i32 = 15;
+const SO_ATTACH_REUSEPORT_CBPF: i32 = 51;
+const MSG_DONTWAIT: i32 = 0x40;
 const IPPROTO_IPV6: i32 = 41;
 const IPV6_V6ONLY: i32 = 26;
 const F_GETFD: i32 = 1;
@@ -59,8 +62,9 @@ extern "C" {
     fn socket(domain: i32, kind: i32, protocol: i32) -> i32;
     fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
     fn getsockopt(fd: i32, level: i32, name: i32, value: *mut i32, len: *mut u32) -> i32;
-    fn bind(fd: i32, addr: *const SockaddrIn6, len: u32) -> i32;
-    fn if_nametoindex(name: *const u8) -> u32;
+    fn bind(fd: i32, addr: *const u8, len: u32) -> i32;
+    fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
+    fn if_nametoindex(name: *const std::ffi::c_char) -> u32;
 }
 
 fn check(result: i32) -> io::Result<i32> {
@@ -137,8 +141,90 @@ pub fn bind_dual_stack_udp(port: u16) -> io::Result<UdpSocket> {
     };
     let len = std::mem::size_of::<SockaddrIn6>() as u32;
     // SAFETY: addr is a valid sockaddr_in6 of `len` bytes.
-    check(unsafe { bind(fd, &addr, len) })?;
+    check(unsafe { bind(fd, (&addr as *const SockaddrIn6).cast(), len) })?;
     Ok(sock)
+}
+
+/// A UDP socket bound to `addr` with SO_REUSEPORT, so that more sockets of
+/// this process can share the port (the relay's listen socket and its
+/// connected per-pod sockets, whose copies then come from the listen
+/// port). `[::]` is dual-stack; an IPv6 socket reaches IPv4 peers mapped.
+pub fn bind_udp_reuse_port(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let v6 = addr.is_ipv6();
+    let domain = if v6 { AF_INET6 } else { AF_INET as i32 };
+    // SAFETY: as in bind_dual_stack_udp.
+    let sock = unsafe {
+        let fd = check(socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0))?;
+        UdpSocket::from_raw_fd(fd)
+    };
+    let fd = sock.as_raw_fd();
+    let (on, off) = (1i32, 0i32);
+    // SAFETY: the values point to i32s of the length given.
+    check(unsafe { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, 4) })?;
+    if v6 {
+        check(unsafe { setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, 4) })?;
+    }
+    let (name, len) = crate::pktinfo::encode_sockaddr(addr, v6);
+    // SAFETY: name holds a valid sockaddr of `len` bytes.
+    check(unsafe { bind(fd, name.as_ptr(), len) })?;
+    Ok(sock)
+}
+
+/// `struct sock_filter` and `struct sock_fprog` of classic BPF.
+#[repr(C)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+/// Makes `sock`, the first bound of its SO_REUSEPORT group, the one that
+/// gets every datagram no connected member matches (a program that
+/// returns index 0). Without it the kernel may pick a member that is
+/// bound but not connected yet, and the datagram waits there.
+pub fn reuse_port_to_first(sock: &UdpSocket) -> io::Result<()> {
+    const BPF_RET_K: u16 = 0x06;
+    let program = [SockFilter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let fprog = SockFprog {
+        len: 1,
+        filter: program.as_ptr(),
+    };
+    let len = std::mem::size_of::<SockFprog>() as u32;
+    // SAFETY: fprog points at a valid program of `len` instructions,
+    // which the kernel copies during the call.
+    check(unsafe {
+        setsockopt(
+            sock.as_raw_fd(),
+            SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const SockFprog).cast(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// One datagram already queued on `sock`, without waiting (MSG_DONTWAIT:
+/// the socket itself stays blocking for its sends).
+pub fn recv_now(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live buffer of the length given.
+    let n = unsafe { recv(sock.as_raw_fd(), buf.as_mut_ptr(), buf.len(), MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 /// Sets SO_RCVBUF to `bytes` and returns what the kernel reports back

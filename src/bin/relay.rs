@@ -6,13 +6,14 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::discover::{self, Family};
+use udp_headless::forward::{self, Confirmations, Out, Targets, Verdict};
 use udp_headless::membership::{self, Cache, Event, Watch};
 use udp_headless::metrics::{
-    self, RELAY_BYTES_RECEIVED, RELAY_COPIES_SENT, RELAY_DATAGRAMS_DROPPED,
-    RELAY_DATAGRAMS_RECEIVED, RELAY_PODS, RELAY_SEND_ERRORS,
+    self, RELAY_ACKS_RECEIVED, RELAY_BYTES_RECEIVED, RELAY_COPIES_SENT, RELAY_DATAGRAMS_DROPPED,
+    RELAY_DATAGRAMS_RECEIVED, RELAY_DATAGRAMS_REFUSED, RELAY_PODS, RELAY_SEND_ERRORS,
 };
 use udp_headless::{exit, frame, http, log_line, readiness, signals, socket};
 
@@ -36,7 +37,10 @@ each pod of SERVICE. The pod list is resolved again in the background when
 the DNS answer's TTL runs out (1-30 s; every 5 s when only the system
 resolver answered), so forwarding never waits for DNS. When DNS fails the
 last list is kept; with no pods, datagrams are dropped and counted. The
-relay never sends to its own listen address. Logs go to standard error:
+relay never sends to its own listen address, and never forwards what
+comes from a pod it forwards to (another relay's copies: they leave from
+its listen port) or a forwarded frame: refused and counted. A --confirm
+DATA frame is acknowledged when every pod has. Logs go to standard error:
 the start, every change of the pod count, warnings; never one per datagram.
 SIGTERM or SIGINT stops it (exit 0).
 
@@ -45,7 +49,8 @@ an empty variable counts as unset):
   -s, --service NAME    name (or address) to resolve        UDP_HEADLESS_SERVICE
   -p, --port PORT       the pods' UDP port [12000]          UDP_HEADLESS_PORT
   -l, --listen ADDR:PORT  where datagrams arrive            UDP_HEADLESS_LISTEN
-                        [[::]:12001, IPv4 and IPv6]
+                        [[::]:12001, IPv4 and IPv6; link-local:
+                        [fe80::1%eth0]:12001]
   -f, --family FAMILY   auto, ipv4 or ipv6 [auto: IPv4 if   UDP_HEADLESS_FAMILY
                         the service has any, else IPv6]
       --refresh TIME    resolve again this often instead    UDP_HEADLESS_REFRESH
@@ -60,7 +65,7 @@ an empty variable counts as unset):
       --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102);
-                        /readyz says 503 until the UDP socket is bound
+                        /readyz says 200 only with pods to forward to
       --check           exit 0 if a relay (any UDP socket) is bound on the
                         listen port in this network namespace, else 1
   -h, --help            print this help
@@ -122,13 +127,15 @@ fn run() -> i32 {
             }
         }
     }
-    let bound = if options.listen == DEFAULT_LISTEN.parse().expect("a valid default") {
-        // Falls back to IPv4 where the kernel has no IPv6.
-        socket::bind_all_addresses(options.listen.port())
-    } else {
-        socket::bind_udp(options.listen)
-    };
-    let listen = match bound {
+    // Shared with the per-pod sockets, so every copy leaves from it.
+    let listen = match forward::listen(|| {
+        if options.listen == DEFAULT_LISTEN.parse().expect("a valid default") {
+            // Falls back to IPv4 where the kernel has no IPv6.
+            socket::bind_all_addresses(options.listen.port())
+        } else {
+            socket::bind_udp(options.listen)
+        }
+    }) {
         Ok(sock) => sock,
         Err(e) => {
             eprintln!("relay: cannot listen on UDP {}: {e}", options.listen);
@@ -138,24 +145,26 @@ fn run() -> i32 {
     if let Some(warning) = socket::receive_buffer_warning(&listen, options.rcvbuf) {
         warn(&warning);
     }
-    if let Some(endpoints) = endpoints {
+    if endpoints.is_some() {
         if let Err(e) = metrics::watch_drops_of(&listen) {
             warn(&format!("socket drops will not be counted: {e}"));
         }
-        endpoints.set_ready();
     }
-    // Unconnected, one per family; pods of the other family may not exist.
+    // Pods of a family the listen socket cannot reach, one per family.
     let out = Out {
+        listen: match listen.try_clone() {
+            Ok(sock) => sock,
+            Err(e) => {
+                eprintln!("relay: cannot open a UDP socket to send from: {e}");
+                return exit::FAILURE;
+            }
+        },
         v4: UdpSocket::bind("0.0.0.0:0").ok(),
         v6: UdpSocket::bind("[::]:0").ok(),
     };
-    if out.v4.is_none() && out.v6.is_none() {
-        eprintln!("relay: cannot open a UDP socket to send from");
-        return exit::FAILURE;
-    }
     let local = listen.local_addr().unwrap_or(options.listen);
     let started = Arc::new(AtomicBool::new(false));
-    let mut watch = start_membership(&options, local, Arc::clone(&started));
+    let mut watch = start_membership(&options, local, Arc::clone(&started), endpoints);
     // Datagrams wait in the socket meanwhile; the first answer is logged.
     while !watch.started() {
         if !signals::sleep_unless_stopped(Duration::from_millis(10)) {
@@ -197,7 +206,14 @@ fn run() -> i32 {
 
 /// Resolves in the background, without the relay's own address; logs
 /// what changes (from the start line on: that one says the first count).
-fn start_membership(options: &Options, listen: SocketAddr, started: Arc<AtomicBool>) -> Watch {
+/// Ready (`/readyz`) while it has pods to forward to: listening, and DNS
+/// gave pods (a list kept through a DNS failure counts).
+fn start_membership(
+    options: &Options,
+    listen: SocketAddr,
+    started: Arc<AtomicBool>,
+    endpoints: Option<Arc<http::Endpoints>>,
+) -> Watch {
     let service = options.service.clone();
     let (port, family) = (options.port, options.family);
     let mut said_own = false;
@@ -219,16 +235,14 @@ fn start_membership(options: &Options, listen: SocketAddr, started: Arc<AtomicBo
             matches!(event, Event::Changed { .. }) && !started.load(Ordering::Acquire);
         if let Event::Changed { after, .. } = event {
             RELAY_PODS.set(after as u64);
+            if let Some(endpoints) = &endpoints {
+                endpoints.ready.store(after > 0, Ordering::Relaxed);
+            }
         }
         if let (Some((level, line)), false) = (membership::describe(&event), first_count) {
             log_line::to_stderr(level, &line);
         }
     })
-}
-
-struct Out {
-    v4: Option<UdpSocket>,
-    v6: Option<UdpSocket>,
 }
 
 /// `--frame`: each copy is a forwarded frame carrying the client's address
@@ -243,24 +257,57 @@ struct Framing {
 /// one pod in one `sendmmsg` before the next pod (docs/BENCHMARKS.md).
 const BATCH: usize = 16;
 
-/// The main loop: receive, send a copy to each pod, until stopped.
+/// Warnings said once per streak, not per datagram.
+#[derive(Default)]
+struct Said {
+    failing: bool,
+    dropping: bool,
+    refusing: bool,
+}
+
+/// The main loop: receive, send a copy to each pod, until stopped
+/// (the rules: `forward`).
 fn forward(
     listen: &UdpSocket,
     out: &Out,
     watch: &mut Watch,
     mut framing: Option<Framing>,
 ) -> Result<(), String> {
-    // Bounds how long a blocked recv can miss a stop request.
-    listen
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .map_err(|e| format!("the socket failed: {e}"))?;
+    let socket_failed = |e: std::io::Error| format!("the socket failed: {e}");
+    let local = listen.local_addr().map_err(socket_failed)?;
     let mut batch = socket::Batch::new(BATCH);
     let mut targets = Targets::default();
-    let mut failing = false;
-    let mut said_dropping = false;
+    let mut confirmations = Confirmations::default();
+    let mut said = Said::default();
+    let mut drained = Instant::now();
+    let mut from_pods = vec![0u8; 65_536];
+    let mut timeout = None;
     let mut receive_failures = 0;
     while !signals::stop_requested() {
-        let count = match batch.recv(listen) {
+        // Bounds how long a blocked recv can miss a stop request, or an
+        // acknowledgement waits on a pod's socket.
+        let wait = if confirmations.waiting() {
+            forward::DRAIN_WAITING
+        } else {
+            forward::DRAIN_EVERY
+        };
+        if timeout != Some(wait) {
+            listen.set_read_timeout(Some(wait)).map_err(socket_failed)?;
+            timeout = Some(wait);
+        }
+        let received = batch.recv(listen);
+        let generation = watch.generation();
+        let pods = watch.current();
+        targets.follow(pods, generation, local);
+        if drained.elapsed() >= wait {
+            drained = Instant::now();
+            targets.drain(&mut from_pods, |datagram, pod| {
+                RELAY_DATAGRAMS_RECEIVED.inc();
+                RELAY_BYTES_RECEIVED.add(datagram.len() as u64);
+                from_pod(datagram, pod, &mut confirmations, listen, &mut said);
+            });
+        }
+        let count = match received {
             Ok(count) => count,
             Err(e)
                 if matches!(
@@ -284,187 +331,133 @@ fn forward(
         // Relaxed adds (metrics::Counter), one of each per batch.
         RELAY_DATAGRAMS_RECEIVED.add(count as u64);
         RELAY_BYTES_RECEIVED.add((0..count).map(|i| batch.get(i).0.len() as u64).sum());
-        let generation = watch.generation();
-        let pods = watch.current();
-        targets.follow(pods, generation);
         if pods.addrs.is_empty() {
             RELAY_DATAGRAMS_DROPPED.add(count as u64);
-            if !said_dropping {
-                said_dropping = true;
+            if !said.dropping {
+                said.dropping = true;
                 warn("no pods to forward to: dropping datagrams (counted) until there are");
             }
             continue;
         }
-        said_dropping = false;
+        said.dropping = false;
+        // The kernel names the source of every UDP datagram.
+        let source = |i| {
+            batch
+                .get(i)
+                .1
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+        };
+        let mut forwarded = [0usize; BATCH];
+        let mut n = 0;
+        for i in 0..count {
+            let (data, from) = (batch.get(i).0, source(i));
+            match forward::judge(data, targets.contains(from)) {
+                Verdict::Forward => {
+                    forwarded[n] = i;
+                    n += 1;
+                }
+                Verdict::Refuse | Verdict::Acknowledged => {
+                    from_pod(data, from, &mut confirmations, listen, &mut said);
+                }
+                Verdict::Confirm(id) => {
+                    let (to, ack_now) = confirmations.data(from, id, &pods.addrs);
+                    if ack_now {
+                        let _ = listen.send_to(&frame::ack(id), from);
+                    }
+                    let mut framed = Vec::new();
+                    let payload = match (&framing, frame::parse(data)) {
+                        (Some(_), Some(frame::Frame::Data { message, .. })) => {
+                            frame::write_forwarded_data(&mut framed, id, from, message);
+                            &framed[..]
+                        }
+                        _ => data,
+                    };
+                    let to: std::collections::HashSet<_> = to.into_iter().collect();
+                    let pods = targets.list.iter().filter(|(pod, _)| to.contains(pod));
+                    send_all(&[payload], pods, out, &mut said);
+                }
+            }
+        }
         let mut payloads: [&[u8]; BATCH] = [&[]; BATCH];
         match &mut framing {
             Some(framing) => {
-                if framing.buffers.len() < count {
-                    framing.buffers.resize_with(count, Vec::new);
+                if framing.buffers.len() < n {
+                    framing.buffers.resize_with(n, Vec::new);
                 }
-                for (i, buffer) in framing.buffers.iter_mut().take(count).enumerate() {
-                    let (data, from) = batch.get(i);
+                for (buffer, &i) in framing.buffers.iter_mut().zip(&forwarded[..n]) {
                     framing.id.seq += 1;
-                    // The kernel names the source of every UDP datagram.
-                    let from = from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                    frame::write_forwarded(buffer, framing.id, from, data);
+                    frame::write_forwarded(buffer, framing.id, source(i), batch.get(i).0);
                 }
                 for (payload, buffer) in payloads.iter_mut().zip(&framing.buffers) {
                     *payload = buffer;
                 }
             }
             None => {
-                for (i, payload) in payloads[..count].iter_mut().enumerate() {
+                for (payload, &i) in payloads.iter_mut().zip(&forwarded[..n]) {
                     *payload = batch.get(i).0;
                 }
             }
         }
-        let (mut sent, mut failed) = (0, 0);
-        for (to, connected) in &targets.list {
-            let copies = send_copies(&payloads[..count], *to, connected.as_ref(), out);
-            sent += copies.sent;
-            failed += copies.failed;
-            if let (Some(e), false) = (copies.error, failing) {
-                // One warning per streak of failures, not per datagram.
-                warn(&format!(
-                    "cannot send to {to}: {e} (further failures are counted)"
-                ));
-                failing = true;
-            }
-        }
-        RELAY_COPIES_SENT.add(sent);
-        if failed == 0 {
-            failing = false;
-        } else {
-            RELAY_SEND_ERRORS.add(failed);
+        if n > 0 {
+            send_all(&payloads[..n], targets.list.iter(), out, &mut said);
         }
     }
     Ok(())
 }
 
-/// What became of the copies for one pod: each was sent or failed.
-#[derive(Debug, Default)]
-struct Copies {
-    sent: u64,
-    failed: u64,
-    /// Why the first failure failed.
-    error: Option<std::io::Error>,
+/// A datagram not to forward: a pod's acknowledgement (acknowledged to the
+/// client when it completes a confirmation), else refused and counted.
+fn from_pod(
+    datagram: &[u8],
+    from: SocketAddr,
+    confirmations: &mut Confirmations,
+    listen: &UdpSocket,
+    said: &mut Said,
+) {
+    if let Some(frame::Frame::Ack(_)) = frame::parse(datagram) {
+        RELAY_ACKS_RECEIVED.inc();
+        for (client, id) in confirmations.ack(datagram, from) {
+            let _ = listen.send_to(&frame::ack(id), client);
+        }
+        return;
+    }
+    RELAY_DATAGRAMS_REFUSED.inc();
+    if !said.refusing {
+        said.refusing = true;
+        warn(&format!(
+            "not forwarding a datagram from {from}: a relay forwards neither what comes from \
+             the pods it forwards to (another relay's copies) nor forwarded frames (refused \
+             ones are counted)"
+        ));
+    }
 }
 
-/// Sends each of `payloads` to `to`: in one batch on its connected
-/// socket, else one `send_to` each.
-fn send_copies(
+/// Sends each of `payloads` to each of `pods`, counting what went.
+fn send_all<'a>(
     payloads: &[&[u8]],
-    to: SocketAddr,
-    connected: Option<&UdpSocket>,
+    pods: impl Iterator<Item = &'a (SocketAddr, Option<UdpSocket>)>,
     out: &Out,
-) -> Copies {
-    if let Some(sock) = connected {
-        return in_batches(payloads, |rest| socket::send_batch(sock, rest));
-    }
-    let mut copies = Copies::default();
-    for payload in payloads {
-        let result = match if to.is_ipv4() { &out.v4 } else { &out.v6 } {
-            Some(sock) => sock.send_to(payload, to),
-            None => Err(std::io::Error::other("no socket of that address family")),
-        };
-        match result {
-            Ok(_) => copies.sent += 1,
-            Err(e) => copies.fail(|| e),
+    said: &mut Said,
+) {
+    let (mut sent, mut failed) = (0, 0);
+    for (to, connected) in pods {
+        let copies = forward::send_copies(payloads, *to, connected.as_ref(), out);
+        sent += copies.sent;
+        failed += copies.failed;
+        if let (Some(e), false) = (copies.error, said.failing) {
+            // One warning per streak of failures, not per datagram.
+            warn(&format!(
+                "cannot send to {to}: {e} (further failures are counted)"
+            ));
+            said.failing = true;
         }
     }
-    copies
-}
-
-impl Copies {
-    /// Counts a failure; only the first error is kept, for the warning.
-    fn fail(&mut self, error: impl FnOnce() -> std::io::Error) {
-        self.failed += 1;
-        if self.error.is_none() {
-            self.error = Some(error());
-        }
+    RELAY_COPIES_SENT.add(sent);
+    if failed == 0 {
+        said.failing = false;
+    } else {
+        RELAY_SEND_ERRORS.add(failed);
     }
-}
-
-/// Sends `payloads` with `send_batch`, which sends them in order until one
-/// fails, so every copy is either sent or counted as failed.
-fn in_batches(
-    payloads: &[&[u8]],
-    mut send_batch: impl FnMut(&[&[u8]]) -> std::io::Result<usize>,
-) -> Copies {
-    let mut copies = Copies::default();
-    let mut at = 0;
-    while at < payloads.len() {
-        let sent = match send_batch(&payloads[at..]) {
-            // sendmmsg stops at a failure without saying why: that one
-            // again alone says (a batch of one is a plain send). Often it
-            // goes: the error was a pod's earlier "port unreachable", which
-            // the failed send reported and cleared.
-            Ok(n) if at + n < payloads.len() => {
-                copies.sent += n as u64;
-                at += n;
-                send_batch(&payloads[at..at + 1])
-            }
-            other => other,
-        };
-        match sent {
-            Ok(n) if n > 0 => {
-                copies.sent += n as u64;
-                at += n;
-            }
-            Ok(_) => {
-                copies.fail(|| std::io::Error::other("sent nothing, and no error"));
-                at += 1;
-            }
-            Err(e) => {
-                copies.fail(|| e);
-                at += 1;
-            }
-        }
-    }
-    copies
-}
-
-/// Connected sockets per pod, at most this many: a connected socket skips
-/// the route lookup of every `sendto` (measured in docs/BENCHMARKS.md);
-/// past this, unconnected sends, so a large Service cannot use up the
-/// file descriptors.
-const MAX_CONNECTED: usize = 512;
-
-/// The pods to send to, each with its connected socket when it has one.
-#[derive(Default)]
-struct Targets {
-    /// The `Watch::generation` `list` was made for.
-    made_for: Option<u64>,
-    list: Vec<(SocketAddr, Option<UdpSocket>)>,
-}
-
-impl Targets {
-    /// Follows a new pod list, keeping the sockets of pods still in it.
-    fn follow(&mut self, pods: &discover::Pods, generation: u64) {
-        if self.made_for == Some(generation) {
-            return;
-        }
-        self.made_for = Some(generation);
-        let mut old: std::collections::HashMap<SocketAddr, Option<UdpSocket>> =
-            self.list.drain(..).collect();
-        for (i, &to) in pods.addrs.iter().enumerate() {
-            let socket = match old.remove(&to) {
-                Some(socket) => socket,
-                None if i < MAX_CONNECTED => connect(to),
-                None => None,
-            };
-            self.list.push((to, socket));
-        }
-    }
-}
-
-/// A socket connected to `to`; None if that fails (unconnected sends then).
-fn connect(to: SocketAddr) -> Option<UdpSocket> {
-    let local = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-    let socket = UdpSocket::bind(local).ok()?;
-    socket.connect(to).ok()?;
-    Some(socket)
 }
 
 fn info(message: &str) {
@@ -530,13 +523,11 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         }
     }
     let listen = match args::option_or_env(listen, "--listen", "UDP_HEADLESS_LISTEN")? {
-        Some((text, from)) => text.parse::<SocketAddr>().map_err(|_| {
-            UsageError::bad_value(
-                &from,
-                &text,
-                "ADDRESS:PORT (like 0.0.0.0:12001 or [::]:12001)",
-            )
-        })?,
+        Some((text, from)) => args::socket_addr_with_zone(
+            &text,
+            &from,
+            "ADDRESS:PORT (like 0.0.0.0:12001, [::]:12001 or [fe80::1%eth0]:12001)",
+        )?,
         None => DEFAULT_LISTEN.parse().expect("a valid default"),
     };
     if listen.port() == 0 {
@@ -579,93 +570,4 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         frame,
         metrics,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io;
-
-    /// A `send_batch` over payloads named "0", "1", ...: sends in order
-    /// until one fails, as sendmmsg does. Those in `always` always fail;
-    /// those in `once` fail the first time they are tried, as a send that
-    /// reports (and clears) a pod's earlier "port unreachable" does.
-    fn fake<'a>(
-        always: &'a [usize],
-        once: &'a [usize],
-    ) -> impl FnMut(&[&[u8]]) -> io::Result<usize> + 'a {
-        let mut tried = vec![];
-        move |rest: &[&[u8]]| {
-            let mut ok = 0;
-            for payload in rest {
-                let i = usize::from(payload[0] - b'0');
-                let fails = always.contains(&i) || (once.contains(&i) && !tried.contains(&i));
-                tried.push(i);
-                if fails {
-                    break;
-                }
-                ok += 1;
-            }
-            if ok == 0 {
-                return Err(io::Error::from_raw_os_error(111));
-            }
-            Ok(ok)
-        }
-    }
-
-    #[test]
-    fn a_failure_in_a_batch_is_counted_and_the_rest_still_sent() {
-        let payloads: [&[u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
-        for (always, once, sent) in [
-            (&[][..], &[][..], 6),
-            (&[0][..], &[][..], 5),
-            (&[2][..], &[][..], 5),
-            (&[5][..], &[][..], 5),
-            (&[1, 2][..], &[][..], 4),
-            (&[0, 3, 4][..], &[][..], 3),
-            (&[0, 1, 2, 3, 4, 5][..], &[][..], 0),
-            // Stopped the batch, then went alone: sent.
-            (&[][..], &[2][..], 6),
-            (&[][..], &[1, 3, 5][..], 6),
-            // First of a batch: its error is the batch's, counted.
-            (&[][..], &[0][..], 5),
-            (&[2][..], &[3][..], 4),
-        ] {
-            let copies = in_batches(&payloads, fake(always, once));
-            let failed = payloads.len() as u64 - sent;
-            assert_eq!(copies.sent, sent, "{always:?} {once:?}");
-            assert_eq!(copies.failed, failed, "{always:?} {once:?}");
-            assert_eq!(copies.error.is_some(), failed > 0, "{always:?} {once:?}");
-        }
-    }
-
-    #[test]
-    fn a_pod_gone_in_mid_batch_says_why() {
-        // Each copy to a closed port brings back "port unreachable", which
-        // the connected socket's next send reports: in a batch, a stop
-        // without a reason.
-        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = closed.local_addr().unwrap();
-        drop(closed);
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.connect(to).unwrap();
-        let payloads: [&[u8]; 8] = [b"x"; 8];
-        let failed = (0..50)
-            .map(|_| in_batches(&payloads, |rest| socket::send_batch(&sock, rest)))
-            .inspect(|copies| assert_eq!(copies.sent + copies.failed, 8))
-            .find(|copies| copies.failed > 0)
-            .expect("no send to a closed port failed");
-        let error = failed.error.unwrap();
-        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused, "{error}");
-    }
-
-    #[test]
-    fn the_first_error_is_the_one_reported() {
-        let payloads: [&[u8]; 3] = [b"0", b"1", b"2"];
-        for always in [&[0, 2][..], &[1]] {
-            let copies = in_batches(&payloads, fake(always, &[]));
-            let error = copies.error.unwrap();
-            assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
-        }
-    }
 }

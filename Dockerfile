@@ -8,8 +8,10 @@
 #
 # Where do the binaries come from? The build argument BINARIES picks:
 #
-#   BINARIES=build (default)  compiled in the `build` stage below, from a
-#                             pinned Rust image: needs a registry to pull it.
+#   BINARIES=build (default)  compiled in the `build` stage below, in the
+#                             Rust image RUST_IMAGE (a registry must serve
+#                             it: pass your mirror's); the build itself is
+#                             offline (std only: no crate is fetched).
 #   BINARIES=host             copied from the build context, compiled on the
 #                             host beforehand with
 #                               cargo build --release --locked --bins \
@@ -31,7 +33,10 @@
 # Docker (BuildKit), podman and buildah only build the stages the target
 # needs, and `FROM ${BINARIES:-build} AS binaries` makes exactly one of
 # `build` and `host` needed, so with BINARIES=host the Rust image is never
-# pulled.
+# pulled. OpenShift's docker builder builds every stage: there the `host`
+# stages must not fail on a clone without target/, hence their COPYs list
+# Cargo.toml and glob the binaries (a glob may match nothing); shown by
+# `podman build --skip-unused-stages=false` in tests/containers.rs.
 # .dockerignore lets in only the sources and those three host binaries.
 #
 # The binaries are static (musl, std only, no C dependencies) and small: the
@@ -44,9 +49,11 @@
 # nothing to check. `docker run` users can add --health-cmd.
 # checkov:skip=CKV_DOCKER_2:HEALTHCHECK is not in the OCI image format, and Kubernetes has the receiver's readinessProbe (see above)
 
-# Rust release used by the `build` stage. The tag is pinned; add a digest
-# (rust:1.95.0-slim@sha256:...) for fully reproducible builds.
-ARG RUST_VERSION=1.95.0
+# The image the `build` stage compiles in. The tag is pinned; add a digest
+# (rust:1.95.0-slim@sha256:...) for fully reproducible builds, or name a
+# mirror (--build-arg RUST_IMAGE=mirror.example/rust:1.95.0-slim; the
+# OpenShift BuildConfigs pass it as a build argument).
+ARG RUST_IMAGE=docker.io/library/rust:1.95.0-slim
 # Where the binaries come from: `build` or `host` (see above).
 ARG BINARIES=build
 # The image's architecture (amd64 or arm64) and the build machine's
@@ -67,13 +74,36 @@ ARG SOURCE_URL="unknown: build with --build-arg SOURCE_URL=<repository URL>"
 ARG REVISION=unknown
 
 # ---------------------------------------------------------------------------
+# host: the same three binaries, built on the host (BINARIES=host), for the
+# TARGETARCH being built. Globs and Cargo.toml: see the top (a builder that
+# builds every stage); a missing binary fails later, at COPY --from=binaries.
+FROM scratch AS host-amd64
+COPY Cargo.toml target/x86_64-unknown-linux-musl/release/sende[r] \
+     target/x86_64-unknown-linux-musl/release/receive[r] \
+     target/x86_64-unknown-linux-musl/release/rela[y] /out/
+FROM scratch AS host-arm64
+COPY Cargo.toml target/aarch64-unknown-linux-musl/release/sende[r] \
+     target/aarch64-unknown-linux-musl/release/receive[r] \
+     target/aarch64-unknown-linux-musl/release/rela[y] /out/
+# `:-amd64`: buildah 1.28 leaves TARGETARCH empty here without --platform
+# (see `binaries` below for the same workaround).
+# checkov:skip=CKV_DOCKER_7:FROM host-${TARGETARCH} names a stage of this file, not an image, so it has no tag
+# hadolint ignore=DL3006
+FROM host-${TARGETARCH:-amd64} AS host
+WORKDIR /out
+
+# ---------------------------------------------------------------------------
 # build: compile the three binaries for TARGETARCH's musl target, on the build
 # machine's own platform (BUILDPLATFORM: native speed, no emulation).
 # The musl targets bring their own libc and C runtime objects (rustup's
 # "self-contained" musl) and rust-lld (shipped with rustc) links them for
 # either architecture: no cross gcc, no musl-tools.
-# hadolint ignore=DL3029
-FROM --platform=$BUILDPLATFORM docker.io/library/rust:${RUST_VERSION}-slim AS build
+# No `cargo fetch`: the crate is std only. Its one dev-dependency (tests
+# only) is dropped from Cargo.toml first, so cargo never asks the crates.io
+# index (--offline; not --locked, as the lock file then shrinks).
+# checkov:skip=CKV_DOCKER_7:RUST_IMAGE is an ARG whose default is tagged (rust:1.95.0-slim)
+# hadolint ignore=DL3006,DL3029
+FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS build
 ARG TARGETARCH
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -85,28 +115,11 @@ RUN case "$TARGETARCH" in \
         *) echo "TARGETARCH $TARGETARCH: only amd64 and arm64 are supported" >&2; exit 1 ;; \
     esac \
     && rustup target add "$target" \
-    && RUSTFLAGS="-C linker=rust-lld" cargo build --release --locked --bins --target "$target" \
+    && sed -i '/^\[dev-dependencies\]/,/^\[/{/^\[dev-dependencies\]/d;/^[a-z_-]* *=/d}' Cargo.toml \
+    && RUSTFLAGS="-C linker=rust-lld" cargo build --release --offline --bins --target "$target" \
     && mkdir /out \
     && cp "target/$target/release/sender" "target/$target/release/receiver" \
           "target/$target/release/relay" /out/
-
-# ---------------------------------------------------------------------------
-# host: the same three binaries, built on the host (BINARIES=host), for the
-# TARGETARCH being built.
-FROM scratch AS host-amd64
-COPY target/x86_64-unknown-linux-musl/release/sender \
-     target/x86_64-unknown-linux-musl/release/receiver \
-     target/x86_64-unknown-linux-musl/release/relay /out/
-FROM scratch AS host-arm64
-COPY target/aarch64-unknown-linux-musl/release/sender \
-     target/aarch64-unknown-linux-musl/release/receiver \
-     target/aarch64-unknown-linux-musl/release/relay /out/
-# `:-amd64`: buildah 1.28 leaves TARGETARCH empty here without --platform
-# (see `binaries` below for the same workaround).
-# checkov:skip=CKV_DOCKER_7:FROM host-${TARGETARCH} names a stage of this file, not an image, so it has no tag
-# hadolint ignore=DL3006
-FROM host-${TARGETARCH:-amd64} AS host
-WORKDIR /out
 
 # ---------------------------------------------------------------------------
 # binaries: whichever of the two stages BINARIES names; /out holds the
@@ -158,7 +171,8 @@ CMD ["--idle"]
 
 # ---------------------------------------------------------------------------
 # relay: every datagram in on UDP 12001, a copy out to every pod of the
-# Service (deployments/relay/). `/relay --check` is its readiness probe.
+# Service (deployments/relay/). Its readiness probe is HTTP GET /readyz on
+# the metrics port (`/relay --check` tests the same without metrics).
 FROM scratch AS relay
 ARG VERSION
 ARG SOURCE_URL
@@ -178,7 +192,8 @@ ENTRYPOINT ["/relay"]
 
 # ---------------------------------------------------------------------------
 # receiver: listens on UDP 12000 (all addresses, IPv4 and IPv6) and logs
-# every datagram to stdout. `/receiver --check` is the readiness probe.
+# every datagram to stdout. Its readiness probe is HTTP GET /readyz on the
+# metrics port (`/receiver --check` tests the same without metrics).
 FROM scratch AS receiver
 ARG VERSION
 ARG SOURCE_URL

@@ -68,7 +68,7 @@ fn sink(file: &str, port: u16, rcvbuf: i32, ready: &str) -> std::io::Result<(Vec
     let mut timeout = Duration::from_secs(10);
     let (mut first, mut last) = (None, Instant::now());
     loop {
-        let ready = match sys::poll_fds(&mut fds, timeout) {
+        let ready = match sys::poll(&mut fds, Some(timeout)) {
             Ok(ready) => ready,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),

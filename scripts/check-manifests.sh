@@ -14,7 +14,7 @@
 #      on the rendered Template objects; skipped checks are justified by
 #      checkov.io/skip annotations in the manifests;
 #   6. openshift-build/: the BuildConfigs name Dockerfile stages and
-#      ImageStreams that exist;
+#      ImageStreams that exist, and pass the Dockerfile's RUST_IMAGE;
 #   7. deployments/relay/: schema, and its Kustomization renders the same.
 # The linters come from the virtualenv made by scripts/install-deps.sh.
 # Stops at the first failure, with a non-zero exit. Needs no network.
@@ -170,13 +170,15 @@ step "6. openshift-build/: each BuildConfig builds a Dockerfile stage into an Im
 import re, sys, yaml
 objects = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
 stages = set(re.findall(r"(?im)^FROM\s.*\sAS\s+(\S+)\s*$", open(sys.argv[2]).read()))
+rust_image = re.search(r"(?m)^ARG RUST_IMAGE=(\S+)$", open(sys.argv[2]).read()).group(1)
 streams = {o["metadata"]["name"] for o in objects if o["kind"] == "ImageStream"}
 builds = [o for o in objects if o["kind"] == "BuildConfig"]
 for b in builds:
     spec = b["spec"]
-    stage = {a["name"]: a["value"] for a in spec["strategy"]["dockerStrategy"]["buildArgs"]}.get("IMAGE")
-    stream = spec["output"]["to"]["name"].split(":")[0]
-    ok = stage in stages and stream in streams and spec["source"]["type"] == "Binary"
+    args = {a["name"]: a["value"] for a in spec["strategy"]["dockerStrategy"]["buildArgs"]}
+    stage, stream = args.get("IMAGE"), spec["output"]["to"]["name"].split(":")[0]
+    ok = stage in stages and stream in streams and spec["source"]["type"] == "Binary" \
+        and args.get("RUST_IMAGE") == rust_image
     print(f"  {'ok' if ok else 'WRONG'}: BuildConfig/{b['metadata']['name']}: stage {stage} -> ImageStream {stream}")
     if not ok:
         sys.exit(1)

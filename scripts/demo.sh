@@ -27,7 +27,7 @@ MESSAGE_2=test-after-scale
 
 usage() {
     cat <<EOF
-Usage: scripts/demo.sh local [--bin-dir DIR] [--keep-logs] [--replicas N] [--scale-to M]
+Usage: scripts/demo.sh local [--bin-dir DIR] [--manifests DIR] [--keep-logs] [--replicas N] [--scale-to M]
        scripts/demo.sh [--namespace NS] [--receiver-image IMG] [--sender-image IMG]
                        [--replicas N] [--scale-to M] [--cleanup] [--timeout SECONDS]
 
@@ -48,9 +48,13 @@ local: on this machine (root, Linux): each pod is a network namespace on a
   bridge in a "node" namespace, the cluster DNS is dnsmasq in its own pod
   namespace (installed if missing), nothing touches the host's network.
   Everything is removed at the end, also on failure or Ctrl-C.
+  Each pod runs what the manifests say: the container's command, args, env
+  and readiness probe, read from \`kubectl kustomize deployments/\` (and
+  deployments/relay/); an image's /receiver is the bin dir's receiver.
   --bin-dir DIR    where sender, receiver and relay are [\$UDP_HEADLESS_BIN_DIR,
-                   else target/x86_64-unknown-linux-musl/release, built if
-                   missing; without a relay there, its step is skipped]
+                   else target/<uname -m>-unknown-linux-musl/release, built
+                   if missing; without a relay there, its step is skipped]
+  --manifests DIR  the deployments/ directory to run the pods of [deployments/]
   --keep-logs      keep the pods' logs (the directory is printed)
 
 cluster (default): on OpenShift (oc, the Template in deployments/Deploy.yaml)
@@ -93,10 +97,11 @@ step() {
 # ---------------------------------------------------------------- local mode
 
 local_main() {
-    local bin_dir=${UDP_HEADLESS_BIN_DIR:-} keep_logs=0 replicas=2 scale_to=5
+    local bin_dir=${UDP_HEADLESS_BIN_DIR:-} keep_logs=0 replicas=2 scale_to=5 manifests=$REPO/deployments
     while [ $# -gt 0 ]; do
         case $1 in
         --bin-dir) [ $# -ge 2 ] || die_usage "--bin-dir needs a directory"; bin_dir=$2; shift ;;
+        --manifests) [ $# -ge 2 ] || die_usage "--manifests needs a directory"; manifests=$2; shift ;;
         --keep-logs) keep_logs=1 ;;
         --replicas) [ $# -ge 2 ] || die_usage "--replicas needs a number"; replicas=$(count_arg --replicas "$2"); shift ;;
         --scale-to) [ $# -ge 2 ] || die_usage "--scale-to needs a number"; scale_to=$(count_arg --scale-to "$2"); shift ;;
@@ -118,7 +123,7 @@ local_main() {
     trap local_exit EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    cluster_init "$bin_dir"
+    cluster_init "$bin_dir" "$manifests"
     PLATFORM=local
     WORK_DIR=$CLUSTER_DIR/logs
     RECEIVE_WAIT=5
@@ -126,46 +131,50 @@ local_main() {
     local_walkthrough "$replicas" "$scale_to"
 }
 
-# Root, ip, dnsmasq: what local mode cannot do without. Installs the two
-# packages with apt-get if missing (install-deps.sh would install far more).
+# Root, ip, dnsmasq, kubectl and jq (to read the manifests): what local
+# mode cannot do without. Installs them with apt-get if missing
+# (install-deps.sh would install far more).
 local_preflight() {
     if [ "$(id -u)" != 0 ]; then
         echo "demo: local mode needs root (it creates network namespaces): sudo scripts/demo.sh local" >&2
         exit 3
     fi
     if ! local_have_tools && command -v apt-get >/dev/null; then
-        echo "demo: installing what is missing (iproute2, dnsmasq-base)"
+        local packages=(dnsmasq-base iproute2 jq)
+        command -v kubectl >/dev/null || packages+=(kubernetes-client)
+        echo "demo: installing what is missing (${packages[*]})"
         apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dnsmasq-base iproute2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
     fi
     if ! local_have_tools; then
-        echo "demo: local mode needs ip (iproute2) and dnsmasq (dnsmasq-base); install them" >&2
+        echo "demo: local mode needs ip (iproute2), dnsmasq (dnsmasq-base), jq and kubectl; install them" >&2
         exit 3
     fi
 }
 
 local_have_tools() {
-    command -v ip >/dev/null && [ -x "$(cluster_dnsmasq)" ]
+    command -v ip >/dev/null && [ -x "$(cluster_dnsmasq)" ] && command -v jq >/dev/null && command -v kubectl >/dev/null
 }
 
 # Prints the directory holding sender and receiver; builds the static musl
 # binaries (the shipped ones) into the default directory when cargo is
 # there (incremental: quick when they are up to date, never stale).
 local_binaries() {
-    local dir=$1 default=$REPO/target/x86_64-unknown-linux-musl/release
+    local dir=$1 target
+    target=$(uname -m)-unknown-linux-musl
+    local default=$REPO/target/$target/release
     if [ -z "$dir" ]; then
         dir=$default
         if command -v cargo >/dev/null || [ ! -x "$dir/sender" ] || [ ! -x "$dir/receiver" ]; then
             if ! command -v cargo >/dev/null; then
                 echo "demo: no binaries in $dir and no cargo on root's PATH to build them." >&2
-                echo "      Build them first as yourself: rustup target add x86_64-unknown-linux-musl &&" >&2
-                echo "      cargo build --release --target x86_64-unknown-linux-musl; then run this again." >&2
+                echo "      Build them first as yourself: rustup target add $target &&" >&2
+                echo "      cargo build --release --target $target; then run this again." >&2
                 exit 3
             fi
-            echo "demo: cargo build --release --target x86_64-unknown-linux-musl --bins" >&2
-            rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
-                rustup target add x86_64-unknown-linux-musl >&2
-            (cd "$REPO" && cargo build --release --target x86_64-unknown-linux-musl --bins) >&2
+            echo "demo: cargo build --release --target $target --bins" >&2
+            rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" >&2
+            (cd "$REPO" && cargo build --release --target "$target" --bins) >&2
         fi
     fi
     if [ ! -x "$dir/sender" ] || [ ! -x "$dir/receiver" ]; then
@@ -194,9 +203,15 @@ local_start_receiver_pod() {
     local pod="$STS-$1" ip
     ip=$(cluster_pod_ip "$1")
     cluster_add_pod "$pod" "$ip"
-    cluster_start_receiver "$pod"
+    cluster_start "$pod" StatefulSet "$STS" receiver
     cluster_wait_ready "$pod"
     cluster_publish "$pod" "$ip"
+}
+
+# What POD runs, from the manifests: its env and command line.
+local_runs() {
+    tr '\0' ' ' <"$CLUSTER_DIR/pods/$1.env"
+    tr '\0' ' ' <"$CLUSTER_DIR/pods/$1.cmd"
 }
 
 # Like `oc get pods -o wide` (pods sorted by name).
@@ -312,7 +327,7 @@ confirmed_agrees() {
 # ---------------------------------------------- local mode: the platform
 
 local_sender() {
-    cluster_exec sender-app "$CLUSTER_BIN_DIR/sender" "$@"
+    cluster_exec sender-app sender "$@"
 }
 
 local_pod_ip() {
@@ -339,16 +354,12 @@ local_walkthrough() {
     cluster_up
     echo "service/$CLUSTER_SERVICE created (headless: DNS answers one A record per ready pod)"
     cluster_add_pod sender-app "$CLUSTER_SENDER_IP"
-    # sender-app's main process, as in its manifest: it only waits.
-    local sender_netns
-    sender_netns=$(cluster_netns sender-app)
-    ip netns exec "$sender_netns" "$CLUSTER_BIN_DIR/sender" --idle \
-        >"$(cluster_log sender-app)" 2>&1 &
-    echo "pod/sender-app created"
+    cluster_start sender-app Pod sender-app sender
+    echo "pod/sender-app created: $(local_runs sender-app)"
     for ((i = 0; i < replicas; i++)); do
         local_start_receiver_pod "$i"
     done
-    echo "statefulset.apps/$STS created ($replicas pods ready)"
+    echo "statefulset.apps/$STS created ($replicas pods ready), each: $(local_runs "$STS-0")"
     step "oc get pods -o wide"
     local_get_pods "$replicas"
     wait_listed "$replicas" 1
@@ -381,13 +392,9 @@ local_relay() {
     [ -x "$CLUSTER_BIN_DIR/relay" ] || { echo "demo: no relay in $CLUSTER_BIN_DIR: relay step skipped"; return 0; }
     step "oc create -f deployments/relay/; oc exec sender-app -- sender -s udp-relay -p 12001 -m via-relay"
     cluster_add_pod relay "$ip"
-    # Created here: the job's own redirection may come after the first grep.
-    : >"$(cluster_log relay)"
-    ip netns exec "$(cluster_netns relay)" "$CLUSTER_BIN_DIR/relay" -s "$SERVICE" 2>"$(cluster_log relay)" &
-    for ((i = 0; i < 100; i++)); do
-        grep -q 'listening on' "$(cluster_log relay)" && break
-        sleep 0.05
-    done
+    cluster_start relay Deployment udp-relay relay
+    echo "deployment.apps/udp-relay: one pod, $(local_runs relay)"
+    cluster_wait_ready relay
     cat "$(cluster_log relay)"
     local_sender -s "$ip" -p 12001 -m via-relay
     local missed=0

@@ -9,6 +9,7 @@ set -euo pipefail
 apt_packages=(
     dnsmasq-base   # the real DNS server of the simulated cluster
     iproute2       # ip netns / veth / bridge: the simulated pods
+    jq             # the local demo reads the pods from the rendered manifests (JSON)
     knot           # an authoritative-only DNS server (knotd): tests/it/dns.rs
     shellcheck     # lint for scripts/
     podman         # container smoke test of the images
@@ -38,7 +39,7 @@ if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
     exit 3
 fi
 
-# kubectl renders the kustomization; Debian packages it as kubernetes-client.
+# kubectl renders the kustomization (and local mode reads its pods from it); Debian packages it as kubernetes-client.
 command -v kubectl >/dev/null || apt_packages+=(kubernetes-client)
 
 missing=()

@@ -38,7 +38,8 @@ stage "clippy" cargo clippy --all-targets -- -D warnings
 stage "unit and integration tests" cargo test --all-targets
 # The #[ignore]d tests: 1000 and 4000 pods (musl, glibc), demo.sh local
 # (root), the aarch64 build under qemu, the images under podman and
-# podman-compose (tests/it/containers.rs).
+# podman-compose (tests/it/containers.rs), demo.sh's cluster mode on the podman
+# stand-in tests/standin/kubectl (tests/it/demo_cluster.rs).
 stage "slow and root-only tests" cargo test -- --ignored
 stage "shellcheck" shellcheck .ci/run scripts/*.sh scripts/lib/*.sh
 stage "hadolint" "$tools/bin/hadolint" Dockerfile

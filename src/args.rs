@@ -3,7 +3,7 @@
 //! parsers (port, duration, ...) and environment-variable fallbacks.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 /// What is wrong with the command line or the environment. Printed as one
@@ -260,6 +260,47 @@ pub fn service(given: Option<String>) -> Result<String, UsageError> {
     Ok(service)
 }
 
+/// An address to listen on, `port` added: an IP address, and an IPv6 one
+/// may have a zone, as `-s` takes it (`fe80::1%eth0`, or `fe80::1%2` by
+/// interface index): a link-local address means nothing without its link.
+pub fn ip_with_zone(text: &str, from: &str, port: u16) -> Result<SocketAddr, UsageError> {
+    let bad = || UsageError::bad_value(from, text, "an IP address");
+    let Some((addr, zone)) = text.split_once('%') else {
+        return text
+            .parse()
+            .map(|ip| SocketAddr::new(ip, port))
+            .map_err(|_| bad());
+    };
+    let addr: Ipv6Addr = addr.parse().map_err(|_| bad())?;
+    let scope = match zone.parse() {
+        Ok(index) if digits(zone) => index,
+        _ => crate::os::sys::interface_index(zone).ok_or_else(|| {
+            UsageError::Invalid(format!(
+                "{from}: no network interface '{zone}' (in '{text}')"
+            ))
+        })?,
+    };
+    Ok(SocketAddr::V6(SocketAddrV6::new(addr, port, 0, scope)))
+}
+
+/// `ADDR:PORT` (`[::]:9102`, `10.0.0.1:12001`), an IPv6 address with a
+/// zone too, as [`ip_with_zone`] takes it: `[fe80::1%eth0]:12001`.
+pub fn socket_addr_with_zone(
+    text: &str,
+    from: &str,
+    expected: &'static str,
+) -> Result<SocketAddr, UsageError> {
+    let bad = || UsageError::bad_value(from, text, expected);
+    let zoned = text.strip_prefix('[').and_then(|t| t.split_once("]:"));
+    match zoned {
+        Some((ip, port)) if ip.contains('%') => {
+            let port = port.parse().ok().filter(|_| digits(port)).ok_or_else(bad)?;
+            ip_with_zone(ip, from, port)
+        }
+        _ => text.parse().map_err(|_| bad()),
+    }
+}
+
 /// `-p` or `UDP_HEADLESS_PORT`, else [`DEFAULT_PORT`].
 pub fn port(given: Option<String>) -> Result<u16, UsageError> {
     match option_or_env(given, "--port", "UDP_HEADLESS_PORT")? {
@@ -513,5 +554,41 @@ mod tests {
             );
         }
         assert_eq!(given(""), Err("the service name is empty".to_string()));
+    }
+
+    #[test]
+    fn addresses_to_listen_on_may_have_a_zone() {
+        let bind = |text: &str| ip_with_zone(text, "--bind", 9).map_err(|e| e.to_string());
+        assert_eq!(bind("10.0.0.1"), Ok("10.0.0.1:9".parse().unwrap()));
+        assert_eq!(bind("::1"), Ok("[::1]:9".parse().unwrap()));
+        assert_eq!(bind("fe80::1%1"), Ok("[fe80::1%1]:9".parse().unwrap()));
+        // Every Linux has `lo`, index 1.
+        assert_eq!(bind("fe80::1%lo"), Ok("[fe80::1%1]:9".parse().unwrap()));
+        assert_eq!(
+            bind("fe80::1%no-such-if"),
+            Err("--bind: no network interface 'no-such-if' (in 'fe80::1%no-such-if')".into())
+        );
+        for bad in ["nowhere", "10.0.0.1%lo", "fe80::1%", "%lo"] {
+            assert_eq!(
+                bind(bad).map_err(|e| e.contains("is not an IP address")),
+                Err(!bad.ends_with('%')),
+                "{bad}"
+            );
+        }
+        let listen = |text: &str| socket_addr_with_zone(text, "--listen", "ADDR:PORT");
+        assert_eq!(
+            listen("[fe80::1%lo]:12001"),
+            Ok("[fe80::1%1]:12001".parse().unwrap())
+        );
+        assert_eq!(listen("[::]:12001"), Ok("[::]:12001".parse().unwrap()));
+        assert_eq!(listen("10.0.0.1:5"), Ok("10.0.0.1:5".parse().unwrap()));
+        for bad in [
+            "[fe80::1%lo]:x",
+            "[fe80::1%lo]",
+            "fe80::1%lo:1",
+            "[fe80::1%lo]:+1",
+        ] {
+            assert!(listen(bad).is_err(), "{bad}");
+        }
     }
 }

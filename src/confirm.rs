@@ -134,8 +134,13 @@ impl Waiting {
             .map(|&(pod, _)| pod)
     }
 
-    fn done(&self) -> bool {
+    /// Every pod still waited for has acknowledged.
+    pub fn done(&self) -> bool {
         self.left == 0
+    }
+
+    pub fn id(&self) -> Id {
+        self.id
     }
 
     fn report(self) -> Report {

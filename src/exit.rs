@@ -38,7 +38,8 @@ impl Status {
         }
     }
 
-    fn code(self) -> u8 {
+    /// The exit code: this match is the one map.
+    pub(crate) fn code(self) -> u8 {
         match self {
             Status::Ok => 0,
             Status::Failed => 1,

@@ -23,6 +23,9 @@ pub const ACK_LEN: usize = HEADER_LEN;
 const KIND_DATA: u8 = 1;
 const KIND_ACK: u8 = 2;
 pub const KIND_FORWARDED: u8 = 3;
+/// A forwarded DATA frame: logged once, with its client, and acknowledged
+/// to the relay (which acknowledges to the client when all pods have).
+pub const KIND_FORWARDED_DATA: u8 = 4;
 
 /// Family bytes of a forwarded frame's original source.
 const SOURCE_V4: u8 = 4;
@@ -44,11 +47,14 @@ pub enum Frame<'a> {
     /// The receiver's answer to `Data` with the same id.
     Ack(Id),
     /// A message a relay forwarded: logged with the client's address
-    /// (`source`) as if the client had sent it directly; not acknowledged.
+    /// (`source`) as if the client had sent it directly; acknowledged
+    /// (and logged once) only if `confirm`, a DATA frame the relay
+    /// forwarded (`KIND_FORWARDED_DATA`).
     Forwarded {
         id: Id,
         source: SocketAddr,
         message: &'a [u8],
+        confirm: bool,
     },
 }
 
@@ -66,7 +72,7 @@ pub fn parse(datagram: &[u8]) -> Option<Frame<'_>> {
     match datagram[5] {
         KIND_DATA => Some(Frame::Data { id, message: body }),
         KIND_ACK if body.is_empty() => Some(Frame::Ack(id)),
-        KIND_FORWARDED => {
+        kind @ (KIND_FORWARDED | KIND_FORWARDED_DATA) => {
             let (&family, rest) = body.split_first()?;
             let port = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
             let rest = &rest[2..];
@@ -85,6 +91,7 @@ pub fn parse(datagram: &[u8]) -> Option<Frame<'_>> {
                 id,
                 source: SocketAddr::new(ip, port),
                 message,
+                confirm: kind == KIND_FORWARDED_DATA,
             })
         }
         _ => None,
@@ -117,8 +124,18 @@ pub fn ack(id: Id) -> [u8; ACK_LEN] {
 /// Replaces `out` with a forwarded frame: `message` as `source` sent it.
 /// An IPv4-mapped source is written as the IPv4 address it is.
 pub fn write_forwarded(out: &mut Vec<u8>, id: Id, source: SocketAddr, message: &[u8]) {
+    write_source_frame(out, KIND_FORWARDED, id, source, message);
+}
+
+/// `write_forwarded` for a DATA frame `id` from `source`: a forwarded DATA
+/// frame, which the receiver acknowledges.
+pub fn write_forwarded_data(out: &mut Vec<u8>, id: Id, source: SocketAddr, message: &[u8]) {
+    write_source_frame(out, KIND_FORWARDED_DATA, id, source, message);
+}
+
+fn write_source_frame(out: &mut Vec<u8>, kind: u8, id: Id, source: SocketAddr, message: &[u8]) {
     out.clear();
-    write_header(out, KIND_FORWARDED, id);
+    write_header(out, kind, id);
     let ip = source.ip().to_canonical();
     match ip {
         IpAddr::V4(v4) => {
@@ -165,6 +182,9 @@ mod tests {
         want[5] = KIND_FORWARDED;
         want.extend_from_slice(b"\x04\x13\x88\x0a\x01\x02\x03hi");
         assert_eq!(fwd, want);
+        write_forwarded_data(&mut fwd, ID, "10.1.2.3:5000".parse().unwrap(), b"hi");
+        want[5] = KIND_FORWARDED_DATA;
+        assert_eq!(fwd, want);
     }
 
     #[test]
@@ -173,10 +193,15 @@ mod tests {
         for message in [&b""[..], b"x", b"\xffUDH\x01\x01", &[0u8; 300]] {
             let framed = data(ID, message);
             assert_eq!(parse(&framed), Some(Frame::Data { id: ID, message }));
-            for source in sources {
+            for (source, confirm) in sources.iter().flat_map(|s| [(s, false), (s, true)]) {
                 let source: SocketAddr = source.parse().unwrap();
                 let mut fwd = Vec::new();
-                write_forwarded(&mut fwd, ID, source, message);
+                let kind = if confirm {
+                    KIND_FORWARDED_DATA
+                } else {
+                    KIND_FORWARDED
+                };
+                write_source_frame(&mut fwd, kind, ID, source, message);
                 let want = SocketAddr::new(source.ip().to_canonical(), source.port());
                 let got = parse(&fwd);
                 assert_eq!(
@@ -184,7 +209,8 @@ mod tests {
                     Some(Frame::Forwarded {
                         id: ID,
                         source: want,
-                        message
+                        message,
+                        confirm
                     })
                 );
             }
@@ -217,7 +243,7 @@ mod tests {
             ("version 0", with(4, 0)),
             ("version 2", with(4, 2)),
             ("kind 0", with(5, 0)),
-            ("kind 4", with(5, 4)),
+            ("kind 5", with(5, 5)),
             ("kind 255", with(5, 255)),
             ("ack with a tail", ack_with_tail),
             ("forwarded, no source", forwarded(b"")),
@@ -240,7 +266,7 @@ mod tests {
     #[test]
     fn never_panics_on_any_prefix_or_mutation() {
         let mut fwd = Vec::new();
-        write_forwarded(&mut fwd, ID, "[fd00::1]:9".parse().unwrap(), b"m");
+        write_forwarded_data(&mut fwd, ID, "[fd00::1]:9".parse().unwrap(), b"m");
         for frame in [DATA_TEST.to_vec(), ack(ID).to_vec(), fwd] {
             for len in 0..=frame.len() {
                 let _ = parse(&frame[..len]);

@@ -1,15 +1,22 @@
 //! The tiny HTTP/1.1 server of `--metrics`: `GET /metrics`, `/livez`,
-//! `/readyz`. It runs on threads of its own and shares only atomics with the
-//! datagram loop, so no client can slow or stop that loop. Each connection
-//! gets one request and one response (`Connection: close`), a bounded
-//! request size and one deadline for all of it: a slow, silent or garbage
-//! client is closed and costs a thread for at most [`DEADLINE`].
+//! `/readyz`. It runs on one thread of its own and shares only atomics with
+//! the datagram loop, so no client can slow or stop that loop. Each
+//! connection gets one request and one response (`Connection: close`), a
+//! bounded request size and one deadline for all of it.
+//!
+//! One thread serves every connection with `poll` over non-blocking
+//! sockets, so a client that holds its connection (silent, slow, half-open,
+//! not reading) holds no thread and blocks no one: a request that has
+//! arrived is answered at the next wake-up. Memory stays bounded by
+//! [`MAX_CONNECTIONS`]: when one more arrives, the oldest is closed, so a
+//! prober always gets a slot however many idle clients there are.
 
 use crate::metrics::{Registry, CONTENT_TYPE};
-use crate::os::sys::EAFNOSUPPORT;
+use crate::os::sys::{self, PollFd, EAFNOSUPPORT, POLLIN, POLLOUT};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,9 +24,9 @@ use std::time::{Duration, Instant};
 /// A request's head (request line and headers) may be this long.
 const MAX_HEAD: usize = 8 * 1024;
 /// Reading the request and writing the response must end within this.
-const DEADLINE: Duration = Duration::from_secs(5);
-/// Connections served at once; more are closed at once.
-const MAX_CONNECTIONS: usize = 16;
+pub const DEADLINE: Duration = Duration::from_secs(5);
+/// Connections held at once; one more closes the oldest.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// What the endpoints show.
 pub struct Endpoints {
@@ -65,6 +72,7 @@ pub fn start(addr: SocketAddr, registry: Registry) -> io::Result<(Arc<Endpoints>
 
 /// Serves `listener` on a thread of its own, for the life of the process.
 pub fn spawn(listener: TcpListener, endpoints: Arc<Endpoints>) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
     thread::Builder::new()
         .name("metrics".into())
         .stack_size(64 * 1024)
@@ -72,75 +80,162 @@ pub fn spawn(listener: TcpListener, endpoints: Arc<Endpoints>) -> io::Result<()>
     Ok(())
 }
 
-fn serve(listener: &TcpListener, endpoints: &Arc<Endpoints>) {
-    let active = Arc::new(AtomicUsize::new(0));
+/// New connections taken per wake-up: few, so that those held are read
+/// again before many newer ones could close them (a prober whose request
+/// was not there yet when it was accepted).
+const ACCEPTS_PER_WAKE: usize = 4;
+
+fn serve(listener: &TcpListener, endpoints: &Endpoints) {
+    // In the order accepted: the oldest first.
+    let mut held: Vec<Connection> = Vec::with_capacity(MAX_CONNECTIONS);
+    let mut fds: Vec<PollFd> = Vec::with_capacity(MAX_CONNECTIONS + 1);
     loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            // Out of descriptors or memory, an aborted handshake: try again
-            // later; never give up on the endpoints.
+        let now = Instant::now();
+        held.retain(|c| c.deadline > now);
+        fds.clear();
+        fds.push(PollFd {
+            fd: listener.as_raw_fd(),
+            events: POLLIN,
+            revents: 0,
+        });
+        fds.extend(held.iter().map(|c| PollFd {
+            fd: c.stream.as_raw_fd(),
+            events: if c.answer.is_empty() { POLLIN } else { POLLOUT },
+            revents: 0,
+        }));
+        let wait = held.iter().map(|c| c.deadline - now).min();
+        match sys::poll(&mut fds, wait) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // Never give up on the endpoints.
             Err(_) => {
                 thread::sleep(Duration::from_millis(10));
                 continue;
             }
+        }
+        // Those held first: their requests have waited longest.
+        let mut i = 0;
+        held.retain_mut(|c| {
+            i += 1;
+            fds[i].revents == 0 || c.advance(endpoints) == Step::Open
+        });
+        if fds[0].revents != 0 {
+            accept(listener, &mut held, endpoints);
+        }
+    }
+}
+
+fn accept(listener: &TcpListener, held: &mut Vec<Connection>, endpoints: &Endpoints) {
+    for _ in 0..ACCEPTS_PER_WAKE {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            // A client gone before it was accepted costs no wait.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            // Out of descriptors or memory: try again later.
+            Err(_) => {
+                thread::sleep(Duration::from_millis(10));
+                return;
+            }
         };
-        if active.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::Relaxed);
-            continue; // dropped: closed
+        if stream.set_nonblocking(true).is_err() {
+            continue;
         }
-        let endpoints = Arc::clone(endpoints);
-        let done = Arc::clone(&active);
-        let spawned = thread::Builder::new()
-            .name("metrics-client".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let _ = handle(stream, &endpoints);
-                done.fetch_sub(1, Ordering::Relaxed);
-            });
-        if spawned.is_err() {
-            active.fetch_sub(1, Ordering::Relaxed);
+        let mut connection = Connection {
+            stream,
+            deadline: Instant::now() + DEADLINE,
+            head: Vec::new(),
+            answer: Vec::new(),
+            sent: 0,
+        };
+        // A prober's request is usually there already: answered now, it
+        // never needs a slot.
+        if connection.advance(endpoints) == Step::Done {
+            continue;
         }
+        if held.len() >= MAX_CONNECTIONS {
+            held.remove(0); // the oldest: closed
+        }
+        held.push(connection);
     }
 }
 
-fn handle(mut stream: TcpStream, endpoints: &Endpoints) -> io::Result<()> {
-    let deadline = Instant::now() + DEADLINE;
-    let response = match read_head(&mut stream, deadline)? {
-        Ok(request) => respond(&request, endpoints),
-        Err(status) => Response::error(status),
-    };
-    stream.set_write_timeout(Some(remaining(deadline)?))?;
-    stream.write_all(&response.to_bytes())?;
-    stream.shutdown(Shutdown::Write)
+struct Connection {
+    stream: TcpStream,
+    deadline: Instant,
+    /// The request head as read so far.
+    head: Vec<u8>,
+    /// The response, once the request is read; then `sent` of it is sent.
+    answer: Vec<u8>,
+    sent: usize,
 }
 
-fn remaining(deadline: Instant) -> io::Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(ErrorKind::TimedOut.into());
-    }
-    Ok(left)
+#[derive(PartialEq)]
+enum Step {
+    /// Waiting for the client: to send more, or to take more.
+    Open,
+    /// Answered, or the client left or erred: close.
+    Done,
 }
 
-/// Reads until the blank line that ends the head. Err(io) closes without
-/// an answer (the deadline passed, the client left); Ok(Err(status)) answers
-/// with that error.
-fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Result<Request, u16>> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        match parse(&head) {
-            Parsed::Incomplete => {}
-            Parsed::Request(request) => return Ok(Ok(request)),
-            Parsed::Bad(status) => return Ok(Err(status)),
+impl Connection {
+    /// Reads what has arrived and writes what fits, without waiting.
+    fn advance(&mut self, endpoints: &Endpoints) -> Step {
+        let mut chunk = [0u8; 1024];
+        let mut scanned = self.head.len();
+        while self.answer.is_empty() {
+            match self.stream.read(&mut chunk) {
+                // The client left before its request was complete.
+                Ok(0) => return Step::Done,
+                Ok(n) => self.head.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Open,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return Step::Done,
+            }
+            // Parsed only once the head may have ended, so a client that
+            // sends a byte at a time does not have it scanned for each.
+            let new = &self.head[scanned.saturating_sub(3)..];
+            scanned = self.head.len();
+            let ended = find(new, b"\n\n").is_some() || find(new, b"\n\r\n").is_some();
+            if !ended && self.head.len() <= MAX_HEAD {
+                continue;
+            }
+            self.answer = match parse(&self.head) {
+                Parsed::Incomplete => continue,
+                Parsed::Request(request) => answer(&request, endpoints),
+                Parsed::Bad(status) => Response::error(status).to_bytes(),
+            };
+            self.head = Vec::new();
         }
-        stream.set_read_timeout(Some(remaining(deadline)?))?;
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(ErrorKind::UnexpectedEof.into());
+        while self.sent < self.answer.len() {
+            match self.stream.write(&self.answer[self.sent..]) {
+                Ok(0) => return Step::Done,
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Open,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Step::Done,
+            }
         }
-        head.extend_from_slice(&chunk[..n]);
+        let _ = self.stream.shutdown(Shutdown::Write);
+        Step::Done
     }
+}
+
+/// The response's bytes: for `HEAD`, those of `GET` without the body.
+fn answer(request: &Request, endpoints: &Endpoints) -> Vec<u8> {
+    let response = respond(request, endpoints);
+    let mut bytes = response.to_bytes();
+    if request.method == "HEAD" {
+        bytes.truncate(bytes.len() - response.body.len());
+    }
+    bytes
 }
 
 #[derive(Debug, PartialEq)]
@@ -181,12 +276,14 @@ fn parse(head: &[u8]) -> Parsed {
     else {
         return Parsed::Bad(400);
     };
-    if !version.starts_with("HTTP/1.") {
-        return Parsed::Bad(if version.starts_with("HTTP/") {
-            505
-        } else {
-            400
-        });
+    // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112); 1.0 and 1.1 are
+    // served, any other well-formed version is 505.
+    match version.strip_prefix("HTTP/").map(str::as_bytes) {
+        Some(b"1.0" | b"1.1") => {}
+        Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            return Parsed::Bad(505)
+        }
+        _ => return Parsed::Bad(400),
     }
     let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
     if !token(method) || !token(target) {
@@ -226,7 +323,7 @@ impl Response {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let allow = if self.status == 405 {
-            "Allow: GET\r\n"
+            "Allow: GET, HEAD\r\n"
         } else {
             ""
         };
@@ -248,7 +345,7 @@ fn respond(request: &Request, endpoints: &Endpoints) -> Response {
     if !known {
         return Response::error(404);
     }
-    if request.method != "GET" {
+    if request.method != "GET" && request.method != "HEAD" {
         return Response::error(405);
     }
     match request.path.as_str() {
@@ -314,6 +411,12 @@ mod tests {
             (b"GET /metrics HTTP/1.1 x\r\n\r\n", Parsed::Bad(400)),
             (b"GET /metrics SPDY/3\r\n\r\n", Parsed::Bad(400)),
             (b"GET /metrics HTTP/2.0\r\n\r\n", Parsed::Bad(505)),
+            (b"GET /metrics HTTP/1.9\r\n\r\n", Parsed::Bad(505)),
+            (b"GET /metrics HTTP/1.\r\n\r\n", Parsed::Bad(400)),
+            (b"GET /metrics HTTP/1.1x\r\n\r\n", Parsed::Bad(400)),
+            (b"GET /metrics HTTP/11\r\n\r\n", Parsed::Bad(400)),
+            (b"GET /metrics HTTP/\r\n\r\n", Parsed::Bad(400)),
+            (b"GET /metrics http/1.1\r\n\r\n", Parsed::Bad(400)),
             (b"GET /m\xffx HTTP/1.1\r\n\r\n", Parsed::Bad(400)),
             (b"GET /m\x01 HTTP/1.1\r\n\r\n", Parsed::Bad(400)),
             (b"\r\n\r\n", Parsed::Bad(400)),
@@ -344,7 +447,7 @@ mod tests {
             ("GET", "/", true, 404, "Not Found"),
             ("GET", "/metrics/", true, 404, "Not Found"),
             ("POST", "/metrics", true, 405, "Method Not Allowed"),
-            ("HEAD", "/livez", true, 405, "Method Not Allowed"),
+            ("HEAD", "/livez", true, 200, "ok"),
             ("DELETE", "/nowhere", true, 404, "Not Found"),
         ];
         for (method, path, ready, status, body) in cases {
@@ -372,7 +475,7 @@ mod tests {
         assert_eq!(
             text,
             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: 19\r\nAllow: GET\r\nConnection: close\r\n\r\nMethod Not Allowed\n"
+             Content-Length: 19\r\nAllow: GET, HEAD\r\nConnection: close\r\n\r\nMethod Not Allowed\n"
         );
     }
 
@@ -402,5 +505,18 @@ mod tests {
         let answer = get(b"GET /readyz HTTP/1.1\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+        // A byte at a time, the end of the head split over reads.
+        for ending in ["\r\n\r\n", "\n\n"] {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.set_nodelay(true).unwrap();
+            for byte in format!("GET /livez HTTP/1.1{ending}").bytes() {
+                stream.write_all(&[byte]).unwrap();
+                thread::sleep(Duration::from_millis(2));
+            }
+            stream.set_read_timeout(Some(DEADLINE * 2)).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+        }
     }
 }

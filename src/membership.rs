@@ -137,10 +137,13 @@ impl<R: FnMut() -> Answer> Cache<R> {
     pub fn refresh(&mut self, events: &mut impl FnMut(Event)) -> Result<(), DiscoverError> {
         let answer = match (self.resolve)() {
             // An answer like any other: the list is now empty.
+            // After failures too: that line says DNS answers again, and
+            // what it says; "resolves again" beside it would contradict it.
             Err(e) if says_no_pods(&e) => {
-                if self.no_pods.is_none() {
+                if self.no_pods.is_none() || self.failing {
                     events(Event::NoPods(e.to_string()));
                 }
+                self.failing = false;
                 self.no_pods = Some(e);
                 Ok(Pods::default())
             }
@@ -495,6 +498,29 @@ mod tests {
             ]
         );
         assert_eq!(ips(cache.pods()), ["10.0.0.2", "10.0.0.3"]);
+    }
+
+    /// An outage that ends in NXDOMAIN: the service is gone, not back.
+    #[test]
+    fn an_outage_ending_in_no_pods_says_so_and_not_that_it_resolves_again() {
+        let (resolve, _) = scripted(vec![Ok(pods(&["10.0.0.1:1"])), fail(), none(), none()]);
+        let mut cache = Cache::new(resolve, None);
+        let mut events = Vec::new();
+        for _ in 0..4 {
+            let _ = cache.refresh(&mut |e| events.push(e));
+        }
+        let text: Vec<_> = events.iter().filter_map(describe).map(|(_, l)| l).collect();
+        assert_eq!(
+            text,
+            [
+                "pods: 0 -> 1",
+                "service 'svc' could not be resolved: no answer from DNS: no answer; \
+                 keeping the last list of pods, retrying",
+                "service 'svc' has no ready pods: DNS knows svc. but it has no A records: \
+                 dropping datagrams until pods appear",
+                "pods: 1 -> 0",
+            ]
+        );
     }
 
     #[test]

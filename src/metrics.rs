@@ -124,6 +124,14 @@ pub static RELAY_DATAGRAMS_DROPPED: Counter = Counter::new(
     "udp_headless_relay_datagrams_dropped_total",
     "Datagrams the relay dropped because the service had no pods.",
 );
+pub static RELAY_DATAGRAMS_REFUSED: Counter = Counter::new(
+    "udp_headless_relay_datagrams_refused_total",
+    "Datagrams the relay did not forward: forwarded frames (they claim another source) and datagrams from the pods it forwards to (another relay's copies).",
+);
+pub static RELAY_ACKS_RECEIVED: Counter = Counter::new(
+    "udp_headless_relay_acks_received_total",
+    "Acknowledgements from pods of confirmed messages the relay forwarded.",
+);
 pub static RELAY_PODS: Gauge = Gauge::new(
     "udp_headless_relay_pods",
     "Pods the relay forwards to now (its own address left out).",
@@ -167,6 +175,8 @@ pub fn relay() -> Registry {
         .counter(&RELAY_COPIES_SENT)
         .counter(&RELAY_SEND_ERRORS)
         .counter(&RELAY_DATAGRAMS_DROPPED)
+        .counter(&RELAY_DATAGRAMS_REFUSED)
+        .counter(&RELAY_ACKS_RECEIVED)
         .gauge(&RELAY_PODS)
 }
 
@@ -389,6 +399,8 @@ mod tests {
             &RELAY_COPIES_SENT,
             &RELAY_SEND_ERRORS,
             &RELAY_DATAGRAMS_DROPPED,
+            &RELAY_DATAGRAMS_REFUSED,
+            &RELAY_ACKS_RECEIVED,
         ] {
             assert!(counter.name.starts_with(PREFIX), "{}", counter.name);
             assert!(counter.name.ends_with("_total"), "{}", counter.name);

@@ -8,15 +8,13 @@ use crate::listen::{self, Listen};
 use crate::os::pktinfo::{self, Received};
 use crate::os::signals::{self, Stop};
 use crate::os::{socket, sys};
+use crate::receiver_log::Log;
 use crate::seen::Seen;
 use crate::trust::Trusted;
-use crate::{log_line, metrics, pyrepr};
-use std::io::{self, StdoutLock, Write};
+use crate::{log_line, metrics};
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime};
-
-/// Write the log when this much is buffered, or when the socket is empty.
-const FLUSH_AT: usize = 64 * 1024;
+use std::time::{Duration, Instant};
 
 /// The receiver's options.
 pub struct Receiver {
@@ -67,7 +65,7 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
         );
     }
     let mut seen = Seen::trusting(relays.clone());
-    let mut log = Log::new();
+    let mut log = Log::new(sock);
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;
     let mut failures = listen::Failures::default();
@@ -75,7 +73,7 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
         match pktinfo::recv(sock, &mut datagram) {
             Ok(got) => {
                 failures.reset();
-                take(sock, &mut seen, &mut log, &datagram, &got)?;
+                take(&mut seen, &mut log, &datagram, &got)?;
                 if !draining {
                     sock.set_nonblocking(true).map_err(socket_error)?;
                     draining = true;
@@ -106,20 +104,15 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
         let Ok(got) = pktinfo::recv(sock, &mut datagram) else {
             break;
         };
-        take(sock, &mut seen, &mut log, &datagram, &got)?;
+        take(&mut seen, &mut log, &datagram, &got)?;
     }
     log.flush()
 }
 
 /// Logs one datagram; acknowledges it if it is a frame that asks for it
-/// (docs/PROTOCOL.md). Plain datagrams are logged whole, as always.
-fn take(
-    sock: &UdpSocket,
-    seen: &mut Seen,
-    log: &mut Log,
-    datagram: &[u8],
-    got: &Received,
-) -> Result<(), String> {
+/// (docs/PROTOCOL.md), once its line is written. Plain datagrams are
+/// logged whole, as always.
+fn take(seen: &mut Seen, log: &mut Log, datagram: &[u8], got: &Received) -> Result<(), String> {
     metrics::count_datagram(got.len);
     let handling = seen.handle(&datagram[..got.len], got.from);
     match handling.log {
@@ -129,76 +122,8 @@ fn take(
     if handling.gap {
         metrics::SEQUENCE_GAPS.inc();
     }
-    if let Some(ack) = handling.ack {
-        // A lost acknowledgement is like a lost datagram: the sender
-        // retries; a forged source must not fill the log with warnings.
-        if pktinfo::send_from(sock, &ack, got.from, got.to).is_ok() {
-            metrics::ACKS_SENT.inc();
-        }
+    match handling.ack {
+        Some(ack) => log.ack_when_written(ack, got.from, got.to),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// The log on stdout, buffered here and written in one piece when full or
-/// when the socket is empty. The buffer ends each flush on a newline, so
-/// stdout's own LineWriter passes it on in one write, not one per line.
-/// Lines are formatted straight into the buffer: copying each one there
-/// was a call to musl's `memcpy` per line.
-struct Log {
-    out: StdoutLock<'static>,
-    buffer: Vec<u8>,
-    stamper: log_line::Stamper,
-}
-
-impl Log {
-    fn new() -> Log {
-        Log {
-            out: io::stdout().lock(),
-            buffer: Vec::with_capacity(2 * FLUSH_AT),
-            stamper: log_line::Stamper::default(),
-        }
-    }
-
-    /// Adds the line for one datagram; writes when the buffer is full.
-    fn line(&mut self, payload: &[u8], from: SocketAddr) -> Result<(), String> {
-        self.stamper
-            .write_prefix(&mut self.buffer, SystemTime::now(), log_line::INFO);
-        write_line(&mut self.buffer, payload, from);
-        if self.buffer.len() >= FLUSH_AT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), String> {
-        let written = self
-            .out
-            .write_all(&self.buffer)
-            .and_then(|()| self.out.flush());
-        self.buffer.clear();
-        written.map_err(log_failed)
-    }
-}
-
-/// Lines formatted before an early return (a socket error) still go out,
-/// as a `BufWriter` would write them when dropped.
-impl Drop for Log {
-    fn drop(&mut self) {
-        let _ = self.out.write_all(&self.buffer);
-        let _ = self.out.flush();
-    }
-}
-
-fn log_failed(e: io::Error) -> String {
-    metrics::LOG_WRITE_ERRORS.inc();
-    format!("cannot write the log to standard output: {e}")
-}
-
-/// The line after its prefix.
-fn write_line(out: &mut Vec<u8>, payload: &[u8], from: SocketAddr) {
-    out.extend_from_slice(b"Message from Client:");
-    pyrepr::write_bytes(out, payload);
-    out.extend_from_slice(b" Client IP Address:");
-    pyrepr::write_addr(out, from);
-    out.push(b'\n');
 }

@@ -1,25 +1,26 @@
 //! What the relay does (`relay -s headless-udp`): every datagram that
 //! arrives is sent, unchanged (or as a forwarded frame), to every pod of
 //! the Service, which is re-resolved in the background as pods come and go
-//! (`membership`); the copies go out through `fanout`.
+//! (`membership`); the rules of what is forwarded, and the copies, are
+//! `forward`'s.
 
 use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
-use crate::fanout::{self, Sockets, Targets};
+use crate::forward::{self, Confirmations, Out, Targets, Verdict};
 use crate::frame;
-use crate::listen::{self, Listen};
+use crate::listen::{self, Listen, Ready};
 use crate::log_line::{self, INFO, WARNING};
 use crate::membership::{self, Cache, Event, Watch};
 use crate::metrics::{
-    self, RELAY_BYTES_RECEIVED, RELAY_COPIES_SENT, RELAY_DATAGRAMS_DROPPED,
-    RELAY_DATAGRAMS_RECEIVED, RELAY_PODS, RELAY_SEND_ERRORS,
+    self, RELAY_ACKS_RECEIVED, RELAY_BYTES_RECEIVED, RELAY_COPIES_SENT, RELAY_DATAGRAMS_DROPPED,
+    RELAY_DATAGRAMS_RECEIVED, RELAY_DATAGRAMS_REFUSED, RELAY_PODS, RELAY_SEND_ERRORS,
 };
 use crate::os::signals::{self, Stop};
 use crate::os::socket;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The relay's options.
 pub struct Relay {
@@ -36,17 +37,25 @@ pub struct Relay {
 pub fn run(options: Relay) -> Result<Status, Failure> {
     let stop = signals::stop_on_term_and_int()
         .map_err(|e| Failure::Failed(format!("cannot handle SIGTERM/SIGINT: {e}")))?;
+    // Shared with the per-pod sockets, so every copy leaves from it.
     let listening = Listen {
         addr: options.listen,
         rcvbuf: options.rcvbuf,
         metrics: options.metrics.map(|addr| (addr, metrics::relay())),
     }
-    .start(socket::bind_udp)?;
-    listening.ready.set(true);
-    let out = Sockets::any().map_err(Failure::Failed)?;
+    .start(|addr| forward::listen(|| socket::bind_udp(addr)))?;
+    let listen = &listening.socket;
+    // Pods of a family the listen socket cannot reach, one per family.
+    let out = Out {
+        listen: listen
+            .try_clone()
+            .map_err(|e| Failure::Failed(format!("cannot open a UDP socket to send from: {e}")))?,
+        families: forward::Sockets::both(),
+    };
     let local = listening.local;
     let started = Arc::new(AtomicBool::new(false));
-    let mut watch = start_membership(&options, local, Arc::clone(&started));
+    let ready = listening.ready.clone();
+    let mut watch = start_membership(&options, local, Arc::clone(&started), ready);
     // Datagrams wait in the socket meanwhile; the first answer is logged.
     while !watch.started() {
         if !stop.sleep(Duration::from_millis(10)) {
@@ -67,7 +76,7 @@ pub fn run(options: Relay) -> Result<Status, Failure> {
         },
         buffers: Vec::new(),
     });
-    forward(&listening.socket, &out, &mut watch, framing, &stop).map_err(Failure::Failed)?;
+    forward(listen, &out, &mut watch, framing, &stop).map_err(Failure::Failed)?;
     info(&format!(
         "stopped: {} datagrams in, {} copies sent, {} dropped with no pods, {} sends failed",
         RELAY_DATAGRAMS_RECEIVED.get(),
@@ -80,7 +89,14 @@ pub fn run(options: Relay) -> Result<Status, Failure> {
 
 /// Resolves in the background, without the relay's own address; logs
 /// what changes (from the start line on: that one says the first count).
-fn start_membership(options: &Relay, listen: SocketAddr, started: Arc<AtomicBool>) -> Watch {
+/// Ready (`/readyz`) while it has pods to forward to: listening, and DNS
+/// gave pods (a list kept through a DNS failure counts).
+fn start_membership(
+    options: &Relay,
+    listen: SocketAddr,
+    started: Arc<AtomicBool>,
+    ready: Ready,
+) -> Watch {
     let resolver = Resolver::new(options.target.clone());
     let mut said_own = false;
     let resolve = move || {
@@ -102,6 +118,7 @@ fn start_membership(options: &Relay, listen: SocketAddr, started: Arc<AtomicBool
             matches!(event, Event::Changed { .. }) && !started.load(Ordering::Acquire);
         if let Event::Changed { after, .. } = event {
             RELAY_PODS.set(after as u64);
+            ready.set(after > 0);
         }
         if let (Some((level, line)), false) = (membership::describe(&event), first_count) {
             log_line::to_stderr(level, &line);
@@ -121,25 +138,58 @@ struct Framing {
 /// one pod in one `sendmmsg` before the next pod (docs/BENCHMARKS.md).
 const BATCH: usize = 16;
 
-/// The main loop: receive, send a copy to each pod, until stopped.
+/// Warnings said once per streak, not per datagram.
+#[derive(Default)]
+struct Said {
+    failing: bool,
+    dropping: bool,
+    refusing: bool,
+}
+
+/// The main loop: receive, send a copy to each pod, until stopped
+/// (the rules: `forward`).
 fn forward(
     listen: &UdpSocket,
-    out: &Sockets,
+    out: &Out,
     watch: &mut Watch,
     mut framing: Option<Framing>,
     stop: &Stop,
 ) -> Result<(), String> {
-    // Bounds how long a blocked recv can miss a stop request.
-    listen
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .map_err(|e| format!("the socket failed: {e}"))?;
+    let socket_failed = |e: std::io::Error| format!("the socket failed: {e}");
+    let local = listen.local_addr().map_err(socket_failed)?;
     let mut batch = socket::Batch::new(BATCH);
     let mut targets = Targets::default();
-    let mut failing = false;
-    let mut said_dropping = false;
+    let mut confirmations = Confirmations::default();
+    let mut said = Said::default();
+    let mut drained = Instant::now();
+    let mut from_pods = vec![0u8; 65_536];
+    let mut timeout = None;
     let mut failures = listen::Failures::default();
     while !stop.requested() {
-        let count = match batch.recv(listen) {
+        // Bounds how long a blocked recv can miss a stop request, or an
+        // acknowledgement waits on a pod's socket.
+        let wait = if confirmations.waiting() {
+            forward::DRAIN_WAITING
+        } else {
+            forward::DRAIN_EVERY
+        };
+        if timeout != Some(wait) {
+            listen.set_read_timeout(Some(wait)).map_err(socket_failed)?;
+            timeout = Some(wait);
+        }
+        let received = batch.recv(listen);
+        let generation = watch.generation();
+        let pods = watch.current();
+        targets.follow(pods, generation, local);
+        if drained.elapsed() >= wait {
+            drained = Instant::now();
+            targets.drain(&mut from_pods, |datagram, pod| {
+                RELAY_DATAGRAMS_RECEIVED.inc();
+                RELAY_BYTES_RECEIVED.add(datagram.len() as u64);
+                from_pod(datagram, pod, &mut confirmations, listen, &mut said);
+            });
+        }
+        let count = match received {
             Ok(count) => count,
             Err(e) if listen::nothing_arrived(&e) => {
                 failures.reset();
@@ -154,62 +204,133 @@ fn forward(
         // Relaxed adds (metrics::Counter), one of each per batch.
         RELAY_DATAGRAMS_RECEIVED.add(count as u64);
         RELAY_BYTES_RECEIVED.add((0..count).map(|i| batch.get(i).0.len() as u64).sum());
-        let generation = watch.generation();
-        let pods = watch.current();
-        targets.follow(pods, generation);
         if pods.addrs.is_empty() {
             RELAY_DATAGRAMS_DROPPED.add(count as u64);
-            if !said_dropping {
-                said_dropping = true;
+            if !said.dropping {
+                said.dropping = true;
                 warn("no pods to forward to: dropping datagrams (counted) until there are");
             }
             continue;
         }
-        said_dropping = false;
+        said.dropping = false;
+        // The kernel names the source of every UDP datagram.
+        let source = |i| {
+            batch
+                .get(i)
+                .1
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+        };
+        let mut forwarded = [0usize; BATCH];
+        let mut n = 0;
+        for i in 0..count {
+            let (data, from) = (batch.get(i).0, source(i));
+            match forward::judge(data, targets.contains(from)) {
+                Verdict::Forward => {
+                    forwarded[n] = i;
+                    n += 1;
+                }
+                Verdict::Refuse | Verdict::Acknowledged => {
+                    from_pod(data, from, &mut confirmations, listen, &mut said);
+                }
+                Verdict::Confirm(id) => {
+                    let (to, ack_now) = confirmations.data(from, id, &pods.addrs);
+                    if ack_now {
+                        let _ = listen.send_to(&frame::ack(id), from);
+                    }
+                    let mut framed = Vec::new();
+                    let payload = match (&framing, frame::parse(data)) {
+                        (Some(_), Some(frame::Frame::Data { message, .. })) => {
+                            frame::write_forwarded_data(&mut framed, id, from, message);
+                            &framed[..]
+                        }
+                        _ => data,
+                    };
+                    let to: std::collections::HashSet<_> = to.into_iter().collect();
+                    let pods = targets.list.iter().filter(|(pod, _)| to.contains(pod));
+                    send_all(&[payload], pods, out, &mut said);
+                }
+            }
+        }
         let mut payloads: [&[u8]; BATCH] = [&[]; BATCH];
         match &mut framing {
             Some(framing) => {
-                if framing.buffers.len() < count {
-                    framing.buffers.resize_with(count, Vec::new);
+                if framing.buffers.len() < n {
+                    framing.buffers.resize_with(n, Vec::new);
                 }
-                for (i, buffer) in framing.buffers.iter_mut().take(count).enumerate() {
-                    let (data, from) = batch.get(i);
+                for (buffer, &i) in framing.buffers.iter_mut().zip(&forwarded[..n]) {
                     framing.id.seq += 1;
-                    // The kernel names the source of every UDP datagram.
-                    let from = from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                    frame::write_forwarded(buffer, framing.id, from, data);
+                    frame::write_forwarded(buffer, framing.id, source(i), batch.get(i).0);
                 }
                 for (payload, buffer) in payloads.iter_mut().zip(&framing.buffers) {
                     *payload = buffer;
                 }
             }
             None => {
-                for (i, payload) in payloads[..count].iter_mut().enumerate() {
+                for (payload, &i) in payloads.iter_mut().zip(&forwarded[..n]) {
                     *payload = batch.get(i).0;
                 }
             }
         }
-        let (mut sent, mut failed) = (0, 0);
-        for (to, connected) in &targets.list {
-            let copies = fanout::send_copies(&payloads[..count], *to, connected.as_ref(), out);
-            sent += copies.sent;
-            failed += copies.failed;
-            if let (Some(e), false) = (copies.error, failing) {
-                // One warning per streak of failures, not per datagram.
-                warn(&format!(
-                    "cannot send to {to}: {e} (further failures are counted)"
-                ));
-                failing = true;
-            }
-        }
-        RELAY_COPIES_SENT.add(sent);
-        if failed == 0 {
-            failing = false;
-        } else {
-            RELAY_SEND_ERRORS.add(failed);
+        if n > 0 {
+            send_all(&payloads[..n], targets.list.iter(), out, &mut said);
         }
     }
     Ok(())
+}
+
+/// A datagram not to forward: a pod's acknowledgement (acknowledged to the
+/// client when it completes a confirmation), else refused and counted.
+fn from_pod(
+    datagram: &[u8],
+    from: SocketAddr,
+    confirmations: &mut Confirmations,
+    listen: &UdpSocket,
+    said: &mut Said,
+) {
+    if let Some(frame::Frame::Ack(_)) = frame::parse(datagram) {
+        RELAY_ACKS_RECEIVED.inc();
+        for (client, id) in confirmations.ack(datagram, from) {
+            let _ = listen.send_to(&frame::ack(id), client);
+        }
+        return;
+    }
+    RELAY_DATAGRAMS_REFUSED.inc();
+    if !said.refusing {
+        said.refusing = true;
+        warn(&format!(
+            "not forwarding a datagram from {from}: a relay forwards neither what comes from \
+             the pods it forwards to (another relay's copies) nor forwarded frames (refused \
+             ones are counted)"
+        ));
+    }
+}
+
+/// Sends each of `payloads` to each of `pods`, counting what went.
+fn send_all<'a>(
+    payloads: &[&[u8]],
+    pods: impl Iterator<Item = &'a (SocketAddr, Option<UdpSocket>)>,
+    out: &Out,
+    said: &mut Said,
+) {
+    let (mut sent, mut failed) = (0, 0);
+    for (to, connected) in pods {
+        let copies = forward::send_copies(payloads, *to, connected.as_ref(), out);
+        sent += copies.sent;
+        failed += copies.failed;
+        if let (Some(e), false) = (copies.error, said.failing) {
+            // One warning per streak of failures, not per datagram.
+            warn(&format!(
+                "cannot send to {to}: {e} (further failures are counted)"
+            ));
+            said.failing = true;
+        }
+    }
+    RELAY_COPIES_SENT.add(sent);
+    if failed == 0 {
+        said.failing = false;
+    } else {
+        RELAY_SEND_ERRORS.add(failed);
+    }
 }
 
 fn info(message: &str) {

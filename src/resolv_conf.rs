@@ -141,21 +141,14 @@ fn nameserver(text: &str) -> Option<SocketAddr> {
     };
     match (addr.parse::<IpAddr>().ok()?, scope) {
         (IpAddr::V6(ip), Some(scope)) => {
-            let scope_id = scope.parse().ok().or_else(|| interface_index(scope))?;
+            let scope_id = scope
+                .parse()
+                .ok()
+                .or_else(|| crate::os::sys::interface_index(scope))?;
             Some(SocketAddr::V6(SocketAddrV6::new(ip, 53, 0, scope_id)))
         }
         (ip, _) => Some(SocketAddr::new(ip, 53)),
     }
-}
-
-/// A link-local server needs the interface's index, which std only shows
-/// through sysfs.
-fn interface_index(name: &str) -> Option<u32> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return None;
-    }
-    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex")).ok()?;
-    text.trim().parse().ok()
 }
 
 /// Search domains are written with or without the root's trailing dot.

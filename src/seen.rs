@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 /// (retries end within its timeout), so a few suffice.
 const PER_SOURCE: usize = 4;
 /// Sources per generation: fills a hash map of 2048 buckets exactly.
-const GENERATION: usize = 1792;
+pub const GENERATION: usize = 1792;
 /// Sources remembered at most: two generations.
 #[cfg(test)]
 const SOURCES: usize = 2 * GENERATION;
@@ -117,6 +117,21 @@ impl Seen {
                     gap: self.gap,
                 }
             }
+            // Once per client and id: the relay re-sends a DATA frame
+            // its client re-sent, to the pods that did not acknowledge.
+            Some(Frame::Forwarded {
+                id,
+                source,
+                message,
+                confirm: true,
+            }) if self.relays.contains(from.ip()) => {
+                self.gap = false;
+                Handling {
+                    log: self.first_time(source, id).then_some((message, source)),
+                    ack: Some(frame::ack(id)),
+                    gap: self.gap,
+                }
+            }
             Some(Frame::Forwarded {
                 source, message, ..
             }) if self.relays.contains(from.ip()) => Handling {
@@ -205,16 +220,18 @@ mod tests {
         let data = frame::data(msg_id, b"test");
         let mut forwarded = Vec::new();
         frame::write_forwarded(&mut forwarded, msg_id, relay_client, b"hi");
+        let mut forwarded_data = Vec::new();
+        frame::write_forwarded_data(&mut forwarded_data, msg_id, relay_client, b"hi");
         let ack = frame::ack(msg_id);
         let mut bad_version = data.clone();
         bad_version[4] = 9;
         let mut seen = Seen::trusting(Trusted::parse("10.0.0.0/24", "test").unwrap());
         let mut untrusted = Seen::trusting(Trusted::parse("10.0.1.1", "test").unwrap());
-        assert_eq!(
-            untrusted.handle(&forwarded, from).log,
-            Some((&forwarded[..], from)),
-            "a forged FORWARDED frame is logged whole"
-        );
+        for frame in [&forwarded, &forwarded_data] {
+            let got = untrusted.handle(frame, from);
+            assert_eq!(got.log, Some((&frame[..], from)), "forged: logged whole");
+            assert_eq!(got.ack, None, "and not acknowledged");
+        }
         type Case<'a> = (&'a str, &'a [u8], Option<(&'a [u8], SocketAddr)>, bool);
         let cases: Vec<Case> = vec![
             ("plain", b"test", Some((b"test", from)), false),
@@ -228,6 +245,13 @@ mod tests {
                 false,
             ),
             ("an ack", &ack, Some((&ack, from)), false),
+            (
+                "forwarded data",
+                &forwarded_data,
+                Some((b"hi", relay_client)),
+                true,
+            ),
+            ("forwarded data again", &forwarded_data, None, true),
             (
                 "bad version",
                 &bad_version,

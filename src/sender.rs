@@ -5,7 +5,7 @@
 use crate::confirm::{self, Confirmer};
 use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
-use crate::fanout::Sockets;
+use crate::forward::Sockets;
 use crate::membership::{self, Answer, Cache, Event};
 use crate::os::signals::{self, Stop};
 use crate::os::sys;
@@ -104,7 +104,7 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
                     &mut out,
                     (&resolver, &stop),
                 )?;
-                status.note(sent);
+                note(&mut status, sent);
                 round += 1;
             }
         }
@@ -119,7 +119,7 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
                     // `kubectl exec` without -i gives an empty stdin.
                     Ok(Line::End) if !any => {
                         log_error("no line on standard input: nothing sent");
-                        status.note(Status::Refused);
+                        note(&mut status, Status::Refused);
                         break;
                     }
                     Ok(Line::End) => break,
@@ -133,16 +133,16 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
                             &mut out,
                             (&resolver, &stop),
                         )?;
-                        status.note(sent);
+                        note(&mut status, sent);
                     }
                     Ok(Line::TooLong(len)) => {
                         let too_large = check_size(len, max_line, "a").unwrap_err();
                         log_error(&format!("{too_large}: line skipped"));
-                        status.note(Status::Refused);
+                        note(&mut status, Status::Refused);
                     }
                     Err(e) => {
                         log_error(&format!("cannot read standard input: {e}"));
-                        status.note(Status::Failed);
+                        note(&mut status, Status::Failed);
                         break;
                     }
                 }
@@ -150,6 +150,13 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
         }
     }
     Ok(status)
+}
+
+/// Keeps the run's status, and tells the stop watchdog (`signals`) how a
+/// run that a blocked write holds up ends.
+fn note(status: &mut Status, next: Status) {
+    status.note(next);
+    signals::status_if_held_up(*status);
 }
 
 enum Line {

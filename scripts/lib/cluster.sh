@@ -19,14 +19,19 @@
 # Address plan: 10.244.0.0/24 infrastructure (dns .10, sender .20);
 # 10.244.1.0 and up: pods.
 #
-# Usage: cluster_init BIN_DIR; trap cluster_down EXIT; cluster_up; then
-# cluster_add_pod / cluster_start_receiver / cluster_wait_ready /
+# Each pod runs what the manifests say (manifests.sh): the container's
+# command and args, its env only, its readiness probe.
+#
+# Usage: cluster_init BIN_DIR MANIFESTS_DIR; trap cluster_down EXIT;
+# cluster_up; then cluster_add_pod / cluster_start / cluster_wait_ready /
 # cluster_publish / cluster_exec.
 
 # What every user of it checks with.
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=verify.sh
 source "$(dirname "${BASH_SOURCE[0]}")/verify.sh"
+# shellcheck source=manifests.sh
+source "$(dirname "${BASH_SOURCE[0]}")/manifests.sh"
 
 # Settings of the simulated cluster; the scripts read some of them.
 # shellcheck disable=SC2034
@@ -61,11 +66,13 @@ cluster_init() {
     CLUSTER_KEEP_DIR=${CLUSTER_KEEP_DIR:-0}
     # dnsmasq drops root and reads the hosts files as "nobody": let it in.
     chmod 711 "$CLUSTER_DIR"
-    mkdir -p "$CLUSTER_DIR/logs"
+    mkdir -p "$CLUSTER_DIR/logs" "$CLUSTER_DIR/pods"
     mkdir -m 755 "$CLUSTER_DIR/dns" "$CLUSTER_DIR/dns/hosts.d"
     # Remember whether /etc/netns existed, to remove it only if we made it.
     CLUSTER_MADE_ETC_NETNS=0
     [ -d /etc/netns ] || CLUSTER_MADE_ETC_NETNS=1
+    CLUSTER_MANIFESTS=$CLUSTER_DIR/manifests.json
+    manifests_render "$2" "$CLUSTER_MANIFESTS"
 }
 
 cluster_netns() {
@@ -76,11 +83,22 @@ cluster_log() {
     echo "$CLUSTER_DIR/logs/$1.log"
 }
 
-# Runs a command inside a pod's network namespace, as `kubectl exec` would.
+# Runs a command inside a pod's network namespace, as `kubectl exec` would:
+# with the container's env (and a PATH to the binaries: the images have
+# PATH=/, where they are). A command /NAME is the bin dir's NAME.
 cluster_exec() {
-    local pod=$1
-    shift
-    ip netns exec "$(cluster_netns "$pod")" "$@"
+    cluster_argv "$@"
+    "${CLUSTER_ARGV[@]}"
+}
+
+# Sets CLUSTER_ARGV to what cluster_exec POD COMMAND ARGS... runs.
+cluster_argv() {
+    local pod=$1 program=$2 env=()
+    shift 2
+    [ ! -e "$CLUSTER_DIR/pods/$pod.env" ] || mapfile -d '' -t env <"$CLUSTER_DIR/pods/$pod.env"
+    [[ $program != /* ]] || program=$CLUSTER_BIN_DIR/${program##*/}
+    CLUSTER_ARGV=(ip netns exec "$(cluster_netns "$pod")" env -i
+        "PATH=$CLUSTER_BIN_DIR:/usr/sbin:/usr/bin:/sbin:/bin" "${env[@]}" "$program" "$@")
 }
 
 # The node: a namespace holding only the bridge. Pods plug into it.
@@ -113,6 +131,7 @@ cluster_add_pod() {
     ip -n "$CLUSTER_NODE" link set "$veth" master br0 up
     ip -n "$netns" address add "$ip/$CLUSTER_PREFIX_LEN" dev eth0
     ip -n "$netns" link set eth0 up
+    echo "$ip" >"$CLUSTER_DIR/pods/$pod.ip"
     mkdir -p "/etc/netns/$netns"
     printf 'search %s\nnameserver %s\noptions ndots:5\n' \
         "$CLUSTER_K8S_NAMESPACE.svc.$CLUSTER_DOMAIN svc.$CLUSTER_DOMAIN $CLUSTER_DOMAIN" \
@@ -121,29 +140,49 @@ cluster_add_pod() {
         "$hosts_line" >"/etc/netns/$netns/hosts"
 }
 
-# The "container": the receiver as the pod's main process, its stdout in
-# the pod's log file (what `oc logs` shows), its stderr beside it.
-# (ip netns exec is called directly, not through cluster_exec, so the
-# background job is the receiver itself, not a shell waiting for it.)
-cluster_start_receiver() {
-    local pod=$1 netns
-    netns=$(cluster_netns "$pod")
-    ip netns exec "$netns" "$CLUSTER_BIN_DIR/receiver" \
-        >"$(cluster_log "$pod")" 2>"$CLUSTER_DIR/logs/$pod.err" &
+# The container CONTAINER of KIND/NAME in the manifests, as POD's main
+# process: its stdout and stderr in the pod's log (what `oc logs` shows).
+# (The background job is the program itself, not a shell waiting for it.)
+#   cluster_start POD KIND NAME CONTAINER
+cluster_start() {
+    local pod=$1 cmd
+    manifests_container "$CLUSTER_MANIFESTS" "$2" "$3" "$4" "$CLUSTER_DIR/pods/$pod"
+    mapfile -d '' -t cmd <"$CLUSTER_DIR/pods/$pod.cmd"
+    cluster_argv "$pod" "${cmd[@]}"
+    "${CLUSTER_ARGV[@]}" >"$(cluster_log "$pod")" 2>&1 &
 }
 
-# The readiness probe: `receiver --check` in the pod until it passes.
+# The manifests' readiness probe until it passes: httpGet on the pod's IP
+# (2xx or 3xx, as the kubelet counts it) or exec in the pod; without a
+# probe a started pod is ready, as for the kubelet.
 #   cluster_wait_ready POD [TIMEOUT_SECONDS]
 cluster_wait_ready() {
     local pod=$1 deadline=$((SECONDS + ${2:-10}))
-    until cluster_exec "$pod" "$CLUSTER_BIN_DIR/receiver" --check >/dev/null 2>&1; do
+    until cluster_probe "$pod" >/dev/null 2>&1; do
         if ((SECONDS >= deadline)); then
-            echo "cluster: $pod never became ready; its stderr:" >&2
-            sed 's/^/  /' "$CLUSTER_DIR/logs/$pod.err" >&2 || true
+            echo "cluster: $pod never became ready (probe: $(cat "$CLUSTER_DIR/pods/$pod.probe")); its log:" >&2
+            sed 's/^/  /' "$(cluster_log "$pod")" >&2 || true
             return 1
         fi
         sleep 0.05
     done
+}
+
+cluster_probe() {
+    local pod=$1 probe=() cmd
+    read -r -a probe <"$CLUSTER_DIR/pods/$pod.probe" || true
+    case ${probe[0]:-} in
+    http)
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        ip netns exec "$(cluster_netns "$pod")" timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1" &&
+            printf "GET %s HTTP/1.0\r\n\r\n" "$2" >&3 && read -r _ code _ <&3 && [[ $code == [23]?? ]]' \
+            "$(cat "$CLUSTER_DIR/pods/$pod.ip")" "${probe[1]}" "${probe[2]}"
+        ;;
+    exec)
+        mapfile -d '' -t cmd <"$CLUSTER_DIR/pods/$pod.probe-cmd"
+        cluster_exec "$pod" "${cmd[@]}"
+        ;;
+    esac
 }
 
 # Publishes a ready pod's address as the Service's A record (and the pod's

@@ -139,18 +139,55 @@ k8s_exit() {
     exit "$status"
 }
 
+# A project that an earlier run's --cleanup deleted may still be
+# terminating: waited for. A name another user has taken (invisible to us)
+# is said so.
 k8s_create_namespace() {
+    local out said=0 deadline=$((SECONDS + K8S_TIMEOUT))
     step "oc new-project $K8S_NS"
+    while [ "$("$K8S_CLI" get "$K8S_KIND" "$K8S_NS" -o jsonpath='{.status.phase}' 2>/dev/null)" = Terminating ]; do
+        if ((SECONDS >= deadline)); then
+            echo "demo: $K8S_KIND $K8S_NS is still terminating after ${K8S_TIMEOUT} s; try later, or --namespace NAME" >&2
+            return 1
+        fi
+        ((said++)) || echo "$K8S_KIND $K8S_NS is terminating (deleted by an earlier run): waiting for it to go"
+        sleep 2
+    done
     if k8s_ns_exists; then
-        echo "namespace $K8S_NS exists: using it"
+        echo "$K8S_KIND $K8S_NS exists: using it"
         return 0
-    elif [ "$K8S_KIND" = project ]; then
-        oc new-project "$K8S_NS" --skip-config-write >/dev/null
+    fi
+    if [ "$K8S_KIND" = project ]; then
+        out=$(oc new-project "$K8S_NS" --skip-config-write 2>&1) || k8s_not_created "$out"
         echo "project $K8S_NS created"
     else
-        kubectl create namespace "$K8S_NS"
+        out=$("$K8S_CLI" create namespace "$K8S_NS" 2>&1) || k8s_not_created "$out"
+        echo "$out"
     fi
     K8S_MADE_NS=1
+    # The API refuses pods until the namespace's default ServiceAccount
+    # exists, which a controller makes a moment after the namespace.
+    until k8s get serviceaccount default >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { echo "demo: no default ServiceAccount in $K8S_NS" >&2 && return 1; }
+        sleep 1
+    done
+}
+
+k8s_not_created() {
+    echo "demo: cannot create $K8S_KIND $K8S_NS: $(tail -n 1 <<<"$1")" >&2
+    if grep -q AlreadyExists <<<"$1"; then
+        echo "      The name is taken, by a project you cannot see (another user's): pick another with --namespace NAME" >&2
+    fi
+    exit 1
+}
+
+# The demo's objects, KIND/NAME a line, from the manifests (the Template's
+# are the same: check-manifests.sh). Re-runs and --cleanup delete these by
+# name: the original walkthrough's objects have the names but not our
+# labels, and the namespace's other objects (the relay's) stay.
+k8s_objects() {
+    "$K8S_CLI" kustomize "$REPO/deployments" |
+        awk '/^---/ { k = "" } /^kind: / { k = tolower($2) } /^  name: / && k { print k "/" $2; k = "" }'
 }
 
 # OpenShift: the Template, as in the original walkthrough (oc create -f
@@ -158,11 +195,12 @@ k8s_create_namespace() {
 # Kubernetes: the kustomization, with the images swapped in the rendered
 # objects before applying (one apply, no second rollout from `set image`).
 k8s_deploy() {
-    local replicas=$1
-    # Fresh pods in a namespace used before: old receivers would still have
-    # the last run's messages in their logs.
+    local replicas=$1 objects
+    # Fresh objects in a namespace used before: old receivers would still
+    # have the last run's messages in their logs.
+    mapfile -t objects < <(k8s_objects)
     ((K8S_MADE_NS)) || k8s delete --ignore-not-found --cascade=foreground \
-        --timeout="${K8S_TIMEOUT}s" statefulset,pod -l app.kubernetes.io/part-of=udp-headless
+        --timeout="${K8S_TIMEOUT}s" "${objects[@]}"
     if [ "$K8S_KIND" = project ]; then
         step "oc create -f deployments/Deploy.yaml; oc process $K8S_TEMPLATE -p REPLICAS=$replicas ... | oc create -f -"
         k8s apply -f "$REPO/deployments/Deploy.yaml"
@@ -179,6 +217,21 @@ k8s_deploy() {
             k8s apply -f -
         k8s scale "statefulset/$STS" --replicas="$replicas"
     fi
+    k8s_podmonitor
+}
+
+# deployments/monitoring/, where the Prometheus Operator's PodMonitor kind
+# exists and the user may create one (OpenShift: the monitoring-edit role).
+k8s_podmonitor() {
+    K8S_PODMONITOR=0
+    if ! "$K8S_CLI" api-resources --api-group=monitoring.coreos.com -o name 2>/dev/null | grep -q '^podmonitors'; then
+        echo "PodMonitor skipped: this cluster has no PodMonitor kind (Prometheus Operator)"
+    elif ! k8s_can create podmonitors.monitoring.coreos.com -n "$K8S_NS"; then
+        echo "PodMonitor skipped: you may not create podmonitors in $K8S_NS (OpenShift: ask for the monitoring-edit role)"
+    else
+        k8s apply -f "$REPO/deployments/monitoring/podmonitor.yaml"
+        K8S_PODMONITOR=1
+    fi
 }
 
 # Waits for the receivers (readiness = the UDP socket is bound) and sender-app,
@@ -190,10 +243,7 @@ k8s_wait_ready() {
     step "oc rollout status statefulset/$STS; oc wait --for=condition=Ready pod/sender-app"
     if ! k8s rollout status "statefulset/$STS" --timeout="${K8S_TIMEOUT}s" ||
         ! k8s wait --for=condition=Ready pod/sender-app --timeout="${K8S_TIMEOUT}s"; then
-        k8s get pods -o wide
-        k8s get events --field-selector type=Warning --sort-by=.lastTimestamp | tail -n 20
-        echo "demo: pods not ready after ${K8S_TIMEOUT} s (state and warnings above); ImagePullBackOff or" >&2
-        echo "      ErrImagePull: build and push the images, pass --receiver-image and --sender-image" >&2
+        k8s_diagnose
         return 1
     fi
     while ready=$(k8s get endpointslices -l "kubernetes.io/service-name=$SERVICE" \
@@ -207,6 +257,34 @@ k8s_wait_ready() {
     done
     step "oc get pods -o wide"
     k8s get pods -o wide
+}
+
+# Why pods are not ready: their state, the warnings, and a hint for each.
+k8s_diagnose() {
+    local pods events pod log logs='' crashing
+    pods=$(k8s get pods -o wide 2>&1)
+    events=$(k8s get events --field-selector type=Warning --sort-by=.lastTimestamp 2>&1 | tail -n 20)
+    printf '%s\n%s\n' "$pods" "$events"
+    echo "demo: pods not ready after ${K8S_TIMEOUT} s (state and warnings above)" >&2
+    # Restarts count too: right after a restart a crash-looping pod shows Running.
+    mapfile -t crashing < <(awk '$3 ~ /CrashLoopBackOff|Error/ || $4 + 0 > 0 { print $1 }' <<<"$pods")
+    for pod in "${crashing[@]}"; do
+        log=$(k8s logs "$pod" --tail=5 2>&1)
+        logs+=$log
+        echo "      $pod keeps exiting (crash loop); the end of its log ($K8S_CLI logs $pod):" >&2
+        printf '        %s\n' "${log//$'\n'/$'\n'        }" >&2
+    done
+    if grep -q 'exec format error' <<<"$events$logs"; then
+        echo "      exec format error: the image is for another CPU architecture than the node. Build it for the" >&2
+        echo "      nodes' (podman build --platform linux/arm64 or amd64, or both as one manifest: see Dockerfile)" >&2
+    fi
+    if grep -qE 'ErrImagePull|ImagePullBackOff|ErrImageNeverPull|InvalidImageName' <<<"$pods"; then
+        echo "      an image cannot be pulled: build and push the images, pass --receiver-image and --sender-image" >&2
+    fi
+    if awk '$2 ~ /^0\// && $3 == "Running" && $4 + 0 == 0 { found = 1 } END { exit !found }' <<<"$pods"; then
+        echo "      a running pod is not ready: its readiness probe (GET /readyz on port 9102) fails; see the" >&2
+        echo "      Unhealthy warnings above and $K8S_CLI logs POD" >&2
+    fi
 }
 
 k8s_pod_ip() {
@@ -251,15 +329,18 @@ k8s_walkthrough() {
 }
 
 # Deletes what this run created: the namespace if it made it, else the
-# demo's objects in it (the Template's objects and the Template itself).
+# demo's objects in it, by name (the Template's objects, the Template, the
+# PodMonitor if it made one).
 k8s_cleanup() {
+    local objects
     if [ "$K8S_MADE_NS" = 1 ]; then
         step "oc delete project $K8S_NS"
         "$K8S_CLI" delete "$K8S_KIND" "$K8S_NS" --wait=false
         return 0
     fi
     step "oc delete (the demo's objects in $K8S_NS)"
-    k8s delete --ignore-not-found service,statefulset,pod,networkpolicy \
-        -l app.kubernetes.io/part-of=udp-headless
-    [ "$K8S_KIND" = namespace ] || k8s delete --ignore-not-found "template/$K8S_TEMPLATE"
+    mapfile -t objects < <(k8s_objects)
+    [ "$K8S_KIND" = namespace ] || objects+=("template/$K8S_TEMPLATE")
+    [ "${K8S_PODMONITOR:-0}" = 0 ] || objects+=(podmonitor/udp-headless)
+    k8s delete --ignore-not-found "${objects[@]}"
 }

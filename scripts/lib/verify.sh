@@ -50,12 +50,14 @@ verify_received() {
     return 1
 }
 
-# Lines in a receiver's log that are neither message lines nor its startup
-# line (on stderr, which `oc logs` shows too): prints them, returns 1.
+# Lines in a receiver's log (stdout and stderr, as `oc logs` shows) that
+# are neither message lines nor one of its startup lines, in the log
+# format: "listening on UDP ..." and, with UDP_HEADLESS_METRICS (which the
+# manifests set), "metrics on http://...". Prints them, returns 1.
 verify_no_stray_lines() {
-    local stray
-    stray=$(grep -v -F -e " - root - INFO - Message from Client:b" \
-        -e " - root - INFO - listening on UDP " "$2" | head -3 || true)
+    local stray at='^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2},[0-9]{3} - root - INFO - '
+    stray=$(grep -v -E -e "${at}Message from Client:b" -e "${at}listening on UDP [^ ]+\$" \
+        -e "${at}metrics on http://[^ ]+/metrics\$" "$2" | head -3 || true)
     [ -z "$stray" ] && return 0
     echo "verify: $1 has malformed log lines:" >&2
     printf '%s\n' "$stray" >&2

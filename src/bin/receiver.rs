@@ -25,13 +25,15 @@ Usage: receiver [options]
 Logs one line per datagram to standard output:
   2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)
 The payload is shown as Python's repr of bytes, so any bytes stay on one line.
-Times are UTC. SIGTERM or SIGINT stops it (exit 0).
+Times are UTC. SIGTERM or SIGINT stops it within a second (exit 0); lines
+standard output has not taken by then are lost.
 
 Options (the environment variable is used when the option is not given;
 an empty variable counts as unset):
   -p, --port PORT       UDP port to listen on [12000]       UDP_HEADLESS_PORT
   -b, --bind ADDR       address to listen on [all, IPv4 and UDP_HEADLESS_BIND
-                        IPv6]
+                        IPv6]; link-local with its interface:
+                        fe80::1%eth0
       --rcvbuf BYTES    socket receive buffer to ask for    UDP_HEADLESS_RCVBUF
                         [4194304]; the kernel caps it at
                         net.core.rmem_max
@@ -44,13 +46,14 @@ an empty variable counts as unset):
                         networks (the relays' pods, e.g. 10.128.0.0/14);
                         from other sources, and by default, such a
                         frame is logged as plain bytes
-      --check           exit 0 if a receiver is bound on the port in this
-                        network namespace, else 1 (a readiness probe);
+      --check           exit 0 if a UDP socket is bound on the port in this
+                        network namespace, else 1 (a readiness probe); any
+                        program's socket counts, not only a receiver's;
                         takes no option but --port
   -h, --help            print this help
   -V, --version         print the version
 
-Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a receiver;
+Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a socket;
 1 could not bind or write the log, the socket failed 100 times in a row,
 or --check found none; 2 usage error.
 ";
@@ -115,10 +118,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         return Ok(Mode::Check(port));
     }
     let bind = match args::option_or_env(bind, "--bind", "UDP_HEADLESS_BIND")? {
-        Some((text, from)) => Some(
-            text.parse::<IpAddr>()
-                .map_err(|_| UsageError::bad_value(&from, &text, "an IP address"))?,
-        ),
+        Some((text, from)) => Some(args::ip_with_zone(&text, &from, port)?),
         None => None,
     };
     let relays = match args::option_or_env(relays, "--trust-relay", "UDP_HEADLESS_TRUST_RELAY")? {
@@ -126,7 +126,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         None => Trusted::default(),
     };
     Ok(Mode::Receive(Receiver {
-        bind: SocketAddr::new(bind.unwrap_or(IpAddr::from([0u16; 8])), port),
+        bind: bind.unwrap_or(SocketAddr::new(IpAddr::from([0u16; 8]), port)),
         rcvbuf: args::rcvbuf(rcvbuf)?,
         metrics: args::metrics(metrics)?,
         relays,

@@ -1,7 +1,6 @@
 //! `relay -s headless-udp`: every datagram that arrives on UDP 12001 is
 //! sent, unchanged, to every pod of the Service (see `udp_headless::relay`).
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::discover::{Family, Target};
@@ -29,7 +28,10 @@ each pod of SERVICE. The pod list is resolved again in the background when
 the DNS answer's TTL runs out (1-30 s; every 5 s when only the system
 resolver answered), so forwarding never waits for DNS. When DNS fails the
 last list is kept; with no pods, datagrams are dropped and counted. The
-relay never sends to its own listen address. Logs go to standard error:
+relay never sends to its own listen address, and never forwards what
+comes from a pod it forwards to (another relay's copies: they leave from
+its listen port) or a forwarded frame: refused and counted. A --confirm
+DATA frame is acknowledged when every pod has. Logs go to standard error:
 the start, every change of the pod count, warnings; never one per datagram.
 SIGTERM or SIGINT stops it (exit 0).
 
@@ -38,7 +40,8 @@ an empty variable counts as unset):
   -s, --service NAME    name (or address) to resolve        UDP_HEADLESS_SERVICE
   -p, --port PORT       the pods' UDP port [12000]          UDP_HEADLESS_PORT
   -l, --listen ADDR:PORT  where datagrams arrive            UDP_HEADLESS_LISTEN
-                        [[::]:12001, IPv4 and IPv6]
+                        [[::]:12001, IPv4 and IPv6; link-local:
+                        [fe80::1%eth0]:12001]
   -f, --family FAMILY   auto, ipv4 or ipv6 [auto: IPv4 if   UDP_HEADLESS_FAMILY
                         the service has any, else IPv6]
       --refresh TIME    resolve again this often instead    UDP_HEADLESS_REFRESH
@@ -53,7 +56,7 @@ an empty variable counts as unset):
       --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102);
-                        /readyz says 503 until the UDP socket is bound
+                        /readyz says 200 only with pods to forward to
       --check           exit 0 if a relay (any UDP socket) is bound on the
                         listen port in this network namespace, else 1
   -h, --help            print this help
@@ -125,13 +128,11 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         }
     }
     let listen = match args::option_or_env(listen, "--listen", "UDP_HEADLESS_LISTEN")? {
-        Some((text, from)) => text.parse::<SocketAddr>().map_err(|_| {
-            UsageError::bad_value(
-                &from,
-                &text,
-                "ADDRESS:PORT (like 0.0.0.0:12001 or [::]:12001)",
-            )
-        })?,
+        Some((text, from)) => args::socket_addr_with_zone(
+            &text,
+            &from,
+            "ADDRESS:PORT (like 0.0.0.0:12001, [::]:12001 or [fe80::1%eth0]:12001)",
+        )?,
         None => DEFAULT_LISTEN.parse().expect("a valid default"),
     };
     if listen.port() == 0 {

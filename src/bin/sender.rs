@@ -152,13 +152,15 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let service = args::service(service)?;
     let port = args::port(port)?;
     let family = Family::from_option(family)?;
+    // Stdin lines are each sent once: there the option is an error and the
+    // variable is ignored, as every variable is where it does not apply.
     let repeat = match args::option_or_env(repeat, "--repeat", "UDP_HEADLESS_REPEAT")? {
-        Some(_) if list => 1,
-        Some((_, from)) if message.is_none() => {
-            return Err(UsageError::Invalid(format!(
-                "{from} needs a message (-m): stdin lines are each sent once"
-            )))
+        Some((_, from)) if message.is_none() && !list && from == "--repeat" => {
+            return Err(UsageError::Invalid(
+                "--repeat needs a message (-m): stdin lines are each sent once".into(),
+            ))
         }
+        Some(_) if list || message.is_none() => 1,
         Some((text, from)) => args::parse_count(&text, &from)?,
         None => 1,
     };

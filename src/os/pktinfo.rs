@@ -96,7 +96,7 @@ pub(crate) fn sockaddr(name: &[u8]) -> Option<SocketAddr> {
 
 /// `sockaddr_in` or `sockaddr_in6` for `to`; an IPv6 socket needs IPv4
 /// destinations IPv4-mapped.
-fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> Vec<u8> {
+pub(crate) fn encode_sockaddr(to: SocketAddr, v6_socket: bool) -> Vec<u8> {
     let port = to.port().to_be_bytes();
     match to {
         SocketAddr::V4(v4) if !v6_socket => {

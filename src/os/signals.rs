@@ -8,18 +8,32 @@
 //!   Blocking calls notice it because every socket that blocks has a read
 //!   timeout: with SO_RCVTIMEO set, a signal makes `recv` return EINTR even
 //!   under SA_RESTART (signal(7)), and the timeout bounds the rest.
+//!   A write to a stdout or stderr nobody reads (a full pipe) has no such
+//!   bound: a watchdog thread ends the process `STOP_GRACE` after it sees
+//!   the stop (within 0.8 s of the signal), with `status_if_held_up`'s
+//!   exit code (0 unless set), and what was not written by then is lost. A stop
+//!   that is not held up ends sooner, the normal way.
 //! - `exit_on_term_and_int`: end at once, for one-shot work that may block
 //!   in a read or a DNS lookup (one broadcast, stdin lines). Outside PID 1
 //!   the signal is raised again with its default action, so the parent
 //!   (a shell loop, say) sees death by signal; as PID 1, where the default
 //!   action does nothing, the process exits with 128 + the signal.
 
+use crate::exit::Status;
 use crate::os::sys;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+/// How long a stopping program may take before the watchdog ends it:
+/// with the watchdog's 100 ms steps, within 0.8 s of the signal, leaving
+/// room for a busy machine.
+pub const STOP_GRACE: Duration = Duration::from_millis(700);
+
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether the watchdog runs.
+static WATCHDOG: AtomicBool = AtomicBool::new(false);
+static EXIT_CODE_IF_HELD_UP: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn set_stop_flag(_signal: i32) {
     STOP.store(true, Ordering::SeqCst);
@@ -43,8 +57,33 @@ pub struct Stop(());
 /// Fails only if the C library refuses the handler, which it does not for
 /// these signals: callers may treat that as a bug.
 pub fn stop_on_term_and_int() -> io::Result<Stop> {
+    if !WATCHDOG.swap(true, Ordering::SeqCst) {
+        start_watchdog()?;
+    }
     handle_term_and_int(set_stop_flag)?;
     Ok(Stop(()))
+}
+
+/// The thread that ends the process if a stop takes longer than
+/// `STOP_GRACE`. It checks the flag in 100 ms steps, as the sender's pauses
+/// do: a wake-up socket for the handler would cost a KB of a relay binary
+/// that must stay under 600 KB, for nothing a program would notice.
+fn start_watchdog() -> io::Result<()> {
+    std::thread::Builder::new().spawn(|| {
+        while !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(STOP_GRACE);
+        sys::exit_now(EXIT_CODE_IF_HELD_UP.load(Ordering::SeqCst));
+    })?;
+    Ok(())
+}
+
+/// How the run ends if the watchdog has to end a stop that is held up:
+/// as the program would have (`sender -r` after a failed round). Ok until
+/// set.
+pub fn status_if_held_up(status: Status) {
+    EXIT_CODE_IF_HELD_UP.store(i32::from(status.code()), Ordering::SeqCst);
 }
 
 pub fn exit_on_term_and_int() -> io::Result<Stop> {

@@ -13,7 +13,7 @@
 compile_error!("src/os/sys.rs: constants are checked for x86_64 and aarch64 Linux only");
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -31,6 +31,9 @@ const SOCK_DGRAM: i32 = 2;
 const SOCK_CLOEXEC: i32 = 0o2_000_000;
 const SOL_SOCKET: i32 = 1;
 const SO_RCVBUF: i32 = 8;
+const SO_REUSEPORT: i32 = 15;
+const SO_ATTACH_REUSEPORT_CBPF: i32 = 51;
+const MSG_DONTWAIT: i32 = 0x40;
 const IPPROTO_IPV6: i32 = 41;
 const IPV6_V6ONLY: i32 = 26;
 const F_GETFD: i32 = 1;
@@ -139,7 +142,9 @@ extern "C" {
     fn socket(domain: i32, kind: i32, protocol: i32) -> i32;
     fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
     fn getsockopt(fd: i32, level: i32, name: i32, value: *mut i32, len: *mut u32) -> i32;
-    fn bind(fd: i32, addr: *const SockaddrIn6, len: u32) -> i32;
+    fn bind(fd: i32, addr: *const u8, len: u32) -> i32;
+    fn recv(fd: i32, buf: *mut u8, len: usize, flags: i32) -> isize;
+    fn if_nametoindex(name: *const std::ffi::c_char) -> u32;
 }
 
 fn check(result: i32) -> io::Result<i32> {
@@ -178,6 +183,22 @@ pub fn reraise_with_default_action(signum: i32) {
     }
 }
 
+/// Ends the process now with `code`: no destructors, no flushing, even
+/// with other threads blocked in a call (a write to a full pipe).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; nothing after it runs.
+    unsafe { _exit(code) }
+}
+
+/// The index of the network interface `name` (`eth0`), None if there is
+/// none of that name.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: the name is a NUL-terminated string that outlives the call.
+    let index = unsafe { if_nametoindex(name.as_ptr().cast()) };
+    (index != 0).then_some(index)
+}
+
 /// A UDP IPv6 socket bound to `[::]:port` that takes IPv4 too, whatever
 /// `net.ipv6.bindv6only` says.
 pub fn bind_dual_stack_udp(port: u16) -> io::Result<UdpSocket> {
@@ -200,8 +221,90 @@ pub fn bind_dual_stack_udp(port: u16) -> io::Result<UdpSocket> {
     };
     let len = std::mem::size_of::<SockaddrIn6>() as u32;
     // SAFETY: addr is a valid sockaddr_in6 of `len` bytes.
-    check(unsafe { bind(fd, &addr, len) })?;
+    check(unsafe { bind(fd, (&addr as *const SockaddrIn6).cast(), len) })?;
     Ok(sock)
+}
+
+/// A UDP socket bound to `addr` with SO_REUSEPORT, so that more sockets of
+/// this process can share the port (the relay's listen socket and its
+/// connected per-pod sockets, whose copies then come from the listen
+/// port). `[::]` is dual-stack; an IPv6 socket reaches IPv4 peers mapped.
+pub fn bind_udp_reuse_port(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let v6 = addr.is_ipv6();
+    let domain = i32::from(if v6 { AF_INET6 } else { AF_INET });
+    // SAFETY: as in bind_dual_stack_udp.
+    let sock = unsafe {
+        let fd = check(socket(domain, SOCK_DGRAM | SOCK_CLOEXEC, 0))?;
+        UdpSocket::from_raw_fd(fd)
+    };
+    let fd = sock.as_raw_fd();
+    let (on, off) = (1i32, 0i32);
+    // SAFETY: the values point to i32s of the length given.
+    check(unsafe { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, 4) })?;
+    if v6 {
+        check(unsafe { setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, 4) })?;
+    }
+    let name = crate::os::pktinfo::encode_sockaddr(addr, v6);
+    // SAFETY: name holds a valid sockaddr of its length.
+    check(unsafe { bind(fd, name.as_ptr(), name.len() as u32) })?;
+    Ok(sock)
+}
+
+/// `struct sock_filter` and `struct sock_fprog` of classic BPF.
+#[repr(C)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+/// Makes `sock`, the first bound of its SO_REUSEPORT group, the one that
+/// gets every datagram no connected member matches (a program that
+/// returns index 0). Without it the kernel may pick a member that is
+/// bound but not connected yet, and the datagram waits there.
+pub fn reuse_port_to_first(sock: &UdpSocket) -> io::Result<()> {
+    const BPF_RET_K: u16 = 0x06;
+    let program = [SockFilter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let fprog = SockFprog {
+        len: 1,
+        filter: program.as_ptr(),
+    };
+    let len = std::mem::size_of::<SockFprog>() as u32;
+    // SAFETY: fprog points at a valid program of `len` instructions,
+    // which the kernel copies during the call.
+    check(unsafe {
+        setsockopt(
+            sock.as_raw_fd(),
+            SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const SockFprog).cast(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// One datagram already queued on `sock`, without waiting (MSG_DONTWAIT:
+/// the socket itself stays blocking for its sends).
+pub fn recv_now(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a live buffer of the length given.
+    let n = unsafe { recv(sock.as_raw_fd(), buf.as_mut_ptr(), buf.len(), MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }
 
 /// Sets SO_RCVBUF to `bytes` and returns what the kernel reports back
@@ -467,28 +570,10 @@ pub fn send_many(sock: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
 // For the benchmark's helpers and the tests (examples/, tests/): the same
 // vocabulary, not an `extern "C"` block of their own.
 
-/// `struct pollfd`.
-#[repr(C)]
-pub struct PollFd {
-    pub fd: i32,
-    pub events: i16,
-    pub revents: i16,
-}
-
-pub const POLLIN: i16 = 1;
 const SC_CLK_TCK: i32 = 2;
 
 extern "C" {
-    fn poll(fds: *mut PollFd, count: u64, timeout_ms: i32) -> i32;
     fn sysconf(name: i32) -> i64;
-}
-
-/// poll(2): how many of `fds` are ready, waiting `timeout` at most.
-pub fn poll_fds(fds: &mut [PollFd], timeout: std::time::Duration) -> io::Result<usize> {
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: `fds` is a live array of `fds.len()` pollfd structs.
-    let ready = unsafe { poll(fds.as_mut_ptr(), fds.len() as u64, ms) };
-    usize::try_from(ready).map_err(|_| io::Error::last_os_error())
 }
 
 /// kill(2).
@@ -529,6 +614,36 @@ static NOTE_CLOSED_STDOUT: extern "C" fn() = note_closed_stdout;
 /// Whether fd 1 was closed when the program started (`>&-`).
 pub fn stdout_was_closed() -> bool {
     STDOUT_AT_START.load(Ordering::Relaxed) == CLOSED
+}
+
+/// `struct pollfd`.
+#[repr(C)]
+pub struct PollFd {
+    pub fd: i32,
+    pub events: i16,
+    pub revents: i16,
+}
+
+pub const POLLIN: i16 = 0x1;
+pub const POLLOUT: i16 = 0x4;
+
+extern "C" {
+    #[link_name = "poll"]
+    fn c_poll(fds: *mut PollFd, nfds: u64, timeout: i32) -> i32;
+}
+
+/// Waits until one of `fds` is ready or `timeout` passes (`None`: no
+/// limit); returns how many are ready. A signal ends the wait early with
+/// `ErrorKind::Interrupted`.
+pub fn poll(fds: &mut [PollFd], timeout: Option<std::time::Duration>) -> io::Result<usize> {
+    // Rounded up, so a wait never ends just before a deadline and spins.
+    let ms = timeout.map_or(-1, |t| {
+        i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+    });
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `struct
+    // pollfd` of `fds.len()` entries for the duration of the call.
+    let n = check(unsafe { c_poll(fds.as_mut_ptr(), fds.len() as u64, ms) })?;
+    Ok(n as usize)
 }
 
 #[cfg(test)]
@@ -603,5 +718,21 @@ mod tests {
     #[test]
     fn stdout_of_the_test_harness_was_open() {
         assert_eq!(STDOUT_AT_START.load(Ordering::Relaxed), OPEN);
+    }
+
+    #[test]
+    fn poll_sees_a_socket_become_readable() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut fds = [PollFd {
+            fd: sock.as_raw_fd(),
+            events: POLLIN,
+            revents: 0,
+        }];
+        let wait = Some(std::time::Duration::from_millis(1));
+        assert_eq!(poll(&mut fds, wait).unwrap(), 0);
+        assert_eq!(fds[0].revents, 0);
+        sock.send_to(b"x", sock.local_addr().unwrap()).unwrap();
+        assert_eq!(poll(&mut fds, None).unwrap(), 1);
+        assert_eq!(fds[0].revents, POLLIN);
     }
 }

@@ -569,11 +569,10 @@ fn build_images(r: &Run, checks: &mut Checks) {
     // (proof that the `build` stage was picked: buildah 1.28 used to skip
     // it, see the Dockerfile), or succeed where the image is present.
     let dockerfile = fs::read_to_string(root().join("Dockerfile")).unwrap();
-    let version = dockerfile
+    let rust_image = dockerfile
         .lines()
-        .find_map(|l| l.strip_prefix("ARG RUST_VERSION="))
-        .expect("Dockerfile: ARG RUST_VERSION=");
-    let rust_image = format!("docker.io/library/rust:{version}-slim");
+        .find_map(|l| l.strip_prefix("ARG RUST_IMAGE="))
+        .expect("Dockerfile: ARG RUST_IMAGE=");
     let built = r.build(&[
         "--target",
         "receiver",
@@ -941,4 +940,60 @@ fn client_of_takes_exactly_one_line_in_the_receivers_format() {
     }
     let warning = vec![format!("2026-11-29 20:10:25,123 - root - WARNING - {good}")];
     assert!(client_of(&warning, "ct-1").is_err());
+}
+
+/// OpenShift's docker builder builds every stage, used or not (and the
+/// BuildConfigs upload a clone: no target/). `podman build
+/// --skip-unused-stages=false` in a copy of what a clone holds must get
+/// through the `host` stages and stop only at the `build` stage's Rust
+/// image, which no registry serves here.
+#[test]
+#[ignore = "needs root and podman: scripts/test.sh"]
+fn a_builder_that_builds_every_stage_needs_only_the_rust_image() {
+    let dir = TempDir::new("every-stage");
+    for file in [
+        "Dockerfile",
+        ".dockerignore",
+        "Cargo.toml",
+        "Cargo.lock",
+        "src",
+    ] {
+        let cp = run(
+            Command::new("cp")
+                .arg("-r")
+                .arg(root().join(file))
+                .arg(dir.join(file)),
+            Duration::from_secs(30),
+        );
+        assert!(cp.ok, "{}", cp.text);
+    }
+    fs::write(dir.join("containers.conf"), CONTAINERS_CONF).unwrap();
+    let image = format!(
+        "localhost/udp-headless-test-{}/every-stage:0",
+        std::process::id()
+    );
+    let rust_image = "localhost/udp-headless-no-such-rust-image:0";
+    let built = run(
+        Command::new("podman")
+            .env("CONTAINERS_CONF", dir.join("containers.conf"))
+            .args([
+                "build",
+                "--skip-unused-stages=false",
+                "--pull=never",
+                "--layers=false",
+            ])
+            .args(["--build-arg", &format!("RUST_IMAGE={rust_image}")])
+            .args(["--build-arg", "IMAGE=receiver", "-t", &image, "."])
+            .current_dir(&*dir),
+        Duration::from_secs(300),
+    );
+    let _ = Command::new("podman").args(["rmi", "-f", &image]).output();
+    assert!(!built.ok, "built without the Rust image?\n{}", built.text);
+    assert!(
+        built
+            .text
+            .contains(&format!("{rust_image}: image not known")),
+        "it failed before the build stage:\n{}",
+        built.text
+    );
 }

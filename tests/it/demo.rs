@@ -40,6 +40,11 @@ const CLI_CASES: &[(&[&str], i32, &str)] = &[
     ),
     (&["--namespace", "Bad_NS"], 2, "not a valid namespace"),
     (&["local", "--cleanup"], 2, "unknown option for local mode"),
+    (
+        &["local", "--manifests"],
+        2,
+        "--manifests needs a directory",
+    ),
 ];
 
 #[test]
@@ -163,6 +168,51 @@ fn local_demo_passes_and_cleans_up() {
         text(&out)
     );
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
+}
+
+/// Local mode runs what the manifests say: a copy of deployments/ with
+/// the receivers' UDP_HEADLESS_METRICS changed, and the receivers log the
+/// new address (and the demo still passes, their startup lines accepted).
+#[test]
+#[ignore = "needs real root (ip netns): scripts/test.sh runs it"]
+fn local_demo_runs_the_pods_the_manifests_describe() {
+    let dir = TempDir::new("demo-manifests");
+    let copy = dir.join("deployments");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployments");
+    let cp = output_within(
+        Command::new("cp").arg("-r").arg(&source).arg(&copy),
+        Duration::from_secs(10),
+    );
+    assert!(cp.status.success(), "{}", text(&cp));
+    let sts = copy.join("statefulset.yaml");
+    let yaml = fs::read_to_string(&sts).unwrap();
+    let from = "value: \"[::]:9102\"";
+    assert_eq!(yaml.matches(from).count(), 1, "{yaml}");
+    fs::write(&sts, yaml.replace(from, "value: \"0.0.0.0:9102\"")).unwrap();
+    // (manifests, receivers' metrics address, times it is logged: 1 pod
+    // shown once and 2 after scaling, plus the relay's (unchanged) line)
+    for (manifests, want, times) in [(&source, "[::]:9102", 4), (&copy, "0.0.0.0:9102", 3)] {
+        let child = demo()
+            .args(["local", "--replicas", "1", "--scale-to", "2", "--bin-dir"])
+            .arg(bin_dir())
+            .arg("--manifests")
+            .arg(manifests)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
+        let text = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains(&format!(
+                "each: UDP_HEADLESS_PORT=12000 UDP_HEADLESS_METRICS={want} /receiver"
+            )),
+            "{text}"
+        );
+        let logged = format!(" - root - INFO - metrics on http://{want}/metrics");
+        assert_eq!(text.matches(&logged).count(), times, "{want}: {text}");
+    }
 }
 
 /// The demo's checks must fail when pods miss a message: here every
@@ -306,7 +356,8 @@ fn verify(function: &str, args: &[&str]) -> bool {
 
 #[test]
 fn the_demos_log_checks_pass_good_logs_and_catch_bad_ones() {
-    let ours = Receiver::start("verify-sh", &[]);
+    // As the manifests run it: with metrics, which it announces at start.
+    let ours = Receiver::start("verify-sh", &["--metrics", "127.0.0.1:0"]);
     let port = ours.port.to_string();
     let sender = |message: &str| {
         output_within(
@@ -331,10 +382,28 @@ fn the_demos_log_checks_pass_good_logs_and_catch_bad_ones() {
         "a prefix of the message passed"
     );
     assert!(!ok(&["missed", "127.0.0.1", "1"]), "a miss passed");
-    assert!(verify("no_stray_lines", &["pod", log]));
+    // `oc logs` shows stdout and stderr (the startup lines) together.
+    let both = dir.join("both.log");
+    let startup = fs::read_to_string(&ours.stderr).unwrap();
+    assert!(
+        startup.contains(" - root - INFO - metrics on http://127.0.0.1:")
+            && startup.contains(" - root - INFO - listening on UDP "),
+        "{startup}"
+    );
+    fs::write(&both, startup.clone() + &ours.log_text()).unwrap();
+    assert!(verify("no_stray_lines", &["pod", both.to_str().unwrap()]));
     let stray = dir.join("stray.log");
-    fs::write(&stray, ours.log_text() + "garbage\n").unwrap();
-    assert!(!verify("no_stray_lines", &["pod", stray.to_str().unwrap()]));
+    for bad in [
+        "garbage\n",
+        "metrics on http://[::]:9102/metrics\n",
+        "2026-12-07 20:00:00,123 - root - WARNING - metrics on http://[::]:9102/metrics\n",
+        "2026-12-07 20:00:00,123 - root - INFO - listening on UDP [::]:12000 twice\n",
+        "2026-12-07 20:00:00,123 - root - INFO - something else\n",
+    ] {
+        fs::write(&stray, startup.clone() + &ours.log_text() + bad).unwrap();
+        let passed = verify("no_stray_lines", &["pod", stray.to_str().unwrap()]);
+        assert!(!passed, "a stray line passed: {bad}");
+    }
 
     let sender_log = dir.join("sender.log");
     fs::write(&sender_log, &sent.stdout).unwrap();

@@ -71,3 +71,42 @@ fn link_local_source_prints_as_python_does() {
         .unwrap_or_default();
     assert_eq!(ours, python, "{line}");
 }
+
+/// Issue #20, item 7d: `receiver -b fe80::2%d0` listens on that link-local
+/// address (the sender takes the zone form too), and a `--confirm`
+/// message to it is logged and confirmed.
+#[test]
+fn the_receiver_binds_a_link_local_address_with_its_zone() {
+    let dir = TempDir::new("link-local-bind");
+    let log = dir.join("log");
+    let script = r#"set -e
+        ip link set lo up
+        ip link add d0 type veth peer name d1
+        ip link set d0 up
+        ip link set d1 up
+        ip addr add fe80::2/64 dev d0 nodad
+        "$1" -b fe80::2%d0 -p 12000 >"$3" 2>"$3.err" &
+        for _ in $(seq 100); do "$1" --check -p 12000 2>/dev/null && break; sleep 0.1; done
+        "$2" -s fe80::2%d0 -p 12000 -m zoned --confirm >/dev/null
+        kill $! && wait $! || true"#;
+    let out = output_within(
+        unshare()
+            .args(["--net", "--", "sh", "-c", script, "sh"])
+            .arg(assert_cmd::cargo::cargo_bin("receiver"))
+            .arg(assert_cmd::cargo::cargo_bin("sender"))
+            .arg(&log),
+        Duration::from_secs(60),
+    );
+    let err = std::fs::read_to_string(dir.join("log.err")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\nreceiver: {err}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("Message from Client:b'zoned' Client IP Address:('fe80::2', "),
+        "{log}"
+    );
+    assert!(err.contains("listening on UDP [fe80::2%"), "{err}");
+}

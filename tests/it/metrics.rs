@@ -9,6 +9,8 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::{
@@ -426,6 +428,212 @@ fn garbage_slow_and_half_open_clients_cost_the_datagrams_nothing() {
         count as u64
     );
     assert_eq!(sample(&after, "udp_headless_socket_drops_total"), 0);
+}
+
+/// One line of /proc/PID/status, as a number (`Threads`, `VmRSS` in kB).
+fn status_field(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Clients that hold connections to the metrics port and never finish a
+/// request, each opened again as soon as the server closes it: idle ones,
+/// slow ones (one byte a second), half-open ones (part of a request, then
+/// their sending side closed).
+fn hold_connections(
+    addr: SocketAddr,
+    idle: usize,
+    slow: usize,
+    half_open: usize,
+    stop: &AtomicBool,
+) -> usize {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Idle,
+        Slow,
+        HalfOpen,
+    }
+    let open = |kind: Kind| {
+        let mut stream = TcpStream::connect(addr).ok()?;
+        match kind {
+            Kind::Idle => {}
+            Kind::Slow => stream.write_all(b"GET /readyz HTTP/1.1\r\nX: ").ok()?,
+            Kind::HalfOpen => {
+                stream.write_all(b"GET /readyz HTTP/1.1\r\n").ok()?;
+                stream.shutdown(Shutdown::Write).ok()?;
+            }
+        }
+        stream.set_nonblocking(true).ok()?;
+        Some(stream)
+    };
+    let kinds = (0..idle)
+        .map(|_| Kind::Idle)
+        .chain((0..slow).map(|_| Kind::Slow))
+        .chain((0..half_open).map(|_| Kind::HalfOpen));
+    let mut clients: Vec<(Kind, Option<TcpStream>)> = kinds.map(|k| (k, open(k))).collect();
+    let mut opened = clients.len();
+    let mut last_byte = Instant::now();
+    let mut buf = [0u8; 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let tick = last_byte.elapsed() >= Duration::from_secs(1);
+        for (kind, stream) in clients.iter_mut() {
+            let closed = match stream {
+                None => true,
+                Some(s) => {
+                    let written = !tick || *kind != Kind::Slow || s.write_all(b"a").is_ok();
+                    let read = match s.read(&mut buf) {
+                        Ok(0) => false,
+                        Ok(_) => panic!("an answer to a request that never ended"),
+                        Err(e) => e.kind() == ErrorKind::WouldBlock,
+                    };
+                    !(written && read)
+                }
+            };
+            if closed {
+                *stream = open(*kind);
+                opened += 1;
+            }
+        }
+        if tick {
+            last_byte = Instant::now();
+        }
+        // Not faster: each closed connection waits out TIME_WAIT on a port.
+        thread::sleep(Duration::from_millis(100));
+    }
+    opened
+}
+
+/// However many clients hold connections, idle, slow or half-open, and
+/// open them again as they are closed, a prober gets its answer, and the
+/// server holds no thread per connection and bounded memory.
+#[test]
+fn a_prober_is_answered_while_any_number_of_clients_hold_connections() {
+    let receiver = Receiver::start("metrics-starved-probe", &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&receiver);
+    let pid = receiver.child.id();
+    let (status, _) = http_get(addr, "/readyz");
+    assert_eq!(status, 200);
+    let threads_before = status_field(pid, "Threads");
+    let rss_before = status_field(pid, "VmRSS");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // More clients than the server holds (64), so that it closes some all
+    // the time and they come back.
+    let holders = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || hold_connections(addr, 100, 10, 10, &stop))
+    };
+    // Every client has connected at least once.
+    thread::sleep(Duration::from_secs(1));
+    let probe = || {
+        // A prober with a timeout as generous as a test needs.
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let mut threads_during = 0;
+    let mut rss_during = 0;
+    for i in 0..30 {
+        let answer = probe();
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\nok\n"),
+            "probe {i}: {answer:?}"
+        );
+        threads_during = threads_during.max(status_field(pid, "Threads"));
+        rss_during = rss_during.max(status_field(pid, "VmRSS"));
+        thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let opened = holders.join().unwrap();
+    assert!(opened >= 1000, "only {opened} connections opened");
+    assert_eq!(
+        threads_during,
+        threads_before,
+        "no thread per connection (the log: {})",
+        receiver.log_text()
+    );
+    assert!(
+        rss_during < rss_before + 8 * 1024,
+        "RSS grew from {rss_before} kB to {rss_during} kB"
+    );
+    assert_eq!(http_get(addr, "/livez").0, 200);
+}
+
+/// `HEAD` is answered as `GET` without the body; only HTTP/1.0 and 1.1
+/// are served.
+#[test]
+fn head_is_get_without_a_body_and_versions_are_checked() {
+    let receiver = Receiver::start("metrics-head", &["--metrics", "127.0.0.1:0"]);
+    let addr = metrics_addr(&receiver);
+    let raw = |request: &str| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let head = raw("HEAD /readyz HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: 3\r\nConnection: close\r\n\r\n"
+    );
+    let get_metrics = raw("GET /metrics HTTP/1.1\r\n\r\n");
+    let head_metrics = raw("HEAD /metrics HTTP/1.1\r\n\r\n");
+    let (get_head, body) = get_metrics.split_once("\r\n\r\n").unwrap();
+    assert!(!body.is_empty());
+    assert!(
+        head_metrics.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{head_metrics}"
+    );
+    assert!(head_metrics.ends_with("\r\n\r\n"), "{head_metrics}");
+    let length = |head: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map(|n| n.trim().parse::<usize>().unwrap())
+    };
+    assert!(length(&head_metrics).unwrap() > 0, "{head_metrics}");
+    assert_eq!(length(get_head), Some(body.len()));
+    let allow = raw("POST /readyz HTTP/1.1\r\n\r\n");
+    assert!(allow.contains("\r\nAllow: GET, HEAD\r\n"), "{allow}");
+
+    let cases = [
+        ("GET /livez HTTP/1.0\r\n\r\n", 200, "ok\n"),
+        (
+            "GET /livez HTTP/1.9\r\n\r\n",
+            505,
+            "HTTP Version Not Supported\n",
+        ),
+        (
+            "GET /livez HTTP/2.0\r\n\r\n",
+            505,
+            "HTTP Version Not Supported\n",
+        ),
+        ("GET /livez HTTP/1.\r\n\r\n", 400, "Bad Request\n"),
+        ("GET /livez HTTP/1.1.1\r\n\r\n", 400, "Bad Request\n"),
+        ("GET /livez HTTP/\r\n\r\n", 400, "Bad Request\n"),
+    ];
+    for (request, status, body) in cases {
+        assert_eq!(
+            http(addr, request),
+            (status, body.to_string()),
+            "{request:?}"
+        );
+    }
 }
 
 /// The kernel's drop count for the UDP socket on `port`, as process `pid`

@@ -453,3 +453,32 @@ fn a_forwarded_frame_from_a_trusted_relay_logs_the_original_client() {
         );
     }
 }
+
+/// Issue #20, item 5: an acknowledgement means the line is in the log.
+/// With the log on a full disk (/dev/full: every write is ENOSPC) the
+/// receiver fails, and `sender --confirm` must not report it confirmed.
+#[test]
+fn a_message_that_cannot_be_logged_is_not_confirmed() {
+    let port = free_port();
+    let mut child = bin("receiver")
+        .args(["-p", &port.to_string()])
+        .stdout(fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the receiver", Duration::from_secs(5), || {
+        check(port).status.success()
+    });
+    let out = output_within(
+        bin("sender")
+            .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", "lost", "--confirm", "--timeout", "1s"]),
+        RUN_LIMIT,
+    );
+    let _ = child.kill();
+    let receiver = child.wait().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("confirmed by 0 of 1 pods"), "{err}");
+    assert_eq!(receiver.code(), Some(1), "the receiver did not fail");
+}

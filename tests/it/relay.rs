@@ -817,3 +817,279 @@ fn a_dead_pod_among_live_ones_ipv4() {
 fn a_dead_pod_among_live_ones_ipv6() {
     a_dead_pod_among_live_ones("ipv6");
 }
+
+// ---- Issue 20: relays among relays, forged sources, readiness ----
+
+/// A forwarded frame naming `6.6.6.6:666` (docs/PROTOCOL.md), as a client
+/// could forge one.
+fn forged_frame() -> Vec<u8> {
+    let mut forged = b"\xffUDH\x01\x03".to_vec();
+    forged.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1]);
+    forged.extend_from_slice(b"\x04\x02\x9a\x06\x06\x06\x06forged");
+    assert!(matches!(
+        udp_headless::frame::parse(&forged),
+        Some(udp_headless::frame::Frame::Forwarded { .. })
+    ));
+    forged
+}
+
+/// Two relays in one Service (listening on its port, as a relay beside
+/// the receivers would): one datagram sent to one of them is forwarded
+/// once, by that one; the other refuses its copy. Plain and `--frame`.
+fn two_relays_in_the_service(frame: bool) {
+    let mut cluster = Cluster::new(if frame { "storm-frame" } else { "storm" });
+    cluster.start_dns(5);
+    let receivers = [cluster.receiver_pod(0), cluster.receiver_pod(1)];
+    let relay_ips = [RELAY_IP, "10.244.0.31"];
+    let mut relays = Vec::new();
+    for (i, ip) in relay_ips.iter().enumerate() {
+        let pod = cluster.add_pod(&format!("{STATEFULSET}-{}", 10 + i), &[ip.parse().unwrap()]);
+        cluster.publish(&pod);
+        relays.push(pod);
+    }
+    cluster.wait_dns(4);
+    let mut running = Vec::new();
+    for (i, pod) in relays.iter().enumerate() {
+        let err = cluster.dir.join(format!("relay{i}.err"));
+        let mut cmd = cluster.command(pod, bin_path("relay"));
+        cmd.args(["-s", SERVICE, "--listen", "[::]:12000"])
+            .args(if frame { &["--frame"][..] } else { &[] })
+            .stderr(fs::File::create(&err).unwrap());
+        running.push((cluster.spawn(&mut cmd, "relay"), err));
+        wait_until("the relay's start line", LIMIT, || {
+            stderr_text(&running[i].1).contains("pods: 3")
+        });
+    }
+    let sender = cluster.add_pod("sender-app", &[sender_ip()]);
+    let out = output_within(
+        cluster
+            .command(&sender, bin_path("sender"))
+            .args(["-s", RELAY_IP, "-p", "12000", "-m", "once"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_until("both receivers to log", LIMIT, || {
+        receivers.iter().all(|r| received(r) >= 1)
+    });
+    // A storm would be thousands of lines by now.
+    sleep(Duration::from_secs(2));
+    for receiver in &receivers {
+        assert_eq!(received(receiver), 1, "{}", receiver.log_text());
+    }
+    // A client in a pod of the Service (it sends from a port of its own)
+    // is forwarded as any client.
+    let out = output_within(
+        cluster
+            .command(&receivers[0].pod, bin_path("sender"))
+            .args(["-s", RELAY_IP, "-p", "12000", "-m", "from a pod"]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_until("both receivers to log it", LIMIT, || {
+        receivers.iter().all(|r| received(r) >= 2)
+    });
+    sleep(Duration::from_secs(1));
+    for receiver in &receivers {
+        assert_eq!(received(receiver), 2, "{}", receiver.log_text());
+    }
+    let mut logs = Vec::new();
+    for (mut relay, err) in running {
+        assert_eq!(relay.stop().code(), Some(0));
+        logs.push(stderr_text(&err));
+    }
+    assert_eq!(stop_counts(&logs[0])[..2], [2, 6], "{}", logs[0]);
+    assert_eq!(
+        stop_counts(&logs[1])[..2],
+        [2, 0],
+        "both refused: {}",
+        logs[1]
+    );
+    assert!(
+        logs[1].contains("not forwarding a datagram from"),
+        "{}",
+        logs[1]
+    );
+}
+
+#[test]
+fn two_relays_in_one_service_forward_a_datagram_once() {
+    two_relays_in_the_service(false);
+}
+
+#[test]
+fn two_relays_in_one_service_forward_a_datagram_once_with_frame() {
+    two_relays_in_the_service(true);
+}
+
+/// A client's forwarded frame is never passed on as the relay's own:
+/// refused and counted, with or without `--frame`.
+#[test]
+fn a_forged_forwarded_frame_is_refused_and_counted() {
+    for args in [&[][..], &["--frame"]] {
+        let receiver = Receiver::start(
+            "forged",
+            &["--bind", "127.0.0.1", "--trust-relay", "127.0.0.0/8"],
+        );
+        let mut all = vec!["--metrics", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let relay = LoopRelay::start("forged", "127.0.0.1", receiver.port, &all);
+        relay.send(&forged_frame());
+        relay.send(b"after");
+        let lines = receiver.wait_lines(1);
+        sleep(Duration::from_millis(300));
+        let log = receiver.log_text();
+        assert_eq!(log.lines().count(), 1, "{args:?}: {log}");
+        assert!(lines[0].contains("b'after'"), "{args:?}: {log}");
+        assert!(!log.contains("6.6.6.6"), "{args:?}: {log}");
+        let text = stderr_text(&relay.stderr);
+        let addr: SocketAddr = text
+            .split_once("metrics on http://")
+            .and_then(|(_, rest)| rest.split_once("/metrics"))
+            .map(|(addr, _)| addr.parse().unwrap())
+            .unwrap();
+        let (_, metrics) = http_get(addr, "/metrics");
+        assert_eq!(
+            sample(&metrics, "udp_headless_relay_datagrams_refused_total"),
+            1,
+            "{metrics}"
+        );
+    }
+}
+
+/// The relay's `/readyz`, asked from inside its pod.
+fn readyz_in(cluster: &Cluster, pod: &Pod) -> String {
+    const GET: &str = "import urllib.request, urllib.error\n\
+        try:\n\
+        \x20   print(urllib.request.urlopen('http://127.0.0.1:9102/readyz', timeout=5).status)\n\
+        except urllib.error.HTTPError as e:\n\
+        \x20   print(e.code)\n\
+        except OSError as e:\n\
+        \x20   print('down')\n";
+    let out = output_within(cluster.command(pod, "python3").args(["-c", GET]), LIMIT);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn it_is_not_ready_until_it_has_pods_to_forward_to() {
+    let mut setup = Setup::new("relay-ready", 5, &[]);
+    let pod = setup.cluster.receiver_pod(0);
+    setup.cluster.wait_dns(1);
+    setup.cluster.stop_dns();
+    setup.start_relay(&["--metrics", "[::]:9102", "--refresh", "1s"]);
+    assert_eq!(readyz_in(&setup.cluster, &setup.relay_pod), "503");
+    sleep(Duration::from_secs(2));
+    assert_eq!(readyz_in(&setup.cluster, &setup.relay_pod), "503");
+    setup.cluster.set_ttl(5);
+    wait_until("ready once DNS answers", Duration::from_secs(20), || {
+        readyz_in(&setup.cluster, &setup.relay_pod) == "200"
+    });
+    setup.send("ready");
+    wait_until("the pod to log", LIMIT, || received(&pod) == 1);
+}
+
+/// An outage that ends in NXDOMAIN: the service is gone, not back.
+#[test]
+fn after_an_outage_ending_in_nxdomain_it_does_not_say_the_service_resolves_again() {
+    let mut setup = Setup::new("relay-nxdomain", 5, &[]);
+    let pod = setup.cluster.receiver_pod(0);
+    setup.cluster.wait_dns(1);
+    setup.start_relay(&["--refresh", "1s"]);
+    setup.cluster.stop_dns();
+    wait_until("a warning", Duration::from_secs(20), || {
+        setup.relay_log().contains("WARNING")
+    });
+    setup.cluster.unpublish(&pod.pod);
+    setup.cluster.set_ttl(5);
+    wait_until("no pods", Duration::from_secs(20), || {
+        setup.relay_log().contains("pods: 1 -> 0")
+    });
+    let log = setup.relay_log();
+    assert!(log.contains("not found"), "{log}");
+    assert!(!log.contains("the service resolves again"), "{log}");
+}
+
+/// `--listen [fe80::...%iface]:port`, as the sender takes the zone form.
+#[test]
+fn it_listens_on_a_link_local_address_with_a_zone() {
+    let dir = TempDir::new("relay-link-local");
+    let err = dir.join("relay.err");
+    let script = "ip link set lo up && \
+        ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up && \
+        ip addr add fe80::1/64 dev v0 nodad && \
+        (timeout 3 \"$0\" -s ::1 --listen '[fe80::1%v0]:12001' 2>\"$1\"; true) && \
+        python3 -c 'print(1)' >/dev/null";
+    let out = output_within(
+        unshare()
+            .args(["--net", "--", "sh", "-c", script])
+            .arg(bin_path("relay"))
+            .arg(&err),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let log = stderr_text(&err);
+    assert!(log.contains("listening on UDP [fe80::1%"), "{log}");
+}
+
+/// The receive queues (`/proc/net/udp{,6}` rx_queue, in bytes) of the
+/// sockets on `port`: the relay's listen socket and its per-pod sockets.
+fn queued_on(port: u16) -> Vec<u64> {
+    let mut queues = Vec::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        for line in fs::read_to_string(table).unwrap().lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields[1].rsplit(':').next().unwrap();
+            if u16::from_str_radix(local_port, 16).unwrap() == port {
+                let rx = fields[4].split(':').nth(1).unwrap();
+                queues.push(u64::from_str_radix(rx, 16).unwrap());
+            }
+        }
+    }
+    queues
+}
+
+/// `sender --confirm` through a relay is confirmed end to end: the relay
+/// acknowledges when every pod has. Each message is logged once, the
+/// receivers' acknowledgements are read (no queue left), with and without
+/// `--frame` (which logs the sender as the source).
+#[test]
+fn confirm_through_a_relay_is_confirmed_by_every_pod() {
+    for frame in [false, true] {
+        let receiver = Receiver::start(
+            "confirm-relay",
+            &["--bind", "127.0.0.1", "--trust-relay", "127.0.0.0/8"],
+        );
+        let args: &[&str] = if frame { &["--frame"] } else { &[] };
+        let relay = LoopRelay::start("confirm-relay", "127.0.0.1", receiver.port, args);
+        let out = output_within(
+            bin("sender")
+                .args(["-s", "127.0.0.1", "-p", &relay.listen.to_string()])
+                .args(["-m", "sure", "--confirm", "--repeat", "20"])
+                .args(["--interval", "1ms"]),
+            LIMIT,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "frame {frame}: {err}");
+        assert_eq!(err.matches("confirmed by 1 of 1 pods").count(), 20, "{err}");
+        let lines = receiver.wait_lines(20);
+        sleep(Duration::from_millis(300));
+        let log = receiver.log_text();
+        assert_eq!(log.lines().count(), 20, "once each: {log}");
+        for line in &lines {
+            let (_, message) = parse_log_line(line).unwrap();
+            assert!(
+                message.starts_with("Message from Client:b'sure' Client IP Address:('127.0.0.1', "),
+                "{line}"
+            );
+            if !frame {
+                assert!(message.ends_with(&format!(", {})", relay.listen)), "{line}");
+            }
+        }
+        wait_until("no datagram left unread", LIMIT, || {
+            queued_on(relay.listen).iter().all(|&q| q == 0)
+        });
+        assert!(
+            queued_on(relay.listen).len() >= 2,
+            "listen and per-pod sockets"
+        );
+    }
+}

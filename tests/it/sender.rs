@@ -253,11 +253,6 @@ fn usage_errors_are_one_clear_line_and_exit_2() {
             "--interval: '99999999999999h' is too long",
         ),
         (&["-s", "a", "-r", "2"], &[], "--repeat needs a message"),
-        (
-            &["-s", "a"],
-            &[("UDP_HEADLESS_REPEAT", "2")],
-            "$UDP_HEADLESS_REPEAT needs a message",
-        ),
         (&["-s", "a", "--idle"], &[], "--idle takes no other options"),
         (
             &["-s", "a"],
@@ -699,4 +694,24 @@ fn a_service_too_large_for_one_dns_answer_is_sent_to_and_reported() {
         message.contains("'headless-udp' is too large for one DNS answer"),
         "{message}"
     );
+}
+
+/// Issue #20, item 7c: in stdin mode each line is sent once. `-r` there is
+/// a usage error (above), and UDP_HEADLESS_REPEAT is ignored, as every
+/// variable is where it does not apply (UDP_HEADLESS_INTERVAL without
+/// repeats, UDP_HEADLESS_TIMEOUT without --confirm): a pod spec may set it
+/// for `-m` and still pipe lines.
+#[test]
+fn the_repeat_variable_is_ignored_in_stdin_mode() {
+    let (sock, port) = pod("127.0.0.1");
+    let out = output_fed(
+        bin("sender")
+            .args(["-s", "127.0.0.1", "-p", &port.to_string()])
+            .env("UDP_HEADLESS_REPEAT", "3")
+            .env("UDP_HEADLESS_INTERVAL", "1ms"),
+        b"a\nb\n",
+        RUN_LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(received(&sock), vec![b"a".to_vec(), b"b".to_vec()]);
 }

@@ -139,3 +139,96 @@ fn a_closed_stdout_is_an_error_not_a_silent_dev_null() {
     }
     assert_eq!(datagrams(&sock), 0, "the sender sent with nowhere to log");
 }
+
+/// Issue #20, item 4: a program whose stdout or stderr is a pipe nobody reads (full,
+/// so its write blocks) still stops on SIGTERM, with exit 0; the lines it
+/// could not write are lost. `child` is blocked in that write when called.
+fn stops_though_output_is_stalled(mut child: Child, what: &str) {
+    support::wait_until(
+        &format!("{what} blocked writing to a full pipe"),
+        Duration::from_secs(20),
+        || {
+            let wchan = format!("/proc/{}/wchan", child.id());
+            std::fs::read_to_string(wchan).is_ok_and(|w| w.contains("pipe_write"))
+        },
+    );
+    support::signal(child.id(), "TERM");
+    let status = exit_within(&mut child, Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{what}");
+}
+
+#[test]
+fn sigterm_stops_a_receiver_whose_stdout_is_not_read() {
+    let port = support::free_port();
+    let mut child = bin("receiver")
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kept open, never read.
+    let _stdout = child.stdout.take();
+    support::wait_until("receiver --check", Duration::from_secs(10), || {
+        support::check(port).status.success()
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // About 2 MB of log lines: far more than a pipe and the receiver's
+    // buffer hold.
+    for _ in 0..2000 {
+        let _ = client.send_to(&[b'a'; 1000], ("127.0.0.1", port));
+    }
+    stops_though_output_is_stalled(child, "receiver");
+}
+
+#[test]
+fn sigterm_stops_repeats_whose_stdout_is_not_read() {
+    let (_sock, port) = pod();
+    let mut child = bin("sender")
+        .args(["-s", "127.0.0.1", "-p", &port.to_string(), "-m", "x"])
+        .args(["--repeat", "0", "--interval", "1ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _stdout = child.stdout.take();
+    stops_though_output_is_stalled(child, "sender --repeat 0");
+}
+
+/// A pipe that is already full: a write to its writer blocks until the
+/// reader (kept by the caller, never read) takes something.
+fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    extern "C" {
+        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+    }
+    const F_GETFL: i32 = 3;
+    const F_SETFL: i32 = 4;
+    const O_NONBLOCK: i32 = 0o4000;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function owns.
+    let flags = unsafe { fcntl(fd, F_GETFL) };
+    assert!(flags >= 0);
+    // SAFETY: as above. Non-blocking only while filling: the flag belongs
+    // to the pipe, which the child then shares.
+    assert_eq!(unsafe { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }, 0);
+    while writer.write(&[b'.'; 4096]).is_ok() {}
+    // SAFETY: as above.
+    assert_eq!(unsafe { fcntl(fd, F_SETFL, flags) }, 0);
+    (reader, writer)
+}
+
+/// The relay logs to stderr only: with stderr a full pipe, its first line
+/// blocks.
+#[test]
+fn sigterm_stops_a_relay_whose_stderr_is_not_read() {
+    let (_reader, writer) = full_pipe();
+    let port = support::free_port();
+    let child = bin("relay")
+        .args(["-s", "127.0.0.1", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    stops_though_output_is_stalled(child, "relay");
+}

@@ -1319,3 +1319,57 @@ pub fn check_sender_log(stdout: &str, expected: &[IpAddr]) -> Result<(), String>
         few(&extra)
     ))
 }
+
+/// podman 4.3 on these machines (root, cgroup v1, no systemd): runc,
+/// netavark + aardvark-dns, ulimits within the hard limits; for
+/// CONTAINERS_CONF, so nothing in /etc is touched.
+pub const PODMAN_CONF: &str = "[containers]\n\
+default_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n\
+[engine]\nruntime = \"runc\"\n[network]\nnetwork_backend = \"netavark\"\n";
+
+/// The images as tests/containers.rs builds them: the static musl binaries
+/// (`cargo build --release --locked --bins`), then `podman build --target
+/// TARGET --build-arg BINARIES=host` of the Dockerfile (nothing pulled),
+/// tagged IMAGE, for each (TARGET, IMAGE); `conf` is CONTAINERS_CONF.
+pub fn build_host_images(conf: &Path, images: &[(&str, &str)]) -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let cargo = output_within(
+        Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--bins",
+                "--target",
+                "x86_64-unknown-linux-musl",
+            ])
+            .current_dir(root),
+        Duration::from_secs(900),
+    );
+    if !cargo.status.success() {
+        return Err(format!("cargo build (musl): {}", text(&cargo)));
+    }
+    for (target, image) in images {
+        let built = output_within(
+            Command::new("podman")
+                .env("CONTAINERS_CONF", conf)
+                .args([
+                    "build",
+                    "--pull=never",
+                    "--layers=false",
+                    "--target",
+                    target,
+                ])
+                .args(["--build-arg", "BINARIES=host", "-t", image, "."])
+                .current_dir(root),
+            Duration::from_secs(600),
+        );
+        if !built.status.success() {
+            return Err(format!("podman build --target {target}: {}", text(&built)));
+        }
+    }
+    Ok(())
+}

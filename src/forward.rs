@@ -269,7 +269,7 @@ pub fn send_copies(
 
 /// Sends `payloads` with `send_batch`, which sends them in order until one
 /// fails, so every copy is either sent or counted as failed.
-pub fn in_batches(
+fn in_batches(
     payloads: &[&[u8]],
     mut send_batch: impl FnMut(&[&[u8]]) -> io::Result<usize>,
 ) -> Copies {

@@ -25,7 +25,7 @@ const KIND_ACK: u8 = 2;
 pub const KIND_FORWARDED: u8 = 3;
 /// A forwarded DATA frame: logged once, with its client, and acknowledged
 /// to the relay (which acknowledges to the client when all pods have).
-pub const KIND_FORWARDED_DATA: u8 = 4;
+const KIND_FORWARDED_DATA: u8 = 4;
 
 /// Family bytes of a forwarded frame's original source.
 const SOURCE_V4: u8 = 4;

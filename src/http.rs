@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 /// A request's head (request line and headers) may be this long.
 const MAX_HEAD: usize = 8 * 1024;
 /// Reading the request and writing the response must end within this.
-pub const DEADLINE: Duration = Duration::from_secs(5);
+const DEADLINE: Duration = Duration::from_secs(5);
 /// Connections held at once; one more closes the oldest.
-pub const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS: usize = 64;
 
 /// What the endpoints show.
 pub struct Endpoints {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 /// How long a stopping program may take before the watchdog ends it:
 /// with the watchdog's 100 ms steps, within 0.8 s of the signal, leaving
 /// room for a busy machine.
-pub const STOP_GRACE: Duration = Duration::from_millis(700);
+const STOP_GRACE: Duration = Duration::from_millis(700);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Whether the watchdog runs.

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod exit;
 pub mod frame;
 pub mod http;
+pub mod keyed;
 pub mod keyring;
 pub mod log_line;
 pub mod membership;

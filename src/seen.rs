@@ -4,6 +4,8 @@
 //! a lost acknowledgement makes the sender send it again.
 
 use crate::frame::{self, Frame, Id};
+use crate::keyed;
+use crate::signed::{self, Signing};
 use crate::trust::Trusted;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +32,8 @@ pub struct Seen {
     previous: HashMap<SocketAddr, Recent>,
     /// Sources whose FORWARDED frames are believed (`--trust-relay`).
     relays: Trusted,
+    /// `--key-file`: see `with_key`.
+    signing: Option<Signing>,
 }
 
 /// A ring of the last `PER_SOURCE` pairs of one source.
@@ -92,26 +96,102 @@ impl Seen {
 #[derive(Debug, PartialEq)]
 pub struct Handling<'a> {
     /// The message to log and the source to log it with; None for a copy
-    /// already logged.
+    /// already logged (counted here) or a datagram refused for its
+    /// signature (counted by `keyed::rejected`).
     pub log: Option<(&'a [u8], SocketAddr)>,
     /// The acknowledgement to send back to the datagram's source.
-    pub ack: Option<[u8; frame::ACK_LEN]>,
+    pub ack: Option<Ack>,
+}
+
+/// An acknowledgement: an ACK frame, signed with a key (87 bytes) or not
+/// (22); used as the bytes to send.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ack {
+    bytes: [u8; signed::MIN_LEN],
+    len: usize,
+}
+
+impl Ack {
+    fn of(id: Id, signing: Option<&mut Signing>) -> Ack {
+        let mut ack = Ack {
+            bytes: [0; signed::MIN_LEN],
+            len: frame::ACK_LEN,
+        };
+        ack.bytes[..frame::ACK_LEN].copy_from_slice(&frame::ack(id));
+        if let Some(signing) = signing {
+            let mut sealed = frame::ack(id).to_vec();
+            signing.seal(&mut sealed);
+            ack.bytes.copy_from_slice(&sealed);
+            ack.len = sealed.len();
+        }
+        ack
+    }
+}
+
+impl std::ops::Deref for Ack {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 impl Seen {
+    /// With a key (`--key-file`), only frames signed with it are logged and
+    /// acknowledged (acknowledgements signed too), and a signed FORWARDED
+    /// frame's source is believed whoever passed it on; anything else is
+    /// counted and warned about (`keyed::rejected`), never logged.
+    pub fn with_key(self, signing: Option<Signing>) -> Seen {
+        Seen { signing, ..self }
+    }
+
     /// Plain datagrams (anything not a DATA frame, and a FORWARDED frame
     /// from a source that is not a trusted relay) are logged whole, from
     /// their source, as always.
     pub fn handle<'a>(&mut self, datagram: &'a [u8], from: SocketAddr) -> Handling<'a> {
-        match frame::parse(datagram) {
-            Some(Frame::Data { id, message }) => Handling {
-                log: self.first_time(from, id).then_some((message, from)),
-                ack: Some(frame::ack(id)),
-            },
+        let Some(signing) = &mut self.signing else {
+            return self.handle_frame(frame::parse(datagram), datagram, from);
+        };
+        keyed::poll(signing);
+        match signing.verify(datagram) {
+            Ok(signed) => self.handle_frame(Some(signed.frame), datagram, from),
+            Err(reason) => {
+                keyed::rejected(signing, reason, from);
+                Handling {
+                    log: None,
+                    ack: None,
+                }
+            }
+        }
+    }
+
+    /// `frame` is what `datagram` carries (verified, with a key).
+    fn handle_frame<'a>(
+        &mut self,
+        frame: Option<Frame<'a>>,
+        datagram: &'a [u8],
+        from: SocketAddr,
+    ) -> Handling<'a> {
+        let signed = self.signing.is_some();
+        match frame {
+            Some(Frame::Data { id, message }) => {
+                let first = self.first_time(from, id);
+                if !first {
+                    crate::metrics::DUPLICATES_SUPPRESSED.inc();
+                }
+                Handling {
+                    log: first.then_some((message, from)),
+                    ack: Some(Ack::of(id, self.signing.as_mut())),
+                }
+            }
             Some(Frame::Forwarded {
                 source, message, ..
-            }) if self.relays.contains(from.ip()) => Handling {
+            }) if signed || self.relays.contains(from.ip()) => Handling {
                 log: Some((message, source)),
+                ack: None,
+            },
+            // A signed ACK is no message (it is not for a receiver).
+            _ if signed => Handling {
+                log: None,
                 ack: None,
             },
             _ => Handling {

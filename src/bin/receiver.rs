@@ -18,7 +18,7 @@ const SHORT_OPTIONS: &[(char, &str)] = &[
     ('V', "version"),
 ];
 
-const HELP: &str = "\
+const HELP: &str = concat!("\
 receiver: log every UDP datagram that arrives, as the original demo did
 
 Usage: receiver [options]
@@ -46,6 +46,7 @@ an empty variable counts as unset):
                         networks (the relays' pods, e.g. 10.128.0.0/14);
                         from other sources, and by default, such a
                         frame is logged as plain bytes
+", udp_headless::key_options_help!(), "\
       --check           exit 0 if a receiver is bound on the port in this
                         network namespace, else 1 (a readiness probe);
                         takes no option but --port
@@ -55,7 +56,7 @@ an empty variable counts as unset):
 Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a receiver;
 1 could not bind or write the log, the socket failed 100 times in a row,
 or --check found none; 2 usage error.
-";
+");
 
 /// Write the log when this much is buffered, or when the socket is empty.
 const FLUSH_AT: usize = 64 * 1024;
@@ -67,6 +68,7 @@ struct Options {
     rcvbuf: Option<usize>,
     metrics: Option<SocketAddr>,
     relays: Trusted,
+    signing: Option<udp_headless::signed::Signing>,
 }
 
 enum Mode {
@@ -81,7 +83,7 @@ fn main() {
 
 fn run() -> i32 {
     match parse(Parser::from_env()) {
-        Ok(Mode::Receive(options)) => receive(&options),
+        Ok(Mode::Receive(options)) => receive(options),
         Ok(Mode::Check(port)) => check(port),
         Ok(Mode::Done) => exit::OK,
         Err(e) => {
@@ -96,13 +98,13 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut bind = None;
     let mut rcvbuf = None;
     let mut metrics = None;
-    let mut relays = None;
+    let (mut relays, mut key_file, mut max_age) = (None, None, None);
     let mut check = false;
     // The first option --check has no use for, to reject it by name.
     let mut not_for_check = None;
     while let Some(arg) = parser.next()? {
         let name = arg.name(SHORT_OPTIONS);
-        if matches!(name, Some("bind" | "rcvbuf" | "metrics" | "trust-relay")) {
+        if !matches!(name, Some("port" | "check" | "help" | "version")) {
             not_for_check.get_or_insert_with(|| arg.written());
         }
         match name {
@@ -111,6 +113,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
             Some("metrics") => metrics = Some(parser.text()?),
             Some("trust-relay") => relays = Some(parser.text()?),
+            Some("key-file") => key_file = Some(parser.text()?),
+            Some("max-age") => max_age = Some(parser.text()?),
             Some("check") => {
                 parser.flag()?;
                 check = true;
@@ -159,6 +163,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         rcvbuf,
         metrics,
         relays,
+        signing: udp_headless::keyed::open(key_file, max_age, SystemTime::now())?,
     }))
 }
 
@@ -176,7 +181,7 @@ fn check(port: u16) -> i32 {
     }
 }
 
-fn receive(options: &Options) -> i32 {
+fn receive(options: Options) -> i32 {
     if sys::stdout_was_closed() {
         let why = "standard output is closed: there is nowhere to write the log";
         log_line::to_stderr(log_line::ERROR, why);
@@ -225,7 +230,10 @@ fn receive(options: &Options) -> i32 {
     }
     let local = sock.local_addr().map_or(options.bind, |a| a);
     log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
-    match log_datagrams(&sock, &options.relays) {
+    match log_datagrams(
+        &sock,
+        Seen::trusting(options.relays).with_key(options.signing),
+    ) {
         Ok(()) => exit::OK,
         // Running, it logs in the log format: so does its last word.
         Err(e) => {
@@ -238,7 +246,7 @@ fn receive(options: &Options) -> i32 {
 /// The main loop. Lines are buffered while more datagrams are waiting and
 /// written as soon as the socket is empty: prompt for `kubectl logs`, and
 /// no write syscall per line under load.
-fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
+fn log_datagrams(sock: &UdpSocket, mut seen: Seen) -> Result<(), String> {
     let socket_error = |e: io::Error| format!("the socket failed: {e}");
     // Bounds how long a blocked recv can miss a stop request.
     sock.set_read_timeout(Some(Duration::from_millis(500)))
@@ -251,7 +259,6 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted) -> Result<(), String> {
             &format!("acknowledgements may come from the wrong address: {e}"),
         );
     }
-    let mut seen = Seen::trusting(relays.clone());
     let mut log = Log::new();
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;
@@ -317,9 +324,8 @@ fn take(
 ) -> Result<(), String> {
     metrics::count_datagram(got.len);
     let handling = seen.handle(&datagram[..got.len], got.from);
-    match handling.log {
-        Some((message, source)) => log.line(message, source)?,
-        None => metrics::DUPLICATES_SUPPRESSED.inc(),
+    if let Some((message, source)) = handling.log {
+        log.line(message, source)?;
     }
     if let Some(ack) = handling.ack {
         // A lost acknowledgement is like a lost datagram: the sender

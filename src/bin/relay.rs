@@ -14,7 +14,7 @@ use udp_headless::metrics::{
     self, RELAY_BYTES_RECEIVED, RELAY_COPIES_SENT, RELAY_DATAGRAMS_DROPPED,
     RELAY_DATAGRAMS_RECEIVED, RELAY_PODS, RELAY_SEND_ERRORS,
 };
-use udp_headless::{exit, frame, http, log_line, readiness, signals, socket};
+use udp_headless::{exit, frame, http, keyed, log_line, readiness, signals, socket};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('s', "service"),
@@ -25,7 +25,8 @@ const SHORT_OPTIONS: &[(char, &str)] = &[
     ('V', "version"),
 ];
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 relay: send every UDP datagram that arrives to every pod of a headless Service
 
 Usage: relay -s SERVICE [options]
@@ -57,6 +58,11 @@ an empty variable counts as unset):
                         client, not the relay, as the source, if started
                         with --trust-relay naming the relay's addresses
                         (any other UDP receiver gets the frame's header too)
+",
+    udp_headless::key_options_help!(),
+    "\
+                        With a key, only signed datagrams are forwarded, as
+                        signed forwarded frames (--frame is implied)
       --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102);
@@ -69,7 +75,8 @@ an empty variable counts as unset):
 Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a relay;
 1 could not listen, open a socket or serve metrics, receiving failed
 100 times in a row, or --check found none; 2 usage error.
-";
+"
+);
 
 const DEFAULT_LISTEN: &str = "[::]:12001";
 
@@ -83,6 +90,7 @@ struct Options {
     rcvbuf: Option<usize>,
     frame: bool,
     metrics: Option<SocketAddr>,
+    signing: Option<udp_headless::signed::Signing>,
 }
 
 enum Mode {
@@ -169,14 +177,14 @@ fn run() -> i32 {
         watch.current().addrs.len()
     ));
     started.store(true, Ordering::Release);
-    let framing = options.frame.then(|| Framing {
+    let framing = (options.frame || options.signing.is_some()).then(|| Framing {
         id: frame::Id {
             sender: frame::random_sender_id(),
             seq: 0,
         },
         buffers: Vec::new(),
     });
-    match forward(&listen, &out, &mut watch, framing) {
+    match forward(&listen, &out, &mut watch, framing, options.signing) {
         Ok(()) => {
             info(&format!(
                 "stopped: {} datagrams in, {} copies sent, {} dropped with no pods, {} sends failed",
@@ -249,6 +257,7 @@ fn forward(
     out: &Out,
     watch: &mut Watch,
     mut framing: Option<Framing>,
+    mut signing: Option<udp_headless::signed::Signing>,
 ) -> Result<(), String> {
     // Bounds how long a blocked recv can miss a stop request.
     listen
@@ -260,7 +269,7 @@ fn forward(
     let mut said_dropping = false;
     let mut receive_failures = 0;
     while !signals::stop_requested() {
-        let count = match batch.recv(listen) {
+        let mut count = match batch.recv(listen) {
             Ok(count) => count,
             Err(e)
                 if matches!(
@@ -302,13 +311,17 @@ fn forward(
                 if framing.buffers.len() < count {
                     framing.buffers.resize_with(count, Vec::new);
                 }
-                for (i, buffer) in framing.buffers.iter_mut().take(count).enumerate() {
+                let mut kept = 0;
+                for i in 0..count {
                     let (data, from) = batch.get(i);
                     framing.id.seq += 1;
                     // The kernel names the source of every UDP datagram.
                     let from = from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                    frame::write_forwarded(buffer, framing.id, from, data);
+                    let buffer = &mut framing.buffers[kept];
+                    kept +=
+                        usize::from(keyed::forward(&mut signing, buffer, framing.id, from, data));
                 }
+                count = kept;
                 for (payload, buffer) in payloads.iter_mut().zip(&framing.buffers) {
                     *payload = buffer;
                 }
@@ -499,7 +512,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut rcvbuf = None;
     let mut check = false;
     let mut frame = false;
-    let mut metrics = None;
+    let (mut metrics, mut key_file, mut max_age) = (None, None, None);
     let mut not_for_check = None;
     while let Some(arg) = parser.next()? {
         let name = arg.name(SHORT_OPTIONS);
@@ -514,6 +527,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("refresh") => refresh = Some(parser.text()?),
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
             Some("metrics") => metrics = Some(parser.text()?),
+            Some("key-file") => key_file = Some(parser.text()?),
+            Some("max-age") => max_age = Some(parser.text()?),
             Some("check") => {
                 parser.flag()?;
                 check = true;
@@ -578,6 +593,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         rcvbuf,
         frame,
         metrics,
+        signing: udp_headless::keyed::open(key_file, max_age, std::time::SystemTime::now())?,
     }))
 }
 

@@ -8,7 +8,7 @@ use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::confirm::{self, Confirmer};
 use udp_headless::discover::{self, Family};
 use udp_headless::membership::{self, Answer, Cache, Event};
-use udp_headless::{exit, frame, log_line, pyrepr, signals, sys};
+use udp_headless::{exit, frame, keyed, log_line, pyrepr, signals, sys};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('s', "service"),
@@ -22,7 +22,8 @@ const SHORT_OPTIONS: &[(char, &str)] = &[
     ('V', "version"),
 ];
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 sender: send one UDP datagram to every pod behind a headless Service
 
 Usage: sender -s SERVICE [-m MESSAGE] [options]
@@ -54,6 +55,9 @@ an empty variable counts as unset):
                         docs/PROTOCOL.md)
   -t, --timeout TIME    how long --confirm waits per        UDP_HEADLESS_TIMEOUT
                         message [2s]; only with --confirm
+",
+    udp_headless::key_options_help!(),
+    "\
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
                         process of a sender pod you `kubectl exec` into
       --list            print the addresses a broadcast would send to, one
@@ -65,7 +69,8 @@ Exit codes: 0 every send succeeded; 1 could not run (socket, stdin, stdout);
 2 usage error, message too large, or no line on stdin; 3 service did not
 resolve; 4 some sends failed or the pod list is incomplete (others were
 sent), or with --confirm some pods did not confirm.
-";
+"
+);
 
 /// Largest UDP payloads: 65535 minus the IP and UDP headers.
 const MAX_IPV4_PAYLOAD: usize = 65_507;
@@ -86,6 +91,9 @@ struct Options {
     confirm: Option<Duration>,
     /// `--refresh`: None = by TTL.
     refresh: Option<Duration>,
+    /// `--key-file`: taken by `run`; `signed` says there was one.
+    signing: Option<udp_headless::signed::Signing>,
+    signed: bool,
 }
 
 enum Mode {
@@ -99,7 +107,7 @@ fn main() {
 }
 
 fn run() -> i32 {
-    let options = match parse(Parser::from_env()) {
+    let mut options = match parse(Parser::from_env()) {
         Ok(Mode::Send(options)) => options,
         Ok(Mode::Idle) => {
             if let Err(e) = signals::stop_on_term_and_int() {
@@ -135,7 +143,10 @@ fn run() -> i32 {
     if options.list {
         return list(&options);
     }
-    let mut confirmer = options.confirm.map(Confirmer::new);
+    let mut signer = keyed::Signer::new(options.signing.take());
+    let mut confirmer = options
+        .confirm
+        .map(|t| Confirmer::new(t).with_key(signer.take()));
     let (service, port, family) = (options.service.clone(), options.port, options.family);
     let mut pods = Cache::new(
         move || discover::discover(&service, port, family),
@@ -163,7 +174,7 @@ fn run() -> i32 {
                     &mut pods,
                     message,
                     &mut sockets,
-                    &mut confirmer,
+                    (&mut confirmer, &mut signer),
                     &mut out,
                 ) {
                     Ok(code) => note(code),
@@ -193,7 +204,7 @@ fn run() -> i32 {
                             &mut pods,
                             &line,
                             &mut sockets,
-                            &mut confirmer,
+                            (&mut confirmer, &mut signer),
                             &mut out,
                         ) {
                             Ok(code) => note(code),
@@ -268,6 +279,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut repeat = None;
     let mut interval = None;
     let mut refresh = None;
+    let (mut key_file, mut max_age) = (None, None);
     let mut timeout = None;
     let mut confirm = false;
     let mut idle = false;
@@ -284,6 +296,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("interval") => interval = Some(parser.text()?),
             Some("timeout") => timeout = Some(parser.text()?),
             Some("refresh") => refresh = Some(parser.text()?),
+            Some("key-file") => key_file = Some(parser.text()?),
+            Some("max-age") => max_age = Some(parser.text()?),
             Some("confirm") => {
                 parser.flag()?;
                 confirm = true;
@@ -376,6 +390,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             None => Some(confirm::DEFAULT_TIMEOUT),
         }
     };
+    let signing = keyed::open(key_file, max_age, std::time::UNIX_EPOCH)?;
     let options = Options {
         service,
         message,
@@ -386,6 +401,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         confirm,
         list,
         refresh,
+        signed: signing.is_some(),
+        signing,
     };
     if let Some(m) = &options.message {
         let max = MAX_IPV6_PAYLOAD - framing(&options);
@@ -413,7 +430,9 @@ fn confirm_from_env() -> Result<bool, UsageError> {
 
 /// The bytes a frame adds to each message: none without --confirm.
 fn framing(options: &Options) -> usize {
-    if options.confirm.is_some() {
+    if options.signed {
+        keyed::SENDER_OVERHEAD
+    } else if options.confirm.is_some() {
         frame::HEADER_LEN
     } else {
         0
@@ -443,7 +462,7 @@ fn broadcast(
     pods: &mut Cache<impl FnMut() -> Answer>,
     message: &[u8],
     sockets: &mut Sockets,
-    confirmer: &mut Option<Confirmer>,
+    (confirmer, signer): (&mut Option<Confirmer>, &mut keyed::Signer),
     out: &mut BufWriter<Stdout>,
 ) -> Result<i32, LogFailed> {
     // A failed refresh keeps the last list: warned once per streak. The
@@ -512,6 +531,7 @@ fn broadcast(
             status = confirmed;
         }
     } else {
+        let message = &signer.data(message);
         for &addr in &pods.addrs {
             if !log_send(out, &mut line, addr, &sockets.send(message, addr), false) {
                 status = exit::PARTIAL;

@@ -26,8 +26,7 @@ macro_rules! key_options_help {
                         `head -c 32 /dev/urandom | base64`); read again
                         when it changes (docs/PROTOCOL.md, Signed frames)
       --max-age TIME    refuse signed frames sent longer    UDP_HEADLESS_MAX_AGE
-                        ago, or further ahead, than this [60s]
-"
+                        ago, or further ahead, than this [60s]"
     };
 }
 

@@ -46,7 +46,7 @@ an empty variable counts as unset):
                         networks (the relays' pods, e.g. 10.128.0.0/14);
                         from other sources, and by default, such a
                         frame is logged as plain bytes
-", udp_headless::key_options_help!(), "\
+", udp_headless::key_options_help!(), "
       --check           exit 0 if a receiver is bound on the port in this
                         network namespace, else 1 (a readiness probe);
                         takes no option but --port

@@ -60,9 +60,9 @@ an empty variable counts as unset):
                         (any other UDP receiver gets the frame's header too)
 ",
     udp_headless::key_options_help!(),
-    "\
-                        With a key, only signed datagrams are forwarded, as
-                        signed forwarded frames (--frame is implied)
+    "
+                        (with a key, only signed datagrams are forwarded,
+                        as signed forwarded frames: --frame is implied)
       --metrics ADDR:PORT                                   UDP_HEADLESS_METRICS
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102);

@@ -57,7 +57,7 @@ an empty variable counts as unset):
                         message [2s]; only with --confirm
 ",
     udp_headless::key_options_help!(),
-    "\
+    "
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
                         process of a sender pod you `kubectl exec` into
       --list            print the addresses a broadcast would send to, one

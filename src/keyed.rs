@@ -13,6 +13,7 @@ use crate::signed::{Reject, Signing};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// The `--help` lines of `--key-file` and `--max-age`, the same in each
@@ -61,6 +62,7 @@ pub fn open(
     };
     let max_age = max_age.map_or(DEFAULT_MAX_AGE, |(age, _)| age);
     let signer = frame::random_sender_id();
+    IN_USE.store(true, Ordering::Relaxed);
     Signing::open(Path::new(&path), signer, max_age, since)
         .map(Some)
         .map_err(UsageError::Invalid)
@@ -77,6 +79,10 @@ pub static REJECTED: [Counter; Reject::ALL.len()] = [
     Counter::new("future", ""),
     Counter::new("replay", ""),
 ];
+
+/// Whether this process has a key: without one, /metrics stays as it was
+/// (no `reason` label).
+pub static IN_USE: AtomicBool = AtomicBool::new(false);
 
 pub const REJECTED_NAME: &str = "udp_headless_signed_rejected_total";
 pub const REJECTED_HELP: &str =

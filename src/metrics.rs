@@ -243,7 +243,7 @@ impl Registry {
         )
     }
 
-    /// `keyed::REJECTED`, one sample per reason (0 without a key).
+    /// `keyed::REJECTED`, one sample per reason; only with a key.
     fn signed_rejected(mut self) -> Registry {
         self.families.push(Family {
             name: crate::keyed::REJECTED_NAME,
@@ -290,6 +290,9 @@ impl Registry {
         let mut out = String::with_capacity(256 * self.families.len());
         for family in &self.families {
             if let Source::Labeled(label, counters) = family.source {
+                if !crate::keyed::IN_USE.load(Ordering::Relaxed) {
+                    continue;
+                }
                 let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
                 let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
                 for c in counters {

@@ -33,7 +33,7 @@ pub struct Confirmer {
     last_seq: u64,
     timeout: Duration,
     /// `--key-file`: messages go out signed, and only signed ACKs count.
-    signing: Option<Signing>,
+    signing: Option<Box<Signing>>,
 }
 
 /// A pod and how its first send went.
@@ -69,7 +69,7 @@ pub struct Waiting {
     /// How many have not acknowledged.
     left: usize,
     /// The sender's key, for one message: see `Confirmer::with_key`.
-    signing: Option<Signing>,
+    signing: Option<Box<Signing>>,
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -171,7 +171,7 @@ impl Confirmer {
 
     /// With a key, each send (retries too) is a DATA frame signed anew,
     /// and only signed acknowledgements confirm a pod.
-    pub fn with_key(self, signing: Option<Signing>) -> Confirmer {
+    pub fn with_key(self, signing: Option<Box<Signing>>) -> Confirmer {
         Confirmer { signing, ..self }
     }
 

@@ -39,7 +39,7 @@ pub fn open(
     key_file: Option<String>,
     max_age: Option<String>,
     since: SystemTime,
-) -> Result<Option<Signing>, UsageError> {
+) -> Result<Option<Box<Signing>>, UsageError> {
     let max_age = match args::option_or_env(max_age, "--max-age", "UDP_HEADLESS_MAX_AGE")? {
         Some((text, from)) => match args::parse_duration(&text, &from)? {
             zero if zero.is_zero() => {
@@ -64,7 +64,7 @@ pub fn open(
     let signer = frame::random_sender_id();
     IN_USE.store(true, Ordering::Relaxed);
     Signing::open(Path::new(&path), signer, max_age, since)
-        .map(Some)
+        .map(|s| Some(Box::new(s)))
         .map_err(UsageError::Invalid)
 }
 
@@ -94,6 +94,7 @@ pub fn rejected(signing: &mut Signing, reason: Reject, from: SocketAddr) {
     let index = Reject::ALL.iter().position(|&r| r == reason).unwrap_or(0);
     REJECTED[index].inc();
     if signing.warn_now(reason) {
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
         let message = format!(
             "ignored {} from {from} (reason {}: counted, warned about at most every 10 s)",
             reason.describe(),
@@ -121,7 +122,7 @@ pub fn poll(signing: &mut Signing) {
 /// relay, with its original source (a relay's FORWARDED frame keeps the
 /// client it names).
 pub fn forward(
-    signing: &mut Option<Signing>,
+    signing: &mut Option<Box<Signing>>,
     buffer: &mut Vec<u8>,
     id: Id,
     from: SocketAddr,
@@ -152,12 +153,12 @@ pub fn forward(
 /// signed DATA frame with one.
 #[derive(Debug, Default)]
 pub struct Signer {
-    signing: Option<Signing>,
+    signing: Option<Box<Signing>>,
     id: Id,
 }
 
 impl Signer {
-    pub fn new(signing: Option<Signing>) -> Signer {
+    pub fn new(signing: Option<Box<Signing>>) -> Signer {
         Signer {
             signing,
             id: Id {
@@ -180,7 +181,7 @@ impl Signer {
     }
 
     /// Hands the key over (to a `Confirmer`).
-    pub fn take(&mut self) -> Option<Signing> {
+    pub fn take(&mut self) -> Option<Box<Signing>> {
         self.signing.take()
     }
 

@@ -33,7 +33,7 @@ pub struct Seen {
     /// Sources whose FORWARDED frames are believed (`--trust-relay`).
     relays: Trusted,
     /// `--key-file`: see `with_key`.
-    signing: Option<Signing>,
+    signing: Option<Box<Signing>>,
 }
 
 /// A ring of the last `PER_SOURCE` pairs of one source.
@@ -140,7 +140,7 @@ impl Seen {
     /// acknowledged (acknowledgements signed too), and a signed FORWARDED
     /// frame's source is believed whoever passed it on; anything else is
     /// counted and warned about (`keyed::rejected`), never logged.
-    pub fn with_key(self, signing: Option<Signing>) -> Seen {
+    pub fn with_key(self, signing: Option<Box<Signing>>) -> Seen {
         Seen { signing, ..self }
     }
 
@@ -180,7 +180,7 @@ impl Seen {
                 }
                 Handling {
                     log: first.then_some((message, from)),
-                    ack: Some(Ack::of(id, self.signing.as_mut())),
+                    ack: Some(Ack::of(id, self.signing.as_deref_mut())),
                 }
             }
             Some(Frame::Forwarded {

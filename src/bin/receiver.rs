@@ -68,7 +68,7 @@ struct Options {
     rcvbuf: Option<usize>,
     metrics: Option<SocketAddr>,
     relays: Trusted,
-    signing: Option<udp_headless::signed::Signing>,
+    signing: Option<Box<udp_headless::signed::Signing>>,
 }
 
 enum Mode {

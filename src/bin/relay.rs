@@ -90,7 +90,7 @@ struct Options {
     rcvbuf: Option<usize>,
     frame: bool,
     metrics: Option<SocketAddr>,
-    signing: Option<udp_headless::signed::Signing>,
+    signing: Option<Box<udp_headless::signed::Signing>>,
 }
 
 enum Mode {
@@ -257,7 +257,7 @@ fn forward(
     out: &Out,
     watch: &mut Watch,
     mut framing: Option<Framing>,
-    mut signing: Option<udp_headless::signed::Signing>,
+    mut signing: Option<Box<udp_headless::signed::Signing>>,
 ) -> Result<(), String> {
     // Bounds how long a blocked recv can miss a stop request.
     listen

@@ -92,7 +92,7 @@ struct Options {
     /// `--refresh`: None = by TTL.
     refresh: Option<Duration>,
     /// `--key-file`: taken by `run`; `signed` says there was one.
-    signing: Option<udp_headless::signed::Signing>,
+    signing: Option<Box<udp_headless::signed::Signing>>,
     signed: bool,
 }
 

@@ -104,6 +104,14 @@ pub fn rejected(signing: &mut Signing, reason: Reject, from: SocketAddr) {
     }
 }
 
+/// `poll` while no datagram comes (the receive timeout): a rotation is
+/// logged when it happens, not at the next datagram.
+pub fn idle(signing: &mut Option<Box<Signing>>) {
+    if let Some(signing) = signing {
+        poll(signing);
+    }
+}
+
 /// Reads the key file again if it changed; logs what happened as one line.
 pub fn poll(signing: &mut Signing) {
     if let Some(reload) = signing.poll() {

@@ -144,6 +144,11 @@ impl Seen {
         Seen { signing, ..self }
     }
 
+    /// Reads the key file again if it changed (see `keyed::idle`).
+    pub fn idle(&mut self) {
+        keyed::idle(&mut self.signing);
+    }
+
     /// Plain datagrams (anything not a DATA frame, and a FORWARDED frame
     /// from a source that is not a trusted relay) are logged whole, from
     /// their source, as always.

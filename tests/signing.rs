@@ -610,6 +610,15 @@ fn through_the_relay_the_signature_carries_the_client() {
         sample(&relay_metrics, "udp_headless_relay_copies_sent_total"),
         3
     );
+    // A change with no traffic: both say so within a second or two.
+    fs::write(&path, format!("{KEY_A}\n{KEY_B}\n")).unwrap();
+    for stderr in [&relay_err, &receiver.stderr] {
+        wait_until("the reload line", Duration::from_secs(10), || {
+            fs::read_to_string(stderr)
+                .unwrap()
+                .contains("reloaded: 2 key(s)")
+        });
+    }
     signal(relay.id(), "TERM");
     wait_for_exit(&mut relay, "the relay to stop");
 }

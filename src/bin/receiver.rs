@@ -280,6 +280,7 @@ fn log_datagrams(sock: &UdpSocket, mut seen: Seen) -> Result<(), String> {
                 ) =>
             {
                 failures_in_a_row = 0;
+                seen.idle();
                 log.flush()?;
                 if draining {
                     sock.set_nonblocking(false).map_err(socket_error)?;

@@ -277,7 +277,8 @@ fn forward(
                     ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                 ) =>
             {
-                continue
+                keyed::idle(&mut signing);
+                continue;
             }
             Err(e) => {
                 receive_failures += 1;

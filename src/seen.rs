@@ -319,4 +319,52 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn with_a_key_only_signed_frames_count() {
+        let dir = std::env::temp_dir().join(format!("seen-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        let max_age = crate::replay::DEFAULT_MAX_AGE;
+        let since = std::time::SystemTime::now();
+        let open = |signer| Box::new(Signing::open(&path, signer, max_age, since).unwrap());
+        let (mut sender, checker) = (open(1), open(3));
+        let mut seen = Seen::default().with_key(Some(open(2)));
+        let mut checker = Some(checker);
+        let from = addr(1);
+        let client: SocketAddr = "10.9.9.9:4000".parse().unwrap();
+        let mut data = frame::data(id(5, 1), b"test");
+        sender.seal(&mut data);
+        let mut forwarded = Vec::new();
+        frame::write_forwarded(&mut forwarded, id(6, 1), client, b"hi");
+        sender.seal(&mut forwarded);
+
+        let got = seen.handle(&data, from);
+        assert_eq!(got.log, Some((&b"test"[..], from)));
+        let ack = got.ack.expect("acknowledged");
+        assert_eq!(ack.len(), signed::MIN_LEN);
+        let verified = checker.as_mut().unwrap().verify(&ack).unwrap();
+        assert_eq!(verified.frame, Frame::Ack(id(5, 1)));
+        // Not trusted by address (no --trust-relay): by its signature.
+        assert_eq!(
+            seen.handle(&forwarded, from).log,
+            Some((&b"hi"[..], client))
+        );
+        for (what, datagram) in [
+            ("replayed", data.clone()),
+            ("plain", b"test".to_vec()),
+            ("unsigned frame", frame::data(id(5, 2), b"x")),
+        ] {
+            assert_eq!(
+                seen.handle(&datagram, from),
+                Handling {
+                    log: None,
+                    ack: None
+                },
+                "{what}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

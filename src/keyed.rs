@@ -21,7 +21,7 @@ use std::time::SystemTime;
 #[macro_export]
 macro_rules! key_options_help {
     () => {
-        "      --key-file PATH   sign every frame, and accept only   UDP_HEADLESS_KEY_FILE
+        "      --key-file PATH   sign every frame, and accept only  UDP_HEADLESS_KEY_FILE
                         frames signed, with a key of this file (one base64
                         key a line, the first signs; make one with
                         `head -c 32 /dev/urandom | base64`); read again

@@ -271,20 +271,21 @@ fn send_each(
     buf: &mut [u8],
     sent: &mut dyn FnMut(&[Sent]),
 ) {
-    // One signature per round: every datagram of a signer is unique.
+    // With a key, each datagram is signed anew (a new counter): a receiver
+    // that answers for several pods' addresses takes none for a replay.
     let mut signed = Vec::new();
-    let datagram = match &mut waiting.signing {
-        Some(signing) if !pods.is_empty() => {
-            signed.extend_from_slice(datagram);
-            signing.seal(&mut signed);
-            &signed[..]
-        }
-        _ => datagram,
-    };
     for batch in pods.chunks(SEND_BATCH) {
         let results: Vec<Sent> = batch
             .iter()
-            .map(|&pod| (pod, sock.send_to(datagram, pod)))
+            .map(|&pod| {
+                let Some(signing) = &mut waiting.signing else {
+                    return (pod, sock.send_to(datagram, pod));
+                };
+                signed.clear();
+                signed.extend_from_slice(datagram);
+                signing.seal(&mut signed);
+                (pod, sock.send_to(&signed, pod))
+            })
             .collect();
         take_acks(sock, waiting, buf);
         sent(&results);

@@ -531,8 +531,8 @@ fn broadcast(
             status = confirmed;
         }
     } else {
-        let message = &signer.data(message);
         for &addr in &pods.addrs {
+            let message = &signer.data(message);
             if !log_send(out, &mut line, addr, &sockets.send(message, addr), false) {
                 status = exit::PARTIAL;
             }

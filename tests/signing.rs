@@ -776,3 +776,51 @@ fn drop_some(c: &Cluster, pod: &Pod, port_match: &str) {
     );
     assert!(out.status.success(), "iptables: {out:?}");
 }
+
+/// One receiver answering for a block of pod addresses (as the test
+/// cluster and the benchmark have it): each datagram is signed anew, so
+/// none is taken for a replay: each address gets its line, or with
+/// --confirm, its confirmation.
+#[test]
+fn a_receiver_answering_for_many_addresses_gets_each_signed_datagram() {
+    let mut c = Cluster::new("signing-block");
+    let path = key_file(&c.dir, KEY_A);
+    let key = path.to_str().unwrap().to_string();
+    c.start_dns(5);
+    let mut receivers = Vec::new();
+    for (k, count) in [(0, BLOCK_SIZE), (1, 50)] {
+        let pod = c.add_block(k, count);
+        let receiver = c.start_receiver_with(pod, &["--key-file", &key]);
+        c.publish(&receiver.pod);
+        receivers.push(receiver);
+    }
+    c.wait_dns(BLOCK_SIZE + 50);
+    let sender_pod = c.add_pod("sender-app", &[sender_ip()]);
+    for (message, confirm) in [("signed plain", false), ("signed confirmed", true)] {
+        let mut cmd = c.command(&sender_pod, bin_path("sender"));
+        cmd.args(["-s", SERVICE, "-m", message, "--key-file", &key]);
+        if confirm {
+            cmd.arg("--confirm");
+        }
+        let out = output_within(&mut cmd, RUN_LIMIT);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{message}: {err}");
+        if confirm {
+            // Every address confirmed; logged once per receiver, as a
+            // confirmed message always is (same sender id and sequence).
+            assert!(err.contains("confirmed by 150 of 150 pods"), "{err}");
+            for receiver in &receivers {
+                wait_until("the line", Duration::from_secs(10), || {
+                    receiver.count(message.as_bytes(), sender_ip()) == 1
+                });
+            }
+        } else {
+            wait_delivery(&receivers, message.as_bytes(), sender_ip());
+            check_delivery(&receivers, message.as_bytes(), sender_ip()).unwrap();
+        }
+    }
+    for receiver in &receivers {
+        let text = fs::read_to_string(&receiver.stderr).unwrap();
+        assert!(!text.contains("WARNING"), "{text}");
+    }
+}

@@ -5,6 +5,7 @@
 
 use crate::frame::{self, Frame, Id};
 use crate::os::signals::Stop;
+use crate::signed::Signing;
 use std::collections::hash_map::{Entry, HashMap};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -31,6 +32,8 @@ pub struct Confirmer {
     sender: u64,
     last_seq: u64,
     timeout: Duration,
+    /// `--key-file`: messages go out signed, and only signed ACKs count.
+    signing: Option<Box<Signing>>,
 }
 
 /// A pod and how its first send went.
@@ -65,6 +68,8 @@ pub struct Waiting {
     places: HashMap<SocketAddr, usize>,
     /// How many have not acknowledged.
     left: usize,
+    /// The sender's key, for one message: see `Confirmer::with_key`.
+    signing: Option<Box<Signing>>,
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -79,6 +84,7 @@ impl Waiting {
             pods: Vec::new(),
             places: HashMap::new(),
             left: 0,
+            signing: None,
         }
     }
 
@@ -87,7 +93,12 @@ impl Waiting {
     /// else (another message's id, another sender's, an address that is
     /// not a pod, not an ACK at all) confirms nothing.
     pub fn acknowledged(&mut self, datagram: &[u8], from: SocketAddr) -> bool {
-        if frame::parse(datagram) != Some(Frame::Ack(self.id)) {
+        let frame = match &mut self.signing {
+            None => frame::parse(datagram),
+            // Unsigned, forged, stale or replayed: confirms nothing.
+            Some(signing) => signing.verify(datagram).ok().map(|signed| signed.frame),
+        };
+        if frame != Some(Frame::Ack(self.id)) {
             return false;
         }
         let Some(&place) = self.places.get(&canonical(from)) else {
@@ -159,7 +170,14 @@ impl Confirmer {
             sender: frame::random_sender_id(),
             last_seq: 0,
             timeout,
+            signing: None,
         }
+    }
+
+    /// With a key, each send (retries too) is a DATA frame signed anew,
+    /// and only signed acknowledgements confirm a pod.
+    pub fn with_key(self, signing: Option<Box<Signing>>) -> Confirmer {
+        Confirmer { signing, ..self }
     }
 
     /// Sends `message` to `pods` through `sock` (bound to their address
@@ -191,7 +209,12 @@ impl Confirmer {
         let same_family =
             |pod: &SocketAddr| pod.is_ipv4() == pods.first().is_some_and(SocketAddr::is_ipv4);
         let mut waiting = Waiting::new(id);
-        let mut buf = [0u8; 64];
+        waiting.signing = self.signing.take();
+        if let Some(signing) = &mut waiting.signing {
+            crate::keyed::poll(signing);
+        }
+        // Room for a signed ACK (87 bytes).
+        let mut buf = [0u8; 128];
         let mut send_new = |waiting: &mut Waiting, current: &[SocketAddr], buf: &mut [u8]| {
             let new = waiting.update(current);
             send_each(sock, &datagram, &new, waiting, buf, first_sends);
@@ -230,6 +253,7 @@ impl Confirmer {
                 take_acks(sock, &mut waiting, &mut buf);
             }
         }
+        self.signing = waiting.signing.take();
         waiting.report()
     }
 }
@@ -253,10 +277,21 @@ fn send_each(
     buf: &mut [u8],
     sent: &mut dyn FnMut(&[Sent]),
 ) {
+    // With a key, each datagram is signed anew (a new counter): a receiver
+    // that answers for several pods' addresses takes none for a replay.
+    let mut signed = Vec::new();
     for batch in pods.chunks(SEND_BATCH) {
         let results: Vec<Sent> = batch
             .iter()
-            .map(|&pod| (pod, sock.send_to(datagram, pod)))
+            .map(|&pod| {
+                let Some(signing) = &mut waiting.signing else {
+                    return (pod, sock.send_to(datagram, pod));
+                };
+                signed.clear();
+                signed.extend_from_slice(datagram);
+                signing.seal(&mut signed);
+                (pod, sock.send_to(&signed, pod))
+            })
             .collect();
         take_acks(sock, waiting, buf);
         sent(&results);

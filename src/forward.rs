@@ -12,11 +12,17 @@
 //!   source through a relay.
 //! - A DATA frame (`sender --confirm`) is forwarded to every pod and
 //!   acknowledged to its client once every pod has acknowledged it.
+//! - With a key (`--key-file`), only what is signed with it is judged, by
+//!   what it carries: an unsigned datagram is refused (counted by reason,
+//!   `keyed::rejected`), a client's DATA frame goes to the pods as a
+//!   FORWARDED DATA frame the relay signs, and only signed ACKs count.
 
 use crate::confirm::Waiting;
 use crate::discover;
 use crate::frame::{self, Frame, Id};
+use crate::keyed;
 use crate::os::{socket, sys};
+use crate::signed::Signing;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -24,27 +30,46 @@ use std::time::{Duration, Instant};
 
 /// What to do with a datagram that arrived from `from`.
 #[derive(Debug, PartialEq)]
-pub enum Verdict {
+pub enum Verdict<'a> {
     /// Send a copy to every pod.
     Forward,
-    /// A DATA frame: forward it, and acknowledge it to `from` when every
-    /// pod has acknowledged it.
-    Confirm(Id),
+    /// A DATA frame and its message: forward it, and acknowledge it to
+    /// `from` when every pod has acknowledged it.
+    Confirm(Id, &'a [u8]),
     /// A pod's acknowledgement of a DATA frame forwarded.
-    Acknowledged,
+    Acknowledged(Id),
     /// Not forwarded: from a pod forwarded to, or a FORWARDED frame.
     Refuse,
 }
 
 /// The rule, by what the datagram is and whether `from_pod`: its source
-/// is one of the pods forwarded to.
-pub fn judge(datagram: &[u8], from_pod: bool) -> Verdict {
-    match (frame::parse(datagram), from_pod) {
-        (Some(Frame::Ack(_)), true) => Verdict::Acknowledged,
+/// is one of the pods forwarded to. With a key, the datagram must be
+/// signed with it: else it is counted and warned about, and None.
+pub fn judge<'a>(
+    signing: Option<&mut Signing>,
+    datagram: &'a [u8],
+    from: SocketAddr,
+    from_pod: bool,
+) -> Option<Verdict<'a>> {
+    let frame = match signing {
+        None => frame::parse(datagram),
+        Some(signing) => {
+            keyed::poll(signing);
+            match signing.verify(datagram) {
+                Ok(signed) => Some(signed.frame),
+                Err(reason) => {
+                    keyed::rejected(signing, reason, from);
+                    return None;
+                }
+            }
+        }
+    };
+    Some(match (frame, from_pod) {
+        (Some(Frame::Ack(id)), true) => Verdict::Acknowledged(id),
         (_, true) | (Some(Frame::Forwarded { .. } | Frame::Ack(_)), false) => Verdict::Refuse,
-        (Some(Frame::Data { id, .. }), false) => Verdict::Confirm(id),
+        (Some(Frame::Data { id, message }), false) => Verdict::Confirm(id, message),
         (None, false) => Verdict::Forward,
-    }
+    })
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -416,17 +441,19 @@ mod tests {
         let cases: [(&[u8], bool, Verdict); 10] = [
             (b"plain", false, Verdict::Forward),
             (b"plain", true, Verdict::Refuse),
-            (&data, false, Verdict::Confirm(id)),
+            (&data, false, Verdict::Confirm(id, b"m")),
             (&data, true, Verdict::Refuse),
             (&fwd, false, Verdict::Refuse),
             (&fwd, true, Verdict::Refuse),
             (&fwd_data, false, Verdict::Refuse),
             (&fwd_data, true, Verdict::Refuse),
-            (&ack, true, Verdict::Acknowledged),
+            (&ack, true, Verdict::Acknowledged(id)),
             (&ack, false, Verdict::Refuse),
         ];
         for (datagram, from_pod, want) in cases {
-            assert_eq!(judge(datagram, from_pod), want, "{datagram:?} {from_pod}");
+            let from = addr("10.0.0.9:5000");
+            let got = judge(None, datagram, from, from_pod);
+            assert_eq!(got, Some(want), "{datagram:?} {from_pod}");
         }
     }
 

@@ -14,6 +14,7 @@ pub mod exit;
 pub mod forward;
 pub mod frame;
 pub mod http;
+pub mod keyed;
 pub mod keyring;
 pub mod listen;
 pub mod log_line;

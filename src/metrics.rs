@@ -164,6 +164,7 @@ pub fn receiver() -> Registry {
         .counter(&ACKS_SENT)
         .counter(&DUPLICATES_SUPPRESSED)
         .counter(&SEQUENCE_GAPS)
+        .signed_rejected()
 }
 
 /// What `relay --metrics` exposes.
@@ -178,6 +179,7 @@ pub fn relay() -> Registry {
         .counter(&RELAY_DATAGRAMS_REFUSED)
         .counter(&RELAY_ACKS_RECEIVED)
         .gauge(&RELAY_PODS)
+        .signed_rejected()
 }
 
 type Read = Box<dyn Fn() -> Option<u64> + Send + Sync>;
@@ -189,6 +191,8 @@ enum Source {
     Read(Read),
     /// A constant 1 carrying labels, like `build_info`.
     Info(Vec<(&'static str, String)>),
+    /// One sample per counter, labelled `label="<the counter's name>"`.
+    Labeled(&'static str, &'static [Counter]),
 }
 
 struct Family {
@@ -251,6 +255,17 @@ impl Registry {
         )
     }
 
+    /// `keyed::REJECTED`, one sample per reason; only with a key.
+    fn signed_rejected(mut self) -> Registry {
+        self.families.push(Family {
+            name: crate::keyed::REJECTED_NAME,
+            help: crate::keyed::REJECTED_HELP,
+            kind: "counter",
+            source: Source::Labeled("reason", &crate::keyed::REJECTED),
+        });
+        self
+    }
+
     /// A counter someone else keeps (the kernel), read at each scrape.
     fn read_counter(
         mut self,
@@ -286,11 +301,23 @@ impl Registry {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(256 * self.families.len());
         for family in &self.families {
+            if let Source::Labeled(label, counters) = family.source {
+                if !crate::keyed::IN_USE.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
+                let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+                for c in counters {
+                    let _ = writeln!(out, "{}{{{label}=\"{}\"}} {}", family.name, c.name, c.get());
+                }
+                continue;
+            }
             let sample = match &family.source {
                 Source::Counter(counter) => Some((String::new(), counter.get())),
                 Source::Gauge(gauge) => Some((String::new(), gauge.get())),
                 Source::Read(read) => read().map(|value| (String::new(), value)),
                 Source::Info(labels) => Some((label_set(labels), 1)),
+                Source::Labeled(..) => None,
             };
             // A number that cannot be read now is left out, family and all,
             // rather than shown as a made-up 0.

@@ -10,6 +10,7 @@ use crate::os::signals::{self, Stop};
 use crate::os::{socket, sys};
 use crate::receiver_log::Log;
 use crate::seen::Seen;
+use crate::signed::Signing;
 use crate::trust::Trusted;
 use crate::{log_line, metrics};
 use std::io;
@@ -24,6 +25,8 @@ pub struct Receiver {
     pub rcvbuf: Option<usize>,
     pub metrics: Option<SocketAddr>,
     pub relays: Trusted,
+    /// `--key-file`: see `Seen::with_key`.
+    pub signing: Option<Box<Signing>>,
 }
 
 /// Receives and logs until SIGTERM/SIGINT.
@@ -44,14 +47,15 @@ pub fn run(options: Receiver) -> Result<Status, Failure> {
     listening.ready.set(true);
     let local = listening.local;
     log_line::to_stderr(log_line::INFO, &format!("listening on UDP {local}"));
-    log_datagrams(&listening.socket, &options.relays, &stop).map_err(Failure::Failed)?;
+    let seen = Seen::trusting(options.relays).with_key(options.signing);
+    log_datagrams(&listening.socket, seen, &stop).map_err(Failure::Failed)?;
     Ok(Status::Ok)
 }
 
 /// The main loop. Lines are buffered while more datagrams are waiting and
 /// written as soon as the socket is empty: prompt for `kubectl logs`, and
 /// no write syscall per line under load.
-fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), String> {
+fn log_datagrams(sock: &UdpSocket, mut seen: Seen, stop: &Stop) -> Result<(), String> {
     let socket_error = |e: io::Error| format!("the socket failed: {e}");
     // Bounds how long a blocked recv can miss a stop request.
     sock.set_read_timeout(Some(Duration::from_millis(500)))
@@ -64,7 +68,6 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
             &format!("acknowledgements may come from the wrong address: {e}"),
         );
     }
-    let mut seen = Seen::trusting(relays.clone());
     let mut log = Log::new(sock);
     let mut datagram = vec![0u8; 65_536];
     let mut draining = false;
@@ -81,6 +84,7 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
             }
             Err(e) if listen::nothing_arrived(&e) => {
                 failures.reset();
+                seen.idle();
                 log.flush()?;
                 if draining {
                     sock.set_nonblocking(false).map_err(socket_error)?;
@@ -115,9 +119,9 @@ fn log_datagrams(sock: &UdpSocket, relays: &Trusted, stop: &Stop) -> Result<(), 
 fn take(seen: &mut Seen, log: &mut Log, datagram: &[u8], got: &Received) -> Result<(), String> {
     metrics::count_datagram(got.len);
     let handling = seen.handle(&datagram[..got.len], got.from);
-    match handling.log {
-        Some((message, source)) => log.line(message, source)?,
-        None => metrics::DUPLICATES_SUPPRESSED.inc(),
+    // None: a copy (counted by `seen`) or refused (counted by `keyed`).
+    if let Some((message, source)) = handling.log {
+        log.line(message, source)?;
     }
     if handling.gap {
         metrics::SEQUENCE_GAPS.inc();

@@ -5,7 +5,8 @@
 //! arrived (docs/PROTOCOL.md).
 
 use crate::os::pktinfo;
-use crate::{frame, log_line, metrics, pyrepr};
+use crate::seen::Ack;
+use crate::{log_line, metrics, pyrepr};
 use std::io::{self, StdoutLock, Write};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::SystemTime;
@@ -29,7 +30,7 @@ pub struct Log<'a> {
     sock: &'a UdpSocket,
     /// Acknowledgements, their destinations and the local addresses to
     /// send them from, held until the lines before them are written.
-    acks: Vec<([u8; frame::ACK_LEN], SocketAddr, Option<IpAddr>)>,
+    acks: Vec<(Ack, SocketAddr, Option<IpAddr>)>,
 }
 
 impl<'a> Log<'a> {
@@ -57,7 +58,7 @@ impl<'a> Log<'a> {
     /// Sends `ack` to `to` from `from` once every line so far is written.
     pub fn ack_when_written(
         &mut self,
-        ack: [u8; frame::ACK_LEN],
+        ack: Ack,
         to: SocketAddr,
         from: Option<IpAddr>,
     ) -> Result<(), String> {

@@ -8,6 +8,7 @@ use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
 use crate::forward::{self, Confirmations, Out, Targets, Verdict};
 use crate::frame;
+use crate::keyed;
 use crate::listen::{self, Listen, Ready};
 use crate::log_line::{self, INFO, WARNING};
 use crate::membership::{self, Cache, Event, Watch};
@@ -17,6 +18,8 @@ use crate::metrics::{
 };
 use crate::os::signals::{self, Stop};
 use crate::os::socket;
+use crate::seen::Ack;
+use crate::signed::Signing;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,10 +34,12 @@ pub struct Relay {
     pub rcvbuf: Option<usize>,
     pub frame: bool,
     pub metrics: Option<SocketAddr>,
+    /// `--key-file`: see `forward::judge`; implies `frame`.
+    pub signing: Option<Box<Signing>>,
 }
 
 /// Relays until SIGTERM/SIGINT.
-pub fn run(options: Relay) -> Result<Status, Failure> {
+pub fn run(mut options: Relay) -> Result<Status, Failure> {
     let stop = signals::stop_on_term_and_int()
         .map_err(|e| Failure::Failed(format!("cannot handle SIGTERM/SIGINT: {e}")))?;
     // Shared with the per-pod sockets, so every copy leaves from it.
@@ -69,14 +74,15 @@ pub fn run(options: Relay) -> Result<Status, Failure> {
         watch.current().addrs.len()
     ));
     started.store(true, Ordering::Release);
-    let framing = options.frame.then(|| Framing {
+    let signing = options.signing.take();
+    let framing = (options.frame || signing.is_some()).then(|| Framing {
         id: frame::Id {
             sender: frame::random_sender_id(),
             seq: 0,
         },
         buffers: Vec::new(),
     });
-    forward(listen, &out, &mut watch, framing, &stop).map_err(Failure::Failed)?;
+    forward(listen, &out, &mut watch, (framing, signing), &stop).map_err(Failure::Failed)?;
     info(&format!(
         "stopped: {} datagrams in, {} copies sent, {} dropped with no pods, {} sends failed",
         RELAY_DATAGRAMS_RECEIVED.get(),
@@ -152,7 +158,7 @@ fn forward(
     listen: &UdpSocket,
     out: &Out,
     watch: &mut Watch,
-    mut framing: Option<Framing>,
+    (mut framing, mut signing): (Option<Framing>, Option<Box<Signing>>),
     stop: &Stop,
 ) -> Result<(), String> {
     let socket_failed = |e: std::io::Error| format!("the socket failed: {e}");
@@ -186,13 +192,17 @@ fn forward(
             targets.drain(&mut from_pods, |datagram, pod| {
                 RELAY_DATAGRAMS_RECEIVED.inc();
                 RELAY_BYTES_RECEIVED.add(datagram.len() as u64);
-                from_pod(datagram, pod, &mut confirmations, listen, &mut said);
+                if let Some(verdict) = forward::judge(signing.as_deref_mut(), datagram, pod, true) {
+                    let mut rest = (&mut confirmations, signing.as_deref_mut());
+                    not_forwarded(verdict, pod, &mut rest, listen, &mut said);
+                }
             });
         }
         let count = match received {
             Ok(count) => count,
             Err(e) if listen::nothing_arrived(&e) => {
                 failures.reset();
+                keyed::idle(&mut signing);
                 continue;
             }
             Err(e) => {
@@ -224,30 +234,37 @@ fn forward(
         let mut n = 0;
         for i in 0..count {
             let (data, from) = (batch.get(i).0, source(i));
-            match forward::judge(data, targets.contains(from)) {
+            let from_pod = targets.contains(from);
+            // None: refused for its signature (counted).
+            let Some(verdict) = forward::judge(signing.as_deref_mut(), data, from, from_pod) else {
+                continue;
+            };
+            match verdict {
                 Verdict::Forward => {
                     forwarded[n] = i;
                     n += 1;
                 }
-                Verdict::Refuse | Verdict::Acknowledged => {
-                    from_pod(data, from, &mut confirmations, listen, &mut said);
+                Verdict::Refuse | Verdict::Acknowledged(_) => {
+                    let mut rest = (&mut confirmations, signing.as_deref_mut());
+                    not_forwarded(verdict, from, &mut rest, listen, &mut said);
                 }
-                Verdict::Confirm(id) => {
+                Verdict::Confirm(id, message) => {
                     let (to, ack_now) = confirmations.data(from, id, &pods.addrs);
                     if ack_now {
-                        let _ = listen.send_to(&frame::ack(id), from);
+                        let _ = listen.send_to(&Ack::of(id, signing.as_deref_mut()), from);
                     }
                     let mut framed = Vec::new();
-                    let payload = match (&framing, frame::parse(data)) {
-                        (Some(_), Some(frame::Frame::Data { message, .. })) => {
+                    let payload = match &framing {
+                        Some(_) => {
                             frame::write_forwarded_data(&mut framed, id, from, message);
                             &framed[..]
                         }
-                        _ => data,
+                        None => data,
                     };
                     let to: std::collections::HashSet<_> = to.into_iter().collect();
                     let pods = targets.list.iter().filter(|(pod, _)| to.contains(pod));
-                    send_all(&[payload], pods, out, &mut said);
+                    let sealing = signing.as_deref_mut().map(|s| (s, Vec::new()));
+                    send_all(&[payload], pods, out, &mut said, sealing);
                 }
             }
         }
@@ -272,25 +289,26 @@ fn forward(
             }
         }
         if n > 0 {
-            send_all(&payloads[..n], targets.list.iter(), out, &mut said);
+            send_all(&payloads[..n], targets.list.iter(), out, &mut said, None);
         }
     }
     Ok(())
 }
 
 /// A datagram not to forward: a pod's acknowledgement (acknowledged to the
-/// client when it completes a confirmation), else refused and counted.
-fn from_pod(
-    datagram: &[u8],
+/// client, signed with a key, when it completes a confirmation), else
+/// refused and counted.
+fn not_forwarded(
+    verdict: Verdict,
     from: SocketAddr,
-    confirmations: &mut Confirmations,
+    (confirmations, signing): &mut (&mut Confirmations, Option<&mut Signing>),
     listen: &UdpSocket,
     said: &mut Said,
 ) {
-    if let Some(frame::Frame::Ack(_)) = frame::parse(datagram) {
+    if let Verdict::Acknowledged(id) = verdict {
         RELAY_ACKS_RECEIVED.inc();
-        for (client, id) in confirmations.ack(datagram, from) {
-            let _ = listen.send_to(&frame::ack(id), client);
+        for (client, id) in confirmations.ack(&frame::ack(id), from) {
+            let _ = listen.send_to(&Ack::of(id, signing.as_deref_mut()), client);
         }
         return;
     }
@@ -305,16 +323,28 @@ fn from_pod(
     }
 }
 
-/// Sends each of `payloads` to each of `pods`, counting what went.
+/// Sends each of `payloads` to each of `pods`, counting what went. With
+/// `sealing` (a key, and a buffer), the one payload is signed anew for
+/// each pod: a receiver answering for several pods' addresses takes none
+/// for a replay.
 fn send_all<'a>(
     payloads: &[&[u8]],
     pods: impl Iterator<Item = &'a (SocketAddr, Option<UdpSocket>)>,
     out: &Out,
     said: &mut Said,
+    mut sealing: Option<(&mut Signing, Vec<u8>)>,
 ) {
     let (mut sent, mut failed) = (0, 0);
     for (to, connected) in pods {
-        let copies = forward::send_copies(payloads, *to, connected.as_ref(), out);
+        let copies = match &mut sealing {
+            Some((signing, buffer)) => {
+                buffer.clear();
+                buffer.extend_from_slice(payloads[0]);
+                signing.seal(buffer);
+                forward::send_copies(&[&buffer[..]], *to, connected.as_ref(), out)
+            }
+            None => forward::send_copies(payloads, *to, connected.as_ref(), out),
+        };
         sent += copies.sent;
         failed += copies.failed;
         if let (Some(e), false) = (copies.error, said.failing) {

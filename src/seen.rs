@@ -4,6 +4,8 @@
 //! a lost acknowledgement makes the sender send it again.
 
 use crate::frame::{self, Frame, Id};
+use crate::keyed;
+use crate::signed::{self, Signing};
 use crate::trust::Trusted;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +35,8 @@ pub struct Seen {
     relays: Trusted,
     /// The last `first_time` found a gap (`Handling::gap`).
     gap: bool,
+    /// `--key-file`: see `with_key`.
+    signing: Option<Box<Signing>>,
 }
 
 /// A ring of the last `PER_SOURCE` pairs of one source.
@@ -94,29 +98,95 @@ impl Seen {
 #[derive(Debug, PartialEq)]
 pub struct Handling<'a> {
     /// The message to log and the source to log it with; None for a copy
-    /// already logged.
+    /// already logged (counted here) or a datagram refused for its
+    /// signature (counted by `keyed::rejected`).
     pub log: Option<(&'a [u8], SocketAddr)>,
     /// The acknowledgement to send back to the datagram's source.
-    pub ack: Option<[u8; frame::ACK_LEN]>,
+    pub ack: Option<Ack>,
     /// A new message past the next number of its sender: one in between
     /// never arrived, retries included (a metric, nothing more).
     pub gap: bool,
 }
 
+/// An acknowledgement: an ACK frame, signed with a key (87 bytes) or not
+/// (22); used as the bytes to send.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ack {
+    bytes: [u8; signed::MIN_LEN],
+    len: usize,
+}
+
+impl Ack {
+    pub fn of(id: Id, signing: Option<&mut Signing>) -> Ack {
+        let mut ack = Ack {
+            bytes: [0; signed::MIN_LEN],
+            len: frame::ACK_LEN,
+        };
+        ack.bytes[..frame::ACK_LEN].copy_from_slice(&frame::ack(id));
+        if let Some(signing) = signing {
+            let mut sealed = frame::ack(id).to_vec();
+            signing.seal(&mut sealed);
+            ack.bytes.copy_from_slice(&sealed);
+            ack.len = sealed.len();
+        }
+        ack
+    }
+}
+
+impl std::ops::Deref for Ack {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 impl Seen {
+    /// With a key (`--key-file`), only frames signed with it are logged and
+    /// acknowledged (acknowledgements signed too), and a signed FORWARDED
+    /// frame's source is believed whoever passed it on; anything else is
+    /// counted and warned about (`keyed::rejected`), never logged.
+    pub fn with_key(self, signing: Option<Box<Signing>>) -> Seen {
+        Seen { signing, ..self }
+    }
+
+    /// Reads the key file again if it changed (see `keyed::idle`).
+    pub fn idle(&mut self) {
+        keyed::idle(&mut self.signing);
+    }
+
     /// Plain datagrams (anything not a DATA frame, and a FORWARDED frame
     /// from a source that is not a trusted relay) are logged whole, from
     /// their source, as always.
     pub fn handle<'a>(&mut self, datagram: &'a [u8], from: SocketAddr) -> Handling<'a> {
-        match frame::parse(datagram) {
-            Some(Frame::Data { id, message }) => {
-                self.gap = false;
+        let Some(signing) = &mut self.signing else {
+            return self.handle_frame(frame::parse(datagram), datagram, from);
+        };
+        keyed::poll(signing);
+        match signing.verify(datagram) {
+            Ok(signed) => self.handle_frame(Some(signed.frame), datagram, from),
+            Err(reason) => {
+                keyed::rejected(signing, reason, from);
                 Handling {
-                    log: self.first_time(from, id).then_some((message, from)),
-                    ack: Some(frame::ack(id)),
-                    gap: self.gap,
+                    log: None,
+                    ack: None,
+                    gap: false,
                 }
             }
+        }
+    }
+
+    /// `frame` is what `datagram` carries (verified, with a key).
+    fn handle_frame<'a>(
+        &mut self,
+        frame: Option<Frame<'a>>,
+        datagram: &'a [u8],
+        from: SocketAddr,
+    ) -> Handling<'a> {
+        // With a key, a signed FORWARDED frame is believed whoever passed
+        // it on: only a key holder (a relay) could sign it.
+        let signed = self.signing.is_some();
+        match frame {
+            Some(Frame::Data { id, message }) => self.once(id, message, from),
             // Once per client and id: the relay re-sends a DATA frame
             // its client re-sent, to the pods that did not acknowledge.
             Some(Frame::Forwarded {
@@ -124,18 +194,17 @@ impl Seen {
                 source,
                 message,
                 confirm: true,
-            }) if self.relays.contains(from.ip()) => {
-                self.gap = false;
-                Handling {
-                    log: self.first_time(source, id).then_some((message, source)),
-                    ack: Some(frame::ack(id)),
-                    gap: self.gap,
-                }
-            }
+            }) if signed || self.relays.contains(from.ip()) => self.once(id, message, source),
             Some(Frame::Forwarded {
                 source, message, ..
-            }) if self.relays.contains(from.ip()) => Handling {
+            }) if signed || self.relays.contains(from.ip()) => Handling {
                 log: Some((message, source)),
+                ack: None,
+                gap: false,
+            },
+            // A signed ACK is no message (it is not for a receiver).
+            _ if signed => Handling {
+                log: None,
                 ack: None,
                 gap: false,
             },
@@ -144,6 +213,21 @@ impl Seen {
                 ack: None,
                 gap: false,
             },
+        }
+    }
+
+    /// A message to acknowledge, logged the first time `id` comes from
+    /// `source`; a copy is counted.
+    fn once<'a>(&mut self, id: Id, message: &'a [u8], source: SocketAddr) -> Handling<'a> {
+        self.gap = false;
+        let first = self.first_time(source, id);
+        if !first {
+            crate::metrics::DUPLICATES_SUPPRESSED.inc();
+        }
+        Handling {
+            log: first.then_some((message, source)),
+            ack: Some(Ack::of(id, self.signing.as_deref_mut())),
+            gap: self.gap,
         }
     }
 }
@@ -268,5 +352,54 @@ mod tests {
                 assert!(ack.len() <= datagram.len(), "no amplification");
             }
         }
+    }
+
+    #[test]
+    fn with_a_key_only_signed_frames_count() {
+        let dir = std::env::temp_dir().join(format!("seen-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        let max_age = crate::replay::DEFAULT_MAX_AGE;
+        let since = std::time::SystemTime::now();
+        let open = |signer| Box::new(Signing::open(&path, signer, max_age, since).unwrap());
+        let (mut sender, checker) = (open(1), open(3));
+        let mut seen = Seen::default().with_key(Some(open(2)));
+        let mut checker = Some(checker);
+        let from = addr(1);
+        let client: SocketAddr = "10.9.9.9:4000".parse().unwrap();
+        let mut data = frame::data(id(5, 1), b"test");
+        sender.seal(&mut data);
+        let mut forwarded = Vec::new();
+        frame::write_forwarded(&mut forwarded, id(6, 1), client, b"hi");
+        sender.seal(&mut forwarded);
+
+        let got = seen.handle(&data, from);
+        assert_eq!(got.log, Some((&b"test"[..], from)));
+        let ack = got.ack.expect("acknowledged");
+        assert_eq!(ack.len(), signed::MIN_LEN);
+        let verified = checker.as_mut().unwrap().verify(&ack).unwrap();
+        assert_eq!(verified.frame, Frame::Ack(id(5, 1)));
+        // Not trusted by address (no --trust-relay): by its signature.
+        assert_eq!(
+            seen.handle(&forwarded, from).log,
+            Some((&b"hi"[..], client))
+        );
+        for (what, datagram) in [
+            ("replayed", data.clone()),
+            ("plain", b"test".to_vec()),
+            ("unsigned frame", frame::data(id(5, 2), b"x")),
+        ] {
+            assert_eq!(
+                seen.handle(&datagram, from),
+                Handling {
+                    log: None,
+                    ack: None,
+                    gap: false,
+                },
+                "{what}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

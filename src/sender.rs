@@ -6,9 +6,11 @@ use crate::confirm::{self, Confirmer};
 use crate::discover::{Resolver, Target};
 use crate::exit::{Failure, Status};
 use crate::forward::Sockets;
+use crate::keyed::{self, Signer};
 use crate::membership::{self, Answer, Cache, Event};
 use crate::os::signals::{self, Stop};
 use crate::os::sys;
+use crate::signed::Signing;
 use crate::{frame, log_line, pyrepr};
 use std::io::{self, BufRead, BufWriter, Stdout, Write};
 use std::net::SocketAddr;
@@ -32,13 +34,20 @@ pub struct Sender {
     pub confirm: Option<Duration>,
     /// `--refresh`: None = by TTL.
     pub refresh: Option<Duration>,
+    /// `--key-file`: every message a signed DATA frame (`keyed::Signer`,
+    /// or `Confirmer::with_key`).
+    pub signing: Option<Box<Signing>>,
 }
 
 impl Sender {
     /// The message given fits an IPv6 datagram, with its frame.
     pub fn check_size(&self) -> Result<(), String> {
         match &self.message {
-            Some(m) => check_size(m.len(), MAX_IPV6_PAYLOAD - framing(self), "a"),
+            Some(m) => check_size(
+                m.len(),
+                MAX_IPV6_PAYLOAD - framing(self.confirm.is_some(), self.signing.is_some()),
+                "a",
+            ),
             None => Ok(()),
         }
     }
@@ -56,7 +65,7 @@ fn cannot_handle_signals(e: io::Error) -> Failure {
 }
 
 /// Sends as `options` say.
-pub fn run(options: Sender) -> Result<Status, Failure> {
+pub fn run(mut options: Sender) -> Result<Status, Failure> {
     if sys::stdout_was_closed() {
         let why = "standard output is closed: there is nowhere to write the log";
         return Err(Failure::Failed(why.into()));
@@ -74,7 +83,11 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
     if options.list {
         return list(&options);
     }
-    let mut confirmer = options.confirm.map(Confirmer::new);
+    let overhead = framing(options.confirm.is_some(), options.signing.is_some());
+    let mut signer = Signer::new(options.signing.take());
+    let mut confirmer = options
+        .confirm
+        .map(|t| Confirmer::new(t).with_key(signer.take()));
     let resolver = Resolver::new(options.target.clone());
     let mut pods = Cache::new(
         {
@@ -86,7 +99,7 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
     // One buffer for every round's lines: one write per round, and no
     // allocation per round (stream modes run many).
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
-    let max_line = MAX_IPV6_PAYLOAD - framing(&options);
+    let max_line = MAX_IPV6_PAYLOAD - overhead;
     let mut status = Status::Ok;
     match &options.message {
         Some(message) => {
@@ -100,9 +113,9 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
                     &mut pods,
                     message,
                     &mut sockets,
-                    &mut confirmer,
+                    (&mut confirmer, &mut signer),
                     &mut out,
-                    (&resolver, &stop),
+                    (&resolver, &stop, overhead),
                 )?;
                 note(&mut status, sent);
                 round += 1;
@@ -129,9 +142,9 @@ pub fn run(options: Sender) -> Result<Status, Failure> {
                             &mut pods,
                             &line,
                             &mut sockets,
-                            &mut confirmer,
+                            (&mut confirmer, &mut signer),
                             &mut out,
-                            (&resolver, &stop),
+                            (&resolver, &stop, overhead),
                         )?;
                         note(&mut status, sent);
                     }
@@ -202,9 +215,12 @@ fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> io::Re
     }
 }
 
-/// The bytes a frame adds to each message: none without --confirm.
-fn framing(options: &Sender) -> usize {
-    if options.confirm.is_some() {
+/// The bytes a frame adds to each message: none without --confirm or a
+/// key.
+fn framing(confirm: bool, signed: bool) -> usize {
+    if signed {
+        keyed::SENDER_OVERHEAD
+    } else if confirm {
         frame::HEADER_LEN
     } else {
         0
@@ -232,9 +248,9 @@ fn broadcast(
     pods: &mut Cache<impl FnMut() -> Answer>,
     message: &[u8],
     sockets: &mut Sockets,
-    confirmer: &mut Option<Confirmer>,
+    (confirmer, signer): (&mut Option<Confirmer>, &mut Signer),
     out: &mut BufWriter<Stdout>,
-    (resolver, stop): (&Resolver, &Stop),
+    (resolver, stop, overhead): (&Resolver, &Stop, usize),
 ) -> Result<Status, Failure> {
     // A failed refresh keeps the last list: warned once per streak. The
     // pod count is not logged: stdout has one line per send, as always.
@@ -254,11 +270,7 @@ fn broadcast(
     };
     let has_ipv4 = pods.addrs.iter().any(SocketAddr::is_ipv4);
     if has_ipv4 {
-        if let Err(e) = check_size(
-            message.len(),
-            MAX_IPV4_PAYLOAD - framing(options),
-            "an IPv4",
-        ) {
+        if let Err(e) = check_size(message.len(), MAX_IPV4_PAYLOAD - overhead, "an IPv4") {
             // Worded as `read_line`'s refusal of a longer line.
             let skipped = if options.message.is_none() {
                 ": line skipped"
@@ -304,6 +316,7 @@ fn broadcast(
         status.note(log_report(&report));
     } else {
         for &addr in &pods.addrs {
+            let message = &signer.data(message);
             if !log_send(out, &mut line, addr, &sockets.send(message, addr), false) {
                 status = Status::Partial;
             }

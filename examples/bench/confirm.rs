@@ -14,11 +14,25 @@ impl Bench {
         let confirm_log = self.tmp.join("confirm.log");
         let receiver = self.ns(&self.exe("receiver"));
         let receiver = self.spawn(receiver, &confirm_log, Path::new("/dev/null"))?;
-        log("sender --confirm: 1000 pods, no loss, then 10% loss each way");
+        // Signed (--key-file): a second receiver, with the key, on the next
+        // port, so signed and unsigned runs take turns.
+        let key = self.tmp.join("keys");
+        write(&key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")?;
+        let keyed = format!("--key-file {}", key.display());
+        let signed_port = PORT + 1;
+        let receiver_line = format!("{} -p {signed_port} {keyed}", self.exe("receiver"));
+        let signed_log = self.tmp.join("confirm-signed.log");
+        let signed_receiver = self.ns(&receiver_line);
+        let signed_receiver = self.spawn(signed_receiver, &signed_log, Path::new("/dev/null"))?;
+        log("sender --confirm: 1000 pods, no loss (unsigned and signed), then 10% loss each way");
         let (warmup, runs) = (self.s.sender_warmup, self.s.confirm_runs);
         let named = [
             ("plain", send.clone()),
             ("confirm", format!("{send} --confirm")),
+            (
+                "signed",
+                format!("{send} --confirm -p {signed_port} {keyed}"),
+            ),
         ];
         // A plain run leaves the one receiver about 4 ms of logging (1000
         // lines): the run after it must not wait for that.
@@ -35,6 +49,7 @@ impl Bench {
             output(&mut self.ns(&format!("iptables -D INPUT -p udp {rule} {PORT} {drop}")))?;
         }
         self.stop(receiver)?;
+        self.stop(signed_receiver)?;
         self.stop_dns()?;
         // A sender run's datagrams all come from one port and carry the
         // run's name: a line logged twice repeats all after the timestamp.
@@ -65,6 +80,7 @@ pub fn confirm_table(results: &Path, t: &mut String) -> Res<String> {
     for (who, label) in [
         ("plain", "plain broadcast"),
         ("confirm", "`--confirm`, no loss"),
+        ("signed", "`--confirm --key-file` (signed), no loss"),
         ("loss", "`--confirm`, 10% loss each way: all 1000 confirmed"),
     ] {
         let t = confirm_times(who);
@@ -90,6 +106,12 @@ pub fn confirm_table(results: &Path, t: &mut String) -> Res<String> {
         t,
         "- sender --confirm, 1000 pods, no loss: {ratio:.2}x a plain broadcast (target at most 2x): {}",
         verdict(ratio <= 2.0)
+    );
+    let signed = median(&confirm_times("signed")) / median(&confirm_times("confirm"));
+    let _ = writeln!(
+        t,
+        "- signed sender --confirm, 1000 pods: {signed:.2}x an unsigned --confirm (target at most 1.2x): {}",
+        verdict(signed <= 1.2)
     );
     let _ = writeln!(
         t,

@@ -3,11 +3,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::SystemTime;
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::exit::{self, Status};
-use udp_headless::listen;
 use udp_headless::receiver::{self, Receiver};
 use udp_headless::trust::Trusted;
+use udp_headless::{keyed, listen};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('p', "port"),
@@ -16,7 +17,8 @@ const SHORT_OPTIONS: &[(char, &str)] = &[
     ('V', "version"),
 ];
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 receiver: log every UDP datagram that arrives, as the original demo did
 
 Usage: receiver [options]
@@ -46,6 +48,9 @@ an empty variable counts as unset):
                         networks (the relays' pods, e.g. 10.128.0.0/14);
                         from other sources, and by default, such a
                         frame is logged as plain bytes
+",
+    udp_headless::key_options_help!(),
+    "
       --check           exit 0 if a UDP socket is bound on the port in this
                         network namespace, else 1 (a readiness probe); any
                         program's socket counts, not only a receiver's;
@@ -56,7 +61,8 @@ an empty variable counts as unset):
 Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a socket;
 1 could not bind or write the log, the socket failed 100 times in a row,
 or --check found none; 2 usage error.
-";
+"
+);
 
 enum Mode {
     Receive(Receiver),
@@ -82,13 +88,16 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut bind = None;
     let mut rcvbuf = None;
     let mut metrics = None;
-    let mut relays = None;
+    let (mut relays, mut key_file, mut max_age) = (None, None, None);
     let mut check = false;
     // The first option --check has no use for, to reject it by name.
     let mut not_for_check = None;
     while let Some(arg) = parser.next()? {
         let name = arg.name(SHORT_OPTIONS);
-        if matches!(name, Some("bind" | "rcvbuf" | "metrics" | "trust-relay")) {
+        if matches!(
+            name,
+            Some("bind" | "rcvbuf" | "metrics" | "trust-relay" | "key-file" | "max-age")
+        ) {
             not_for_check.get_or_insert_with(|| arg.written());
         }
         match name {
@@ -97,6 +106,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
             Some("metrics") => metrics = Some(parser.text()?),
             Some("trust-relay") => relays = Some(parser.text()?),
+            Some("key-file") => key_file = Some(parser.text()?),
+            Some("max-age") => max_age = Some(parser.text()?),
             Some("check") => {
                 parser.flag()?;
                 check = true;
@@ -130,5 +141,6 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         rcvbuf: args::rcvbuf(rcvbuf)?,
         metrics: args::metrics(metrics)?,
         relays,
+        signing: keyed::open(key_file, max_age, SystemTime::now())?,
     }))
 }

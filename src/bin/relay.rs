@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use udp_headless::args::{self, Parser, UsageError};
 use udp_headless::discover::{Family, Target};
 use udp_headless::exit::{self, Status};
-use udp_headless::listen;
 use udp_headless::relay::{self, Relay};
+use udp_headless::{keyed, listen};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('s', "service"),
@@ -17,7 +17,8 @@ const SHORT_OPTIONS: &[(char, &str)] = &[
     ('V', "version"),
 ];
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 relay: send every UDP datagram that arrives to every pod of a headless Service
 
 Usage: relay -s SERVICE [options]
@@ -57,6 +58,9 @@ an empty variable counts as unset):
                         serve Prometheus /metrics, /livez and
                         /readyz over HTTP there (e.g. [::]:9102);
                         /readyz says 200 only with pods to forward to
+",
+    udp_headless::key_options_help!(),
+    "
       --check           exit 0 if a relay (any UDP socket) is bound on the
                         listen port in this network namespace, else 1
   -h, --help            print this help
@@ -65,7 +69,8 @@ an empty variable counts as unset):
 Exit codes: 0 stopped by SIGTERM/SIGINT, or --check found a relay;
 1 could not listen, open a socket or serve metrics, receiving failed
 100 times in a row, or --check found none; 2 usage error.
-";
+"
+);
 
 const DEFAULT_LISTEN: &str = "[::]:12001";
 
@@ -98,6 +103,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut check = false;
     let mut frame = false;
     let mut metrics = None;
+    let (mut key_file, mut max_age) = (None, None);
     let mut not_for_check = None;
     while let Some(arg) = parser.next()? {
         let name = arg.name(SHORT_OPTIONS);
@@ -112,6 +118,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("refresh") => refresh = Some(parser.text()?),
             Some("rcvbuf") => rcvbuf = Some(parser.text()?),
             Some("metrics") => metrics = Some(parser.text()?),
+            Some("key-file") => key_file = Some(parser.text()?),
+            Some("max-age") => max_age = Some(parser.text()?),
             Some("check") => {
                 parser.flag()?;
                 check = true;
@@ -161,5 +169,6 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         rcvbuf: args::rcvbuf(rcvbuf)?,
         frame,
         metrics: args::metrics(metrics)?,
+        signing: keyed::open(key_file, max_age, std::time::SystemTime::now())?,
     }))
 }

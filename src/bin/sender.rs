@@ -5,10 +5,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 use udp_headless::args::{self, Parser, UsageError};
-use udp_headless::confirm;
 use udp_headless::discover::{Family, Target};
 use udp_headless::exit::{self, Status};
 use udp_headless::sender::{self, Sender};
+use udp_headless::{confirm, keyed};
 
 const SHORT_OPTIONS: &[(char, &str)] = &[
     ('s', "service"),
@@ -22,7 +22,8 @@ const SHORT_OPTIONS: &[(char, &str)] = &[
     ('V', "version"),
 ];
 
-const HELP: &str = "\
+const HELP: &str = concat!(
+    "\
 sender: send one UDP datagram to every pod behind a headless Service
 
 Usage: sender -s SERVICE [-m MESSAGE] [options]
@@ -54,6 +55,9 @@ an empty variable counts as unset):
                         docs/PROTOCOL.md)
   -t, --timeout TIME    how long --confirm waits per        UDP_HEADLESS_TIMEOUT
                         message [2s]; only with --confirm
+",
+    udp_headless::key_options_help!(),
+    "
       --idle            wait for SIGTERM/SIGINT, send nothing: the main
                         process of a sender pod you `kubectl exec` into
       --list            print the addresses a broadcast would send to, one
@@ -65,7 +69,8 @@ Exit codes: 0 every send succeeded; 1 could not run (socket, stdin, stdout);
 2 usage error, message too large, or no line on stdin; 3 service did not
 resolve; 4 some sends failed or the pod list is incomplete (others were
 sent), or with --confirm some pods did not confirm.
-";
+"
+);
 
 enum Mode {
     Send(Sender),
@@ -95,6 +100,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
     let mut interval = None;
     let mut refresh = None;
     let mut timeout = None;
+    let (mut key_file, mut max_age) = (None, None);
     let mut confirm = false;
     let mut idle = false;
     let mut list = false;
@@ -110,6 +116,8 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
             Some("interval") => interval = Some(parser.text()?),
             Some("timeout") => timeout = Some(parser.text()?),
             Some("refresh") => refresh = Some(parser.text()?),
+            Some("key-file") => key_file = Some(parser.text()?),
+            Some("max-age") => max_age = Some(parser.text()?),
             Some("confirm") => {
                 parser.flag()?;
                 confirm = true;
@@ -213,6 +221,7 @@ fn parse(mut parser: Parser) -> Result<Mode, UsageError> {
         confirm,
         list,
         refresh,
+        signing: keyed::open(key_file, max_age, std::time::UNIX_EPOCH)?,
     };
     options.check_size().map_err(UsageError::Invalid)?;
     Ok(Mode::Send(options))

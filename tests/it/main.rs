@@ -16,5 +16,6 @@ mod metrics;
 mod receiver;
 mod relay;
 mod sender;
+mod signing;
 mod stdout;
 mod support;

@@ -96,10 +96,17 @@ impl Targets {
             return;
         }
         self.made_for = Some(generation);
-        let mut old: HashMap<SocketAddr, Option<UdpSocket>> = self.list.drain(..).collect();
+        // Places in the old list by address: the map type `confirm` uses
+        // too, so its code is linked once (the binary's size limit).
+        let mut old = std::mem::take(&mut self.list);
+        let mut places: HashMap<SocketAddr, usize> = old
+            .iter()
+            .enumerate()
+            .map(|(place, &(pod, _))| (pod, place))
+            .collect();
         for (i, &to) in pods.addrs.iter().enumerate() {
-            let socket = match old.remove(&to) {
-                Some(socket) => socket,
+            let socket = match places.remove(&to) {
+                Some(place) => old[place].1.take(),
                 None if i < MAX_CONNECTED => connect(local, to),
                 None => None,
             };

@@ -251,7 +251,10 @@ impl Resolver {
         let system = Arc::clone(&self.sources.system);
         let (service, port) = (self.target.service.clone(), self.target.port);
         // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
-        let spawned = thread::Builder::new().spawn(move || tx.send(system(&service, port)));
+        let spawned = crate::os::spawn(
+            thread::Builder::new(),
+            Box::new(move || tx.send(system(&service, port))),
+        );
         if let Err(e) = spawned {
             let why = format!("cannot start a thread: {e}");
             return Some(Err(io::Error::other(why)));

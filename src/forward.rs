@@ -17,7 +17,7 @@ use crate::confirm::Waiting;
 use crate::discover;
 use crate::frame::{self, Frame, Id};
 use crate::os::{socket, sys};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -78,14 +78,20 @@ pub const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// file descriptors.
 const MAX_CONNECTED: usize = 512;
 
+/// Pods by address, to a place in a list: the one hash table type of the
+/// relay's forwarding (`confirm` has it too), so its code is linked once.
+pub type Places = HashMap<SocketAddr, usize>;
+
 /// The pods to send to, each with its connected socket when it has one.
 #[derive(Default)]
 pub struct Targets {
     /// The `Watch::generation` `list` was made for.
     made_for: Option<u64>,
     pub list: Vec<(SocketAddr, Option<UdpSocket>)>,
-    /// The pods' addresses, canonical: is a source one of them?
-    set: HashSet<SocketAddr>,
+    /// The pods' addresses, canonical: is a source one of them? A map
+    /// (to the place in `list`) rather than a set: `confirm` links this
+    /// type anyway, and each hash table type costs 2 KB of code.
+    set: Places,
 }
 
 impl Targets {
@@ -96,10 +102,9 @@ impl Targets {
             return;
         }
         self.made_for = Some(generation);
-        // Places in the old list by address: the map type `confirm` uses
-        // too, so its code is linked once (the binary's size limit).
+        // The old list's places by address (`Places`, not a map of sockets).
         let mut old = std::mem::take(&mut self.list);
-        let mut places: HashMap<SocketAddr, usize> = old
+        let mut places: Places = old
             .iter()
             .enumerate()
             .map(|(place, &(pod, _))| (pod, place))
@@ -112,11 +117,16 @@ impl Targets {
             };
             self.list.push((to, socket));
         }
-        self.set = pods.addrs.iter().map(|&a| canonical(a)).collect();
+        self.set = pods
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(place, &a)| (canonical(a), place))
+            .collect();
     }
 
     pub fn contains(&self, from: SocketAddr) -> bool {
-        self.set.contains(&canonical(from))
+        self.set.contains_key(&canonical(from))
     }
 
     /// Reads what waits on the per-pod sockets, without waiting; `got` is

@@ -160,7 +160,7 @@ fn connect(local: SocketAddr, to: SocketAddr) -> Option<UdpSocket> {
     let socket = if reaches(local, to) {
         sys::bind_udp_reuse_port(local).ok()?
     } else {
-        UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).ok()?
+        UdpSocket::bind(any_port(to.is_ipv4())).ok()?
     };
     let to = match (socket.local_addr().ok()?, to) {
         (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
@@ -171,6 +171,16 @@ fn connect(local: SocketAddr, to: SocketAddr) -> Option<UdpSocket> {
     socket.connect(to).ok()?;
     let _ = socket::set_receive_buffer(&socket, POD_RECEIVE_BUFFER);
     Some(socket)
+}
+
+/// 0.0.0.0:0 or [::]:0: an address, not text, as std binds text through
+/// a generic path that may ask the resolver (code a binary need not link).
+fn any_port(ipv4: bool) -> SocketAddr {
+    if ipv4 {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    }
 }
 
 /// The sockets for unconnected sends: the listen socket where it can
@@ -202,8 +212,8 @@ impl Sockets {
     /// that cannot be opened means the sender cannot run here at all.
     pub fn open(&mut self, ipv4: bool, ipv6: bool) -> Result<(), String> {
         let wanted = [
-            (ipv4, &mut self.v4, "0.0.0.0:0"),
-            (ipv6, &mut self.v6, "[::]:0"),
+            (ipv4, &mut self.v4, any_port(true)),
+            (ipv6, &mut self.v6, any_port(false)),
         ];
         for (wanted, slot, local) in wanted {
             if wanted && slot.is_none() {
@@ -219,8 +229,8 @@ impl Sockets {
     /// listen socket): pods of the other family may not exist.
     pub fn both() -> Sockets {
         Sockets {
-            v4: UdpSocket::bind("0.0.0.0:0").ok(),
-            v6: UdpSocket::bind("[::]:0").ok(),
+            v4: UdpSocket::bind(any_port(true)).ok(),
+            v6: UdpSocket::bind(any_port(false)).ok(),
         }
     }
 

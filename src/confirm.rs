@@ -3,9 +3,10 @@
 //! the pods that have not answered and re-resolving the service before
 //! each retry, until all have answered or the timeout has passed.
 
+use crate::forward::Places;
 use crate::frame::{self, Frame, Id};
 use crate::os::signals::Stop;
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::hash_map::Entry;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -62,7 +63,7 @@ pub struct Waiting {
     /// Each pod's place in `pods`, by its address as acknowledgements come
     /// from it (`canonical`): looking each one up by scanning `pods` made a
     /// thousand pods cost half a million comparisons.
-    places: HashMap<SocketAddr, usize>,
+    places: Places,
     /// How many have not acknowledged.
     left: usize,
 }
@@ -77,7 +78,7 @@ impl Waiting {
         Waiting {
             id,
             pods: Vec::new(),
-            places: HashMap::new(),
+            places: Places::default(),
             left: 0,
         }
     }

@@ -18,7 +18,7 @@
 use crate::args::UsageError;
 use crate::dns::{self, LookupError, RecordType};
 use crate::resolv_conf::{self, ResolvConf};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -480,8 +480,11 @@ fn complete(target: &Target, addrs: Vec<SocketAddr>, dns: Dns) -> Result<Pods, D
 /// Pods come and go between two queries, but not all of them: answers
 /// with no address in common are about two different names.
 fn shares_an_address(system: &[SocketAddr], found: &dns::Found) -> bool {
-    let system: IpSet = system.iter().map(SocketAddr::ip).collect();
-    found.addrs.iter().any(|ip| system.contains(ip))
+    let system: AddrMap<usize> = system.iter().map(|a| (ip_key(a.ip()), 0)).collect();
+    found
+        .addrs
+        .iter()
+        .any(|&ip| system.contains_key(&ip_key(ip)))
 }
 
 /// The system resolver and our client resolved different names (a search
@@ -617,19 +620,27 @@ fn family_name(family: Family) -> &'static str {
 /// more than the rest of the merge.
 pub fn unique(addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
     let addrs = addrs.into_iter();
-    let mut seen = IpSet::with_capacity_and_hasher(addrs.size_hint().0, Default::default());
+    let mut seen = AddrMap::with_capacity_and_hasher(addrs.size_hint().0, Default::default());
     let mut kept = Vec::with_capacity(addrs.size_hint().0);
-    kept.extend(addrs.filter(|a| seen.insert(a.ip())));
+    kept.extend(addrs.filter(|a| seen.insert(ip_key(a.ip()), 0).is_none()));
     kept
 }
 
-/// A set of IPs hashed by one multiplication per word. std's SipHash,
-/// which resists keys chosen to collide, took 200 instructions per address
-/// and half of a 1000-pod merge; these keys come from our own resolvers.
-type IpSet = HashSet<IpAddr, BuildHasherDefault<IpHasher>>;
+/// An IP as an `AddrMap` key.
+fn ip_key(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, 0)
+}
+
+/// A map of addresses hashed by one multiplication per word. std's
+/// SipHash, which resists keys chosen to collide, took 200 instructions
+/// per address and half of a 1000-pod merge. The keys put in come from our
+/// own resolvers (pods); what the network sends is only looked up, which
+/// cannot make the table slow. The one hash table type of the relay
+/// (`forward::Places`, `confirm`): each type costs 2 KB of code.
+pub type AddrMap<V> = HashMap<SocketAddr, V, BuildHasherDefault<IpHasher>>;
 
 #[derive(Default)]
-struct IpHasher(u64);
+pub struct IpHasher(u64);
 
 impl IpHasher {
     fn add(&mut self, word: u64) {

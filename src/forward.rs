@@ -17,7 +17,6 @@ use crate::confirm::Waiting;
 use crate::discover;
 use crate::frame::{self, Frame, Id};
 use crate::os::{socket, sys};
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -79,8 +78,8 @@ pub const DRAIN_EVERY: Duration = Duration::from_millis(200);
 const MAX_CONNECTED: usize = 512;
 
 /// Pods by address, to a place in a list: the one hash table type of the
-/// relay's forwarding (`confirm` has it too), so its code is linked once.
-pub type Places = HashMap<SocketAddr, usize>;
+/// relay (`confirm` and `discover` have it too), so its code is linked once.
+pub type Places = crate::discover::AddrMap<usize>;
 
 /// The pods to send to, each with its connected socket when it has one.
 #[derive(Default)]

@@ -620,7 +620,8 @@ fn family_name(family: Family) -> &'static str {
 /// more than the rest of the merge.
 pub fn unique(addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
     let addrs = addrs.into_iter();
-    let mut seen = AddrMap::with_capacity_and_hasher(addrs.size_hint().0, Default::default());
+    let mut seen =
+        AddrMap::<usize>::with_capacity_and_hasher(addrs.size_hint().0, Default::default());
     let mut kept = Vec::with_capacity(addrs.size_hint().0);
     kept.extend(addrs.filter(|a| seen.insert(ip_key(a.ip()), 0).is_none()));
     kept

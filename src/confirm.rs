@@ -108,10 +108,10 @@ impl Waiting {
     /// Confirmed pods stay confirmed, in the service or not. A pod listed
     /// twice (by an IPv4 and an IPv4-mapped address too) is one pod.
     pub fn update(&mut self, current: &[SocketAddr]) -> Vec<SocketAddr> {
-        // Sorted: a retry with thousands of pods stays n log n.
-        let now = sorted(current.iter().copied());
+        // A map: a retry with thousands of pods stays linear.
+        let now = set(current.iter().copied());
         self.pods
-            .retain(|(pod, acked)| *acked || now.binary_search(pod).is_ok());
+            .retain(|(pod, acked)| *acked || now.contains_key(pod));
         self.places.clear();
         for (place, &(pod, _)) in self.pods.iter().enumerate() {
             self.places.insert(canonical(pod), place);
@@ -213,8 +213,8 @@ impl Confirmer {
                     send_new(&mut waiting, &current, &mut buf);
                 }
                 // Departed pods are no longer waited for, nor sent to.
-                let waited = sorted(waiting.unconfirmed());
-                retry.retain(|pod| waited.binary_search(pod).is_ok());
+                let waited = set(waiting.unconfirmed());
+                retry.retain(|pod| waited.contains_key(pod));
                 // A failure shows as unconfirmed.
                 send_each(sock, &datagram, &retry, &mut waiting, &mut buf, &mut |_| {});
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -235,10 +235,10 @@ impl Confirmer {
     }
 }
 
-fn sorted(pods: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
-    let mut pods: Vec<_> = pods.collect();
-    pods.sort_unstable();
-    pods
+/// `pods` to look up: a `Places` (the place unused), not a sorted Vec, as
+/// the relay links that map anyway and a sort would cost 3 KB of code.
+fn set(pods: impl Iterator<Item = SocketAddr>) -> Places {
+    pods.map(|pod| (pod, 0)).collect()
 }
 
 /// Sends `datagram` to each pod in turn, in batches: after each, `sent`

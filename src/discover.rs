@@ -214,6 +214,8 @@ impl Resolver {
     }
 
     /// The pods, within `TIME_LIMIT`.
+    // Out of line: inlined, it made the binary larger (under 600 KB).
+    #[inline(never)]
     pub fn resolve(&self) -> Result<Pods, DiscoverError> {
         self.resolve_within(TIME_LIMIT)
     }
@@ -378,6 +380,8 @@ pub fn decide(
 
 /// `decide`, where `system` is None if the system resolver ran out of
 /// time: then DNS alone answers, in the time left.
+// Out of line: inlined, it made the binary larger (under 600 KB).
+#[inline(never)]
 fn decide_at(
     target: &Target,
     system: Option<io::Result<Vec<SocketAddr>>>,

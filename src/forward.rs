@@ -155,6 +155,8 @@ fn reaches(local: SocketAddr, to: SocketAddr) -> bool {
 /// A socket connected to `to`, on `local`'s address and port when that
 /// can reach it, else on a port of its own (a relay listening on loopback
 /// is no pod of any Service); None if that fails (unconnected sends then).
+// Out of line: inlined, it made the binary larger (under 600 KB).
+#[inline(never)]
 fn connect(local: SocketAddr, to: SocketAddr) -> Option<UdpSocket> {
     let socket = if reaches(local, to) {
         sys::bind_udp_reuse_port(local).ok()?

@@ -3,10 +3,11 @@
 //! the pods that have not answered and re-resolving the service before
 //! each retry, until all have answered or the timeout has passed.
 
+use crate::forward::Places;
 use crate::frame::{self, Frame, Id};
 use crate::os::signals::Stop;
 use crate::signed::Signing;
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::hash_map::Entry;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ pub struct Waiting {
     /// Each pod's place in `pods`, by its address as acknowledgements come
     /// from it (`canonical`): looking each one up by scanning `pods` made a
     /// thousand pods cost half a million comparisons.
-    places: HashMap<SocketAddr, usize>,
+    places: Places,
     /// How many have not acknowledged.
     left: usize,
     /// The sender's key, for one message: see `Confirmer::with_key`.
@@ -82,7 +83,7 @@ impl Waiting {
         Waiting {
             id,
             pods: Vec::new(),
-            places: HashMap::new(),
+            places: Places::default(),
             left: 0,
             signing: None,
         }
@@ -118,10 +119,10 @@ impl Waiting {
     /// Confirmed pods stay confirmed, in the service or not. A pod listed
     /// twice (by an IPv4 and an IPv4-mapped address too) is one pod.
     pub fn update(&mut self, current: &[SocketAddr]) -> Vec<SocketAddr> {
-        // Sorted: a retry with thousands of pods stays n log n.
-        let now = sorted(current.iter().copied());
+        // A map: a retry with thousands of pods stays linear.
+        let now = set(current.iter().copied());
         self.pods
-            .retain(|(pod, acked)| *acked || now.binary_search(pod).is_ok());
+            .retain(|(pod, acked)| *acked || now.contains_key(pod));
         self.places.clear();
         for (place, &(pod, _)) in self.pods.iter().enumerate() {
             self.places.insert(canonical(pod), place);
@@ -235,8 +236,8 @@ impl Confirmer {
                     send_new(&mut waiting, &current, &mut buf);
                 }
                 // Departed pods are no longer waited for, nor sent to.
-                let waited = sorted(waiting.unconfirmed());
-                retry.retain(|pod| waited.binary_search(pod).is_ok());
+                let waited = set(waiting.unconfirmed());
+                retry.retain(|pod| waited.contains_key(pod));
                 // A failure shows as unconfirmed.
                 send_each(sock, &datagram, &retry, &mut waiting, &mut buf, &mut |_| {});
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -258,10 +259,10 @@ impl Confirmer {
     }
 }
 
-fn sorted(pods: impl Iterator<Item = SocketAddr>) -> Vec<SocketAddr> {
-    let mut pods: Vec<_> = pods.collect();
-    pods.sort_unstable();
-    pods
+/// `pods` to look up: a `Places` (the place unused), not a sorted Vec, as
+/// the relay links that map anyway and a sort would cost 3 KB of code.
+fn set(pods: impl Iterator<Item = SocketAddr>) -> Places {
+    pods.map(|pod| (pod, 0)).collect()
 }
 
 /// Sends `datagram` to each pod in turn, in batches: after each, `sent`

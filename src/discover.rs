@@ -18,7 +18,7 @@
 use crate::args::UsageError;
 use crate::dns::{self, LookupError, RecordType};
 use crate::resolv_conf::{self, ResolvConf};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
@@ -191,6 +191,8 @@ impl Sources {
     }
 
     /// Whether a system lookup that was given up on still runs.
+    // Out of line: inlined, it made the binary larger (under 600 KB).
+    #[inline(never)]
     pub fn busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
     }
@@ -214,6 +216,8 @@ impl Resolver {
     }
 
     /// The pods, within `TIME_LIMIT`.
+    // Out of line: inlined, it made the binary larger (under 600 KB).
+    #[inline(never)]
     pub fn resolve(&self) -> Result<Pods, DiscoverError> {
         self.resolve_within(TIME_LIMIT)
     }
@@ -251,7 +255,10 @@ impl Resolver {
         let system = Arc::clone(&self.sources.system);
         let (service, port) = (self.target.service.clone(), self.target.port);
         // Unnamed: a name costs 1.5 KB of code (std sets it on the new thread).
-        let spawned = thread::Builder::new().spawn(move || tx.send(system(&service, port)));
+        let spawned = crate::os::spawn(
+            thread::Builder::new(),
+            Box::new(move || tx.send(system(&service, port))),
+        );
         if let Err(e) = spawned {
             let why = format!("cannot start a thread: {e}");
             return Some(Err(io::Error::other(why)));
@@ -375,6 +382,8 @@ pub fn decide(
 
 /// `decide`, where `system` is None if the system resolver ran out of
 /// time: then DNS alone answers, in the time left.
+// Out of line: inlined, it made the binary larger (under 600 KB).
+#[inline(never)]
 fn decide_at(
     target: &Target,
     system: Option<io::Result<Vec<SocketAddr>>>,
@@ -477,8 +486,11 @@ fn complete(target: &Target, addrs: Vec<SocketAddr>, dns: Dns) -> Result<Pods, D
 /// Pods come and go between two queries, but not all of them: answers
 /// with no address in common are about two different names.
 fn shares_an_address(system: &[SocketAddr], found: &dns::Found) -> bool {
-    let system: IpSet = system.iter().map(SocketAddr::ip).collect();
-    found.addrs.iter().any(|ip| system.contains(ip))
+    let system: AddrMap<usize> = system.iter().map(|a| (ip_key(a.ip()), 0)).collect();
+    found
+        .addrs
+        .iter()
+        .any(|&ip| system.contains_key(&ip_key(ip)))
 }
 
 /// The system resolver and our client resolved different names (a search
@@ -614,19 +626,28 @@ fn family_name(family: Family) -> &'static str {
 /// more than the rest of the merge.
 pub fn unique(addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
     let addrs = addrs.into_iter();
-    let mut seen = IpSet::with_capacity_and_hasher(addrs.size_hint().0, Default::default());
+    let mut seen =
+        AddrMap::<usize>::with_capacity_and_hasher(addrs.size_hint().0, Default::default());
     let mut kept = Vec::with_capacity(addrs.size_hint().0);
-    kept.extend(addrs.filter(|a| seen.insert(a.ip())));
+    kept.extend(addrs.filter(|a| seen.insert(ip_key(a.ip()), 0).is_none()));
     kept
 }
 
-/// A set of IPs hashed by one multiplication per word. std's SipHash,
-/// which resists keys chosen to collide, took 200 instructions per address
-/// and half of a 1000-pod merge; these keys come from our own resolvers.
-type IpSet = HashSet<IpAddr, BuildHasherDefault<IpHasher>>;
+/// An IP as an `AddrMap` key.
+fn ip_key(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, 0)
+}
+
+/// A map of addresses hashed by one multiplication per word. std's
+/// SipHash, which resists keys chosen to collide, took 200 instructions
+/// per address and half of a 1000-pod merge. The keys put in come from our
+/// own resolvers (pods); what the network sends is only looked up, which
+/// cannot make the table slow. The one hash table type of the relay
+/// (`forward::Places`, `confirm`): each type costs 2 KB of code.
+pub type AddrMap<V> = HashMap<SocketAddr, V, BuildHasherDefault<IpHasher>>;
 
 #[derive(Default)]
-struct IpHasher(u64);
+pub struct IpHasher(u64);
 
 impl IpHasher {
     fn add(&mut self, word: u64) {

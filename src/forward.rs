@@ -23,7 +23,6 @@ use crate::frame::{self, Frame, Id};
 use crate::keyed;
 use crate::os::{socket, sys};
 use crate::signed::Signing;
-use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -103,14 +102,20 @@ pub const DRAIN_EVERY: Duration = Duration::from_millis(200);
 /// file descriptors.
 const MAX_CONNECTED: usize = 512;
 
+/// Pods by address, to a place in a list: the one hash table type of the
+/// relay (`confirm` and `discover` have it too), so its code is linked once.
+pub type Places = crate::discover::AddrMap<usize>;
+
 /// The pods to send to, each with its connected socket when it has one.
 #[derive(Default)]
 pub struct Targets {
     /// The `Watch::generation` `list` was made for.
     made_for: Option<u64>,
     pub list: Vec<(SocketAddr, Option<UdpSocket>)>,
-    /// The pods' addresses, canonical: is a source one of them?
-    set: HashSet<SocketAddr>,
+    /// The pods' addresses, canonical: is a source one of them? A map
+    /// (to the place in `list`) rather than a set: `confirm` links this
+    /// type anyway, and each hash table type costs 2 KB of code.
+    set: Places,
 }
 
 impl Targets {
@@ -121,20 +126,31 @@ impl Targets {
             return;
         }
         self.made_for = Some(generation);
-        let mut old: HashMap<SocketAddr, Option<UdpSocket>> = self.list.drain(..).collect();
+        // The old list's places by address (`Places`, not a map of sockets).
+        let mut old = std::mem::take(&mut self.list);
+        let mut places: Places = old
+            .iter()
+            .enumerate()
+            .map(|(place, &(pod, _))| (pod, place))
+            .collect();
         for (i, &to) in pods.addrs.iter().enumerate() {
-            let socket = match old.remove(&to) {
-                Some(socket) => socket,
+            let socket = match places.remove(&to) {
+                Some(place) => old[place].1.take(),
                 None if i < MAX_CONNECTED => connect(local, to),
                 None => None,
             };
             self.list.push((to, socket));
         }
-        self.set = pods.addrs.iter().map(|&a| canonical(a)).collect();
+        self.set = pods
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(place, &a)| (canonical(a), place))
+            .collect();
     }
 
     pub fn contains(&self, from: SocketAddr) -> bool {
-        self.set.contains(&canonical(from))
+        self.set.contains_key(&canonical(from))
     }
 
     /// Reads what waits on the per-pod sockets, without waiting; `got` is
@@ -164,11 +180,13 @@ fn reaches(local: SocketAddr, to: SocketAddr) -> bool {
 /// A socket connected to `to`, on `local`'s address and port when that
 /// can reach it, else on a port of its own (a relay listening on loopback
 /// is no pod of any Service); None if that fails (unconnected sends then).
+// Out of line: inlined, it made the binary larger (under 600 KB).
+#[inline(never)]
 fn connect(local: SocketAddr, to: SocketAddr) -> Option<UdpSocket> {
     let socket = if reaches(local, to) {
         sys::bind_udp_reuse_port(local).ok()?
     } else {
-        UdpSocket::bind(if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).ok()?
+        UdpSocket::bind(any_port(to.is_ipv4())).ok()?
     };
     let to = match (socket.local_addr().ok()?, to) {
         (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
@@ -179,6 +197,16 @@ fn connect(local: SocketAddr, to: SocketAddr) -> Option<UdpSocket> {
     socket.connect(to).ok()?;
     let _ = socket::set_receive_buffer(&socket, POD_RECEIVE_BUFFER);
     Some(socket)
+}
+
+/// 0.0.0.0:0 or [::]:0: an address, not text, as std binds text through
+/// a generic path that may ask the resolver (code a binary need not link).
+fn any_port(ipv4: bool) -> SocketAddr {
+    if ipv4 {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    }
 }
 
 /// The sockets for unconnected sends: the listen socket where it can
@@ -210,8 +238,8 @@ impl Sockets {
     /// that cannot be opened means the sender cannot run here at all.
     pub fn open(&mut self, ipv4: bool, ipv6: bool) -> Result<(), String> {
         let wanted = [
-            (ipv4, &mut self.v4, "0.0.0.0:0"),
-            (ipv6, &mut self.v6, "[::]:0"),
+            (ipv4, &mut self.v4, any_port(true)),
+            (ipv6, &mut self.v6, any_port(false)),
         ];
         for (wanted, slot, local) in wanted {
             if wanted && slot.is_none() {
@@ -227,8 +255,8 @@ impl Sockets {
     /// listen socket): pods of the other family may not exist.
     pub fn both() -> Sockets {
         Sockets {
-            v4: UdpSocket::bind("0.0.0.0:0").ok(),
-            v6: UdpSocket::bind("[::]:0").ok(),
+            v4: UdpSocket::bind(any_port(true)).ok(),
+            v6: UdpSocket::bind(any_port(false)).ok(),
         }
     }
 

@@ -73,11 +73,10 @@ pub fn start(addr: SocketAddr, registry: Registry) -> io::Result<(Arc<Endpoints>
 /// Serves `listener` on a thread of its own, for the life of the process.
 pub fn spawn(listener: TcpListener, endpoints: Arc<Endpoints>) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    thread::Builder::new()
+    let thread = thread::Builder::new()
         .name("metrics".into())
-        .stack_size(64 * 1024)
-        .spawn(move || serve(&listener, &endpoints))?;
-    Ok(())
+        .stack_size(64 * 1024);
+    crate::os::spawn(thread, Box::new(move || serve(&listener, &endpoints)))
 }
 
 /// New connections taken per wake-up: few, so that those held are read

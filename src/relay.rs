@@ -261,8 +261,8 @@ fn forward(
                         }
                         None => data,
                     };
-                    let to: std::collections::HashSet<_> = to.into_iter().collect();
-                    let pods = targets.list.iter().filter(|(pod, _)| to.contains(pod));
+                    let to: forward::Places = to.into_iter().map(|pod| (pod, 0)).collect();
+                    let pods = targets.list.iter().filter(|(pod, _)| to.contains_key(pod));
                     let sealing = signing.as_deref_mut().map(|s| (s, Vec::new()));
                     send_all(&[payload], pods, out, &mut said, sealing);
                 }

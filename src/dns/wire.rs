@@ -156,6 +156,8 @@ pub enum ReplyError {
     Malformed(String),
 }
 
+// Out of line: inlined, it made the binary larger (under 600 KB).
+#[inline(never)]
 fn malformed(why: impl Into<String>) -> ReplyError {
     ReplyError::Malformed(why.into())
 }
@@ -414,6 +416,8 @@ fn read_u16(msg: &[u8], pos: usize) -> Result<u16, ReplyError> {
     }
 }
 
+// Out of line: inlined, it made the binary larger (under 600 KB).
+#[inline(never)]
 fn cut_short(msg: &[u8], pos: usize) -> ReplyError {
     malformed(format!(
         "a {}-byte message cut short at byte {pos}",

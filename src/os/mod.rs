@@ -23,3 +23,14 @@ pub fn random_u64() -> u64 {
     }
     hasher.finish()
 }
+
+/// Starts `run` on a thread of its own, detached. Every thread of the
+/// programs starts here: std's spawn is generic over the closure, and each
+/// closure type linked a copy of it (about 1 KB a thread, of binaries that
+/// must stay under 600 KB).
+pub fn spawn(
+    builder: std::thread::Builder,
+    run: Box<dyn FnOnce() + Send + 'static>,
+) -> std::io::Result<()> {
+    builder.spawn(run).map(drop)
+}

@@ -69,14 +69,14 @@ pub fn stop_on_term_and_int() -> io::Result<Stop> {
 /// do: a wake-up socket for the handler would cost a KB of a relay binary
 /// that must stay under 600 KB, for nothing a program would notice.
 fn start_watchdog() -> io::Result<()> {
-    std::thread::Builder::new().spawn(|| {
+    let watchdog = || {
         while !STOP.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(STOP_GRACE);
         sys::exit_now(EXIT_CODE_IF_HELD_UP.load(Ordering::SeqCst));
-    })?;
-    Ok(())
+    };
+    super::spawn(std::thread::Builder::new(), Box::new(watchdog))
 }
 
 /// How the run ends if the watchdog has to end a stop that is held up:

@@ -257,7 +257,9 @@ impl KeyFile {
         self.reload_if_changed()
     }
 
-    /// `poll` without waiting for `CHECK_EVERY` (tests, SIGHUP).
+    /// `poll` without waiting for `CHECK_EVERY` (tests, SIGHUP). Out of
+    /// line: once a second at most, so not worth a copy in each hot loop.
+    #[inline(never)]
     pub fn reload_if_changed(&mut self) -> Option<Reload> {
         let stamp = stamp(&self.path).ok();
         if stamp.is_some() && stamp == self.stamp {

@@ -85,7 +85,7 @@ RUN case "$TARGETARCH" in \
         *) echo "TARGETARCH $TARGETARCH: only amd64 and arm64 are supported" >&2; exit 1 ;; \
     esac \
     && rustup target add "$target" \
-    && RUSTFLAGS="-C linker=rust-lld" cargo build --release --locked --bins --target "$target" \
+    && RUSTFLAGS="-C linker=rust-lld -C link-arg=-zpack-relative-relocs" cargo build --release --locked --bins --target "$target" \
     && mkdir /out \
     && cp "target/$target/release/sender" "target/$target/release/receiver" \
           "target/$target/release/relay" /out/

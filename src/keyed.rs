@@ -151,18 +151,19 @@ pub fn forward(
         return true;
     };
     poll(signing);
-    match signing.verify(data).map(|signed| signed.frame) {
-        Ok(Frame::Data { message, .. }) => frame::write_forwarded(buffer, id, from, message),
+    let (source, message) = match signing.verify(data).map(|signed| signed.frame) {
+        Ok(Frame::Data { message, .. }) => (from, message),
         Ok(Frame::Forwarded {
             source, message, ..
-        }) => frame::write_forwarded(buffer, id, source, message),
+        }) => (source, message),
         // An acknowledgement has no message to pass on.
         Ok(Frame::Ack(_)) => return false,
         Err(reason) => {
             rejected(signing, reason, from);
             return false;
         }
-    }
+    };
+    frame::write_forwarded(buffer, id, source, message);
     signing.seal(buffer);
     true
 }

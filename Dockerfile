@@ -116,7 +116,7 @@ RUN case "$TARGETARCH" in \
     esac \
     && rustup target add "$target" \
     && sed -i '/^\[dev-dependencies\]/,/^\[/{/^\[dev-dependencies\]/d;/^[a-z_-]* *=/d}' Cargo.toml \
-    && RUSTFLAGS="-C linker=rust-lld" cargo build --release --offline --bins --target "$target" \
+    && RUSTFLAGS="-C linker=rust-lld -C link-arg=-zpack-relative-relocs" cargo build --release --offline --bins --target "$target" \
     && mkdir /out \
     && cp "target/$target/release/sender" "target/$target/release/receiver" \
           "target/$target/release/relay" /out/

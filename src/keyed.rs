@@ -90,6 +90,9 @@ pub const REJECTED_HELP: &str =
 
 /// Counts a datagram from `from` refused for `reason`, and says so in the
 /// log at most once per reason per 10 s, so a flood cannot fill the log.
+/// Cold: kept out of the per-datagram paths it is called from.
+#[cold]
+#[inline(never)]
 pub fn rejected(signing: &mut Signing, reason: Reject, from: SocketAddr) {
     let index = Reject::ALL.iter().position(|&r| r == reason).unwrap_or(0);
     REJECTED[index].inc();
@@ -115,12 +118,19 @@ pub fn idle(signing: &mut Option<Box<Signing>>) {
 /// Reads the key file again if it changed; logs what happened as one line.
 pub fn poll(signing: &mut Signing) {
     if let Some(reload) = signing.poll() {
-        let level = match reload {
-            crate::keyring::Reload::Loaded { .. } => log_line::INFO,
-            crate::keyring::Reload::Kept { .. } => log_line::WARNING,
-        };
-        log_line::to_stderr(level, &reload.to_string());
+        log_reload(reload);
     }
+}
+
+/// Out of line: a reload is rare, and `poll` is inlined in hot loops.
+#[cold]
+#[inline(never)]
+fn log_reload(reload: crate::keyring::Reload) {
+    let level = match reload {
+        crate::keyring::Reload::Loaded { .. } => log_line::INFO,
+        crate::keyring::Reload::Kept { .. } => log_line::WARNING,
+    };
+    log_line::to_stderr(level, &reload.to_string());
 }
 
 /// A sender's messages without `--confirm`: as given without a key, each a

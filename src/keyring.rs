@@ -164,7 +164,9 @@ fn base64(text: &str) -> Option<Vec<u8>> {
 /// resolved path changes then, and an edit in place changes the rest.
 #[derive(Clone, Debug, PartialEq)]
 struct Stamp {
-    resolved: PathBuf,
+    /// Compared as bytes: enough for a canonical path, and smaller code
+    /// than `PathBuf`'s `==`, which compares component by component.
+    resolved: std::ffi::OsString,
     device: u64,
     inode: u64,
     len: u64,
@@ -172,7 +174,7 @@ struct Stamp {
 }
 
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
-    let resolved = std::fs::canonicalize(path)?;
+    let resolved = std::fs::canonicalize(path)?.into_os_string();
     let meta = std::fs::metadata(&resolved)?;
     Ok(Stamp {
         resolved,
@@ -257,7 +259,9 @@ impl KeyFile {
         self.reload_if_changed()
     }
 
-    /// `poll` without waiting for `CHECK_EVERY` (tests, SIGHUP).
+    /// `poll` without waiting for `CHECK_EVERY` (tests, SIGHUP). Out of
+    /// line: once a second at most, so not worth a copy in each hot loop.
+    #[inline(never)]
     pub fn reload_if_changed(&mut self) -> Option<Reload> {
         let stamp = stamp(&self.path).ok();
         if stamp.is_some() && stamp == self.stamp {

@@ -21,7 +21,6 @@
 //! signers pushed out of the bounded memory below.
 
 use crate::signed::Reject;
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 /// The default of `--max-age`.
@@ -84,10 +83,44 @@ impl Window {
     }
 }
 
+/// Windows by signer, sorted by signer and found by binary search: a
+/// HashMap of this type would add about 2 KB of hashbrown code to each
+/// binary, which must stay small (images under 600 KB). A lookup is as
+/// cheap; only a signer's first frame moves the entries after it.
+#[derive(Default)]
+struct Windows(Vec<(u64, Window)>);
+
+impl Windows {
+    fn find(&self, signer: u64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&signer, |&(s, _)| s)
+    }
+
+    fn get_mut(&mut self, signer: u64) -> Option<&mut Window> {
+        let i = self.find(signer).ok()?;
+        Some(&mut self.0[i].1)
+    }
+
+    fn remove(&mut self, signer: u64) -> Option<Window> {
+        let i = self.find(signer).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// Only for a signer not in it (as after `get_mut` found none).
+    fn insert(&mut self, signer: u64, window: Window) -> &mut Window {
+        let i = self.find(signer).unwrap_or_else(|i| i);
+        self.0.insert(i, (signer, window));
+        &mut self.0[i].1
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// The replay windows of the signers heard from, and the freshness rule.
 pub struct Replay {
-    current: HashMap<u64, Window>,
-    previous: HashMap<u64, Window>,
+    current: Windows,
+    previous: Windows,
     /// Unknown signers' frames sent before this are refused: the start
     /// time, raised when windows are forgotten.
     floor_ms: u64,
@@ -105,8 +138,8 @@ impl Replay {
     /// `started`, accepting send times within `max_age` of its clock.
     pub fn new(started: SystemTime, max_age: Duration) -> Replay {
         Replay {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: Windows::default(),
+            previous: Windows::default(),
             floor_ms: unix_ms(started),
             max_age_ms: max_age.as_millis() as u64,
         }
@@ -129,10 +162,10 @@ impl Replay {
         if sent_ms > now_ms.saturating_add(self.max_age_ms) {
             return Err(Reject::Future);
         }
-        let window = match self.current.get_mut(&signer) {
+        let window = match self.current.get_mut(signer) {
             Some(window) => window,
             None => {
-                let window = match self.previous.remove(&signer) {
+                let window = match self.previous.remove(signer) {
                     Some(window) => window,
                     None if sent_ms < self.floor_ms => return Err(Reject::Replay),
                     None => Window::starting_at(counter),
@@ -141,13 +174,14 @@ impl Replay {
                     // Above every send time forgotten: those may be replays.
                     let forgotten = self
                         .previous
-                        .values()
-                        .map(|w| w.last_sent_ms.saturating_add(1))
+                        .0
+                        .iter()
+                        .map(|(_, w)| w.last_sent_ms.saturating_add(1))
                         .max();
                     self.floor_ms = self.floor_ms.max(forgotten.unwrap_or(0));
                     self.previous = std::mem::take(&mut self.current);
                 }
-                self.current.entry(signer).or_insert(window)
+                self.current.insert(signer, window)
             }
         };
         if !window.accept(counter) {

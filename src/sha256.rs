@@ -90,11 +90,28 @@ fn compress_portable(state: &mut [u32; 8], block: &[u8; BLOCK_LEN]) {
 mod x86 {
     use super::{BLOCK_LEN, K};
     use std::arch::x86_64::*;
+    use std::sync::atomic::{AtomicU8, Ordering};
 
+    /// 0: not asked yet, 1: no, 2: yes.
+    static AVAILABLE: AtomicU8 = AtomicU8::new(0);
+
+    /// CPUID asked once, by hand: `is_x86_feature_detected!` brings std's
+    /// whole feature cache (1.6 KB) into binaries that must stay small.
+    /// These are user-mode instructions on XMM registers, which every
+    /// x86-64 OS saves, so no XGETBV check is needed.
     pub fn available() -> bool {
-        is_x86_feature_detected!("sha")
-            && is_x86_feature_detected!("ssse3")
-            && is_x86_feature_detected!("sse4.1")
+        match AVAILABLE.load(Ordering::Relaxed) {
+            0 => {
+                // Leaf 7 is asked only if the CPU has it.
+                let leaf1 = __cpuid(1);
+                let ssse3_sse41 = leaf1.ecx & (1 << 9) != 0 && leaf1.ecx & (1 << 19) != 0;
+                let yes =
+                    ssse3_sse41 && __cpuid(0).eax >= 7 && __cpuid_count(7, 0).ebx & (1 << 29) != 0;
+                AVAILABLE.store(1 + yes as u8, Ordering::Relaxed);
+                yes
+            }
+            known => known == 2,
+        }
     }
 
     /// # Safety

@@ -171,8 +171,12 @@ impl Sealer {
         header[9..17].copy_from_slice(&self.signer.to_be_bytes());
         header[17..25].copy_from_slice(&self.counter.to_be_bytes());
         header[25..33].copy_from_slice(&unix_ms(now).to_be_bytes());
+        // As `splice(0..0, header)`, without its generic machinery.
+        let len = frame.len();
         frame.reserve(OVERHEAD);
-        frame.splice(0..0, header);
+        frame.resize(len + HEADER_LEN, 0);
+        frame.copy_within(..len, HEADER_LEN);
+        frame[..HEADER_LEN].copy_from_slice(&header);
         let tag = key.hmac.tag(&[frame]);
         frame.extend_from_slice(&tag);
     }

@@ -107,6 +107,8 @@ FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS build
 ARG TARGETARCH
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# The linker and its flags (rust-lld, RELR): the same binaries as a host build.
+COPY .cargo/config.toml ./.cargo/config.toml
 COPY src ./src
 # An empty TARGETARCH: a builder without platform arguments (amd64).
 RUN case "$TARGETARCH" in \
@@ -116,7 +118,7 @@ RUN case "$TARGETARCH" in \
     esac \
     && rustup target add "$target" \
     && sed -i '/^\[dev-dependencies\]/,/^\[/{/^\[dev-dependencies\]/d;/^[a-z_-]* *=/d}' Cargo.toml \
-    && RUSTFLAGS="-C linker=rust-lld" cargo build --release --offline --bins --target "$target" \
+    && cargo build --release --offline --bins --target "$target" \
     && mkdir /out \
     && cp "target/$target/release/sender" "target/$target/release/receiver" \
           "target/$target/release/relay" /out/

@@ -956,6 +956,7 @@ fn a_builder_that_builds_every_stage_needs_only_the_rust_image() {
         ".dockerignore",
         "Cargo.toml",
         "Cargo.lock",
+        ".cargo",
         "src",
     ] {
         let cp = run(

@@ -305,8 +305,7 @@ impl Registry {
                 if !crate::keyed::IN_USE.load(Ordering::Relaxed) {
                     continue;
                 }
-                let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
-                let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+                write_head(&mut out, family);
                 for c in counters {
                     let _ = writeln!(out, "{}{{{label}=\"{}\"}} {}", family.name, c.name, c.get());
                 }
@@ -324,12 +323,17 @@ impl Registry {
             let Some((labels, value)) = sample else {
                 continue;
             };
-            let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
-            let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+            write_head(&mut out, family);
             let _ = writeln!(out, "{}{labels} {value}", family.name);
         }
         out
     }
+}
+
+/// A family's `# HELP` and `# TYPE` lines (one copy of the code).
+fn write_head(out: &mut String, family: &Family) {
+    let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
+    let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
 }
 
 fn label_set(labels: &[(&str, String)]) -> String {

@@ -87,7 +87,8 @@ impl Reject {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its place in `ALL` (declared in that order).
+    pub fn index(self) -> usize {
         self as usize
     }
 }

@@ -154,6 +154,8 @@ struct Said {
 
 /// The main loop: receive, send a copy to each pod, until stopped
 /// (the rules: `forward`).
+// Out of line (called once): inlined into `run`, it made the binary larger.
+#[inline(never)]
 fn forward(
     listen: &UdpSocket,
     out: &Out,

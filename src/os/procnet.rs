@@ -11,38 +11,41 @@ use std::io;
 /// The tables, IPv4 first.
 pub const TABLES: [&str; 2] = ["/proc/net/udp", "/proc/net/udp6"];
 
-/// One socket's row; each column is read when asked for.
+/// One socket's row; each column is read when asked for (split again
+/// then: no Vec per row, and no code to collect one).
 pub struct Row<'a> {
-    columns: Vec<&'a str>,
+    line: &'a str,
 }
 
 /// The rows of one table's text (its header skipped).
 pub fn rows(text: &str) -> impl Iterator<Item = Row<'_>> {
-    text.lines().skip(1).map(|line| Row {
-        columns: line.split_whitespace().collect(),
-    })
+    text.lines().skip(1).map(|line| Row { line })
 }
 
 impl Row<'_> {
+    fn column(&self, n: usize) -> Option<&str> {
+        self.line.split_whitespace().nth(n)
+    }
+
     /// The local port: hex, after the local address's colon.
     pub fn port(&self) -> Option<u16> {
-        let (_, hex) = self.columns.get(1)?.rsplit_once(':')?;
+        let (_, hex) = self.column(1)?.rsplit_once(':')?;
         u16::from_str_radix(hex, 16).ok()
     }
 
     /// Bytes waiting in the receive queue.
     pub fn rx_queue(&self) -> Option<u64> {
-        let (_, hex) = self.columns.get(4)?.split_once(':')?;
+        let (_, hex) = self.column(4)?.split_once(':')?;
         u64::from_str_radix(hex, 16).ok()
     }
 
     pub fn inode(&self) -> Option<u64> {
-        self.columns.get(9)?.parse().ok()
+        self.column(9)?.parse().ok()
     }
 
     /// Datagrams dropped at the socket (receive buffer full, among others).
     pub fn drops(&self) -> Option<u64> {
-        self.columns.get(12)?.parse().ok()
+        self.column(12)?.parse().ok()
     }
 }
 

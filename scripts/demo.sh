@@ -39,8 +39,8 @@ must log it once (and the first N still have their first message, once),
 and the sender must report all M confirmed, agreeing with their logs. Before
 each broadcast, \`sender --list\` in sender-app must list every ready receiver
 (waited for, up to 90 s: a DNS cache may hold the old answer for its TTL).
-local mode then adds the relay (deployments/relay/): one datagram to it, and
-all M receivers must log it once, from the relay pod.
+Then sender-nokey (sender-app without the key) sends unsigned: each receiver
+must refuse it, warn and count it. local mode then adds the relay: all M log its datagram once.
 Prints the commands as their oc equivalents, the sender's and each
 receiver's log, and a one-line verdict.
 
@@ -324,6 +324,25 @@ confirmed_agrees() {
     return 1
 }
 
+# A pod without the key (sender-nokey: sender-app without the keyring)
+# sends unsigned: each receiver must not log it, but warn and count it.
+check_unsigned() {
+    local replicas=$1 ip i pod log deadline=$((SECONDS + RECEIVE_WAIT)) warned="WARNING - ignored an unsigned datagram from"
+    step "oc exec sender-nokey -- sender -s $SERVICE -m unsigned   (a pod without the key)"
+    "${PLATFORM}_nokey" -s "$SERVICE" -m unsigned || FAILED+=("sender-nokey")
+    ip=$("${PLATFORM}_pod_ip" sender-nokey)
+    for ((i = 0; i < replicas; i++)); do
+        pod=$STS-$i
+        until log=$("${PLATFORM}_receiver_log" "$pod" unsigned "$ip" 0) && grep -q -F "$warned $ip:" "$log" ||
+            ((SECONDS >= deadline)); do sleep 0.5; done
+        grep -F "$warned $ip:" "$log" || FAILED+=("$pod (no warning for the unsigned datagram)")
+        [ "$(verify_count_received "$log" unsigned "$ip")" = 0 ] || FAILED+=("$pod (logged the unsigned datagram)")
+        log=$("${PLATFORM}_metrics" "$pod") || { echo "demo: $pod's /metrics is out of reach (NetworkPolicy?): not checked"; continue; }
+        grep -x 'udp_headless_signed_rejected_total{reason="unsigned"} 1' <<<"$log" ||
+            FAILED+=("$pod (unsigned not counted in /metrics)")
+    done
+}
+
 # ---------------------------------------------- local mode: the platform
 
 local_sender() {
@@ -333,8 +352,22 @@ local_sender() {
 local_pod_ip() {
     case $1 in
     sender-app) printf '%s' "$CLUSTER_SENDER_IP" ;;
+    sender-nokey) cat "$CLUSTER_DIR/pods/$1.ip" ;;
     *) printf '%s' "$(cluster_pod_ip "${1##*-}")" ;;
     esac
+}
+
+# A pod with no process and no env: sender-app's network, not its key.
+local_nokey() {
+    [ -e "$CLUSTER_DIR/pods/sender-nokey.ip" ] || cluster_add_pod sender-nokey 10.244.0.31
+    cluster_exec sender-nokey sender "$@"
+}
+
+# GET /metrics on the manifests' metrics port (as k8s_metrics).
+local_metrics() {
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    ip netns exec "$(cluster_netns "$1")" timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/9102" &&
+        printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' "$(cat "$CLUSTER_DIR/pods/$1.ip")"
 }
 
 # The receiver writes its log file itself: wait for the message in it.
@@ -353,6 +386,7 @@ local_walkthrough() {
     step "oc new-project headless-demo; oc create -f deployments/"
     cluster_up
     echo "service/$CLUSTER_SERVICE created (headless: DNS answers one A record per ready pod)"
+    echo "secret/udp-headless-keys created (keys: one \`head -c 32 /dev/urandom | base64\`), mounted into each pod"
     cluster_add_pod sender-app "$CLUSTER_SENDER_IP"
     cluster_start sender-app Pod sender-app sender
     echo "pod/sender-app created: $(local_runs sender-app)"
@@ -378,6 +412,7 @@ local_walkthrough() {
 
     broadcast "$MESSAGE_2" 2
     check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
+    check_unsigned "$scale_to"
     local_relay "$scale_to"
 
     step "oc delete project headless-demo   (here: every namespace, process and file of the run)"
@@ -386,7 +421,7 @@ local_walkthrough() {
 }
 
 # The relay (deployments/relay/): one datagram to its address, and every
-# receiver logs it once, from the relay pod.
+# receiver logs it once, from sender-app (the relay signs its address).
 local_relay() {
     local replicas=$1 ip=10.244.0.30 i log
     [ -x "$CLUSTER_BIN_DIR/relay" ] || { echo "demo: no relay in $CLUSTER_BIN_DIR: relay step skipped"; return 0; }
@@ -399,10 +434,10 @@ local_relay() {
     local_sender -s "$ip" -p 12001 -m via-relay
     local missed=0
     for ((i = 0; i < replicas; i++)); do
-        log=$(local_receiver_log "$STS-$i" via-relay "$ip" "$RECEIVE_WAIT")
-        verify_received "$STS-$i" "$log" via-relay "$ip" 1 || { FAILED+=("$STS-$i (via-relay)") && missed=1; }
+        log=$(local_receiver_log "$STS-$i" via-relay "$CLUSTER_SENDER_IP" "$RECEIVE_WAIT")
+        verify_received "$STS-$i" "$log" via-relay "$CLUSTER_SENDER_IP" 1 || { FAILED+=("$STS-$i (via-relay)") && missed=1; }
     done
-    ((missed)) || echo "$replicas/$replicas receivers logged 'via-relay' once, from the relay pod ($ip)"
+    ((missed)) || echo "$replicas/$replicas receivers logged 'via-relay' once, from sender-app (signed by the relay $ip)"
 }
 
 # The verdict when the walkthrough stopped before its end.
@@ -422,7 +457,7 @@ verdict() {
     local replicas=$1 scale_to=$2
     VERDICT_DONE=1
     if [ "${#FAILED[@]}" -eq 0 ]; then
-        echo "demo: PASS — $scale_to/$scale_to pods received '$MESSAGE_2' after scaling (and confirmed it to the sender), $replicas/$replicas received '$MESSAGE_1' before, each exactly once"
+        echo "demo: PASS — $scale_to/$scale_to pods received '$MESSAGE_2' after scaling (and confirmed it to the sender), $replicas/$replicas received '$MESSAGE_1' before, each exactly once; each refused and counted an unsigned one"
         return 0
     fi
     local list

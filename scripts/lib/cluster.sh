@@ -72,6 +72,10 @@ cluster_init() {
     CLUSTER_MADE_ETC_NETNS=0
     [ -d /etc/netns ] || CLUSTER_MADE_ETC_NETNS=1
     CLUSTER_MANIFESTS=$CLUSTER_DIR/manifests.json
+    # The keyring Secret (README, "Keys"), as its volume shows it to pods.
+    MANIFESTS_SECRETS=$CLUSTER_DIR/secrets
+    mkdir -p "$MANIFESTS_SECRETS/udp-headless-keys"
+    head -c 32 /dev/urandom | base64 >"$MANIFESTS_SECRETS/udp-headless-keys/keys"
     manifests_render "$2" "$CLUSTER_MANIFESTS"
 }
 

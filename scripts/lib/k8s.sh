@@ -188,6 +188,7 @@ k8s_not_created() {
 k8s_objects() {
     "$K8S_CLI" kustomize "$REPO/deployments" |
         awk '/^---/ { k = "" } /^kind: / { k = tolower($2) } /^  name: / && k { print k "/" $2; k = "" }'
+    echo pod/sender-nokey
 }
 
 # OpenShift: the Template, as in the original walkthrough (oc create -f
@@ -208,7 +209,10 @@ k8s_deploy() {
             -p RECEIVER_IMAGE="$K8S_RECEIVER_IMAGE" -p SENDER_IMAGE="$K8S_SENDER_IMAGE" \
             -p REPLICAS="$replicas" | k8s apply -f -
     else
-        step "kubectl apply -k deployments/ (images: $K8S_RECEIVER_IMAGE, $K8S_SENDER_IMAGE)"
+        step "kubectl create secret generic udp-headless-keys --from-file=keys=<(head -c 32 /dev/urandom | base64)" \
+            "(unless it exists); kubectl apply -k deployments/ (images: $K8S_RECEIVER_IMAGE, $K8S_SENDER_IMAGE)"
+        k8s get secret udp-headless-keys >/dev/null 2>&1 ||
+            k8s create secret generic udp-headless-keys --from-file=keys=<(head -c 32 /dev/urandom | base64)
         "$K8S_CLI" kustomize "$REPO/deployments" |
             awk -v r="$K8S_RECEIVER_IMAGE" -v s="$K8S_SENDER_IMAGE" '
                 $1 == "image:" && $2 ~ /^localhost\/udp-headless\/receiver(:|@|$)/ { sub(/image: .*/, "image: " r) }
@@ -297,6 +301,21 @@ k8s_sender() {
     k8s exec sender-app -c sender -- sender "$@"
 }
 
+# sender-nokey: sender-app's Pod (its labels: the NetworkPolicy admits it)
+# without the keyring's env, mount and volume; made at the first call.
+k8s_nokey() {
+    k8s get pod sender-nokey >/dev/null 2>&1 || { "$K8S_CLI" kustomize "$REPO/deployments" |
+        awk -v RS='\n---\n' '/\nkind: Pod\n/' | awk -v i="$K8S_SENDER_IMAGE" '{ match($0, /^ */) }
+            skip && (RLENGTH > skip || RLENGTH == skip && /^ *- /) { next } { skip = 0 } /KEY_FILE$/ { getline; next }
+            /^ *volume(Mount)?s:$/ { skip = RLENGTH; next } /^  name: sender-app$/ { $0 = "  name: sender-nokey" }
+            $1 == "image:" { $0 = "    image: " i } { print }' | k8s apply -f - &&
+        k8s wait --for=condition=Ready pod/sender-nokey --timeout="${K8S_TIMEOUT}s"; } >&2
+    k8s exec sender-nokey -c sender -- sender "$@"
+}
+
+# /metrics through the API server's pod proxy.
+k8s_metrics() { k8s get --raw "/api/v1/namespaces/$K8S_NS/pods/$1:9102/proxy/metrics"; }
+
 # Logs reach the API with a delay: poll for the message, a bounded time.
 k8s_receiver_log() {
     local pod=$1 message=$2 source=$3 log=$WORK_DIR/$1.log deadline=$((SECONDS + $4))
@@ -324,6 +343,7 @@ k8s_walkthrough() {
     wait_listed "$scale_to" 2
     broadcast "$MESSAGE_2" 2
     check_receivers "$scale_to" "$MESSAGE_2" "$replicas"
+    check_unsigned "$scale_to"
     echo
     verdict "$replicas" "$scale_to"
 }

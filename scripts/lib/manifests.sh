@@ -25,15 +25,20 @@ manifests_render() {
 # probe (OUT.probe: "http PORT PATH", "exec" + OUT.probe-cmd, or empty).
 manifests_container() {
     local spec
-    spec=$(jq -c --arg k "$2" --arg n "$3" --arg c "$4" 'select(.kind == $k and .metadata.name == $n)
-        | (.spec.template.spec // .spec).containers[] | select(.name == $c)' "$1")
+    # A Secret volume is the directory MANIFESTS_SECRETS/SECRET here (no
+    # mount namespaces): env values under its mountPath are mapped there.
+    spec=$(jq -c --arg k "$2" --arg n "$3" --arg c "$4" --arg s "${MANIFESTS_SECRETS:-}" '
+        select(.kind == $k and .metadata.name == $n) | (.spec.template.spec // .spec) as $pod
+        | $pod.containers[] | select(.name == $c) | .secrets = [.volumeMounts[]? as $m | $pod.volumes[]?
+            | select(.name == $m.name and .secret) | {path: $m.mountPath, dir: "\($s)/\(.secret.secretName)"}]' "$1")
     if [ -z "$spec" ]; then
         echo "demo: the manifests have no container $4 in $2/$3" >&2
         return 1
     fi
     jq -j '(.command // ["/" + (.image | sub(".*/"; "") | sub("[:@].*"; ""))]) + (.args // []) | .[] + "\u0000"' \
         <<<"$spec" >"$5.cmd"
-    jq -j '.env[]? | "\(.name)=\(.value // error("env \(.name): local mode takes plain values only"))\u0000"' \
+    jq -j '.secrets as $s | .env[]? | "\(.name)=\((.value // error("env \(.name): local mode takes plain values only"))
+        | reduce $s[] as $m (.; if startswith($m.path + "/") then $m.dir + ltrimstr($m.path) else . end))\u0000"' \
         <<<"$spec" >"$5.env"
     jq -j '.readinessProbe.exec.command[]? + "\u0000"' <<<"$spec" >"$5.probe-cmd"
     jq -r '(.ports // []) as $ports | .readinessProbe // {} |

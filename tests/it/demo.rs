@@ -206,8 +206,9 @@ fn local_demo_runs_the_pods_the_manifests_describe() {
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert!(
             text.contains(&format!(
-                "each: UDP_HEADLESS_PORT=12000 UDP_HEADLESS_METRICS={want} /receiver"
-            )),
+                "each: UDP_HEADLESS_PORT=12000 UDP_HEADLESS_METRICS={want} \
+                 UDP_HEADLESS_KEY_FILE=/"
+            )) && text.contains("/secrets/udp-headless-keys/keys /receiver"),
             "{text}"
         );
         let logged = format!(" - root - INFO - metrics on http://{want}/metrics");

@@ -42,6 +42,8 @@ kustomize*) exec "$STUB_REAL_KUBECTL" "$@" ;;
 "get project"*) [ "$STUB_PROJECT" = yes ] || { echo 'Error from server (Forbidden)' >&2; exit 1; } ;;
 new-project*) [ "$STUB_TAKEN" != yes ] || { echo "Error from server (AlreadyExists): project.project.openshift.io \"${2}\" already exists" >&2; exit 1; }
     echo "Now using project" ;;
+"-n "*" get secret udp-headless-keys") exit 1 ;;
+"-n "*" create secret generic udp-headless-keys --from-file=keys="*) cat "${7#--from-file=keys=}" >"$STUB_CALLS.key" ;;
 "-n "*" apply "*) cat >>"$STUB_CALLS.applied" ;;
 "-n "*" process "*) echo '{"kind": "List", "items": []}' ;;
 "-n "*" rollout status"*) echo "Waiting for 2 pods to be ready..."; exit 1 ;;
@@ -130,7 +132,7 @@ fn real_kubectl() -> std::path::PathBuf {
 
 /// The demo's objects, by name, as re-runs and --cleanup delete them.
 const OBJECTS: &str = "service/headless-udp statefulset/statefulset-udp-server \
-    networkpolicy/udp-headless-receiver networkpolicy/udp-headless-sender pod/sender-app";
+    networkpolicy/udp-headless-receiver networkpolicy/udp-headless-sender pod/sender-app pod/sender-nokey";
 
 #[test]
 fn a_project_name_another_user_took_is_said_so() {
@@ -350,10 +352,16 @@ fn on_kubernetes_it_applies_the_kustomization_with_the_given_images() {
     run.in_order(&[
         "get namespace dev-demo",
         "create namespace dev-demo",
+        "-n dev-demo get secret udp-headless-keys",
+        "-n dev-demo create secret generic udp-headless-keys",
         "-n dev-demo apply -f -",
         "-n dev-demo rollout status",
         "delete namespace dev-demo",
     ]);
+    // The keyring made for the pods: one key, 32 random bytes in base64.
+    let key = fs::read_to_string(dir.join("calls.key")).unwrap();
+    assert_eq!(key.len(), 45, "{key:?}");
+    assert!(key.ends_with("=\n"), "{key:?}");
     let applied = fs::read_to_string(dir.join("calls.applied")).unwrap();
     let image_lines: Vec<&str> = applied
         .lines()
@@ -609,7 +617,8 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
             .map(|pod| {
                 let pid = s.podman(&["inspect", "-f", "{{.State.Pid}}", pod]);
                 let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let format = "{{.HostConfig.ReadonlyRootfs}} {{len .Mounts}}";
+                let format =
+                    "{{.HostConfig.ReadonlyRootfs}}{{range .Mounts}} {{.Destination}}:{{.RW}}{{end}}";
                 (
                     pod.to_string(),
                     status,
@@ -641,8 +650,13 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
         text.contains("PodMonitor skipped: this cluster has no PodMonitor kind"),
         "{text}"
     );
-    // 5 receivers and the sender, as restricted-v2 runs them.
-    assert_eq!(pods.len(), 6, "{pods:?}");
+    // Signed: each receiver refused sender-nokey's unsigned datagram, and
+    // counted it (the demo checks each pod's warning and /metrics).
+    let refused = " - root - WARNING - ignored an unsigned datagram from ";
+    assert_eq!(text.matches(refused).count(), 5, "{text}");
+    // 5 receivers and the sender, as restricted-v2 runs them, and the
+    // sender without the key.
+    assert_eq!(pods.len(), 7, "{pods:?}");
     for (pod, status, fs_and_mounts) in &pods {
         let field = |name: &str| {
             let line = status.lines().find_map(|l| l.strip_prefix(name));
@@ -662,9 +676,17 @@ fn cluster_mode_passes_on_real_containers_and_fails_on_broken_receivers() {
             "{pod}: {status}"
         );
         assert_eq!(field("NoNewPrivs:"), "1", "{pod}: {status}");
+        // Only the keyring, read-only, as a directory (no service-account
+        // token); none in sender-nokey.
+        let keys = if pod.ends_with("-sender-nokey") {
+            ""
+        } else {
+            " /etc/udp-headless:false"
+        };
         assert_eq!(
-            fs_and_mounts, "true 0",
-            "{pod}: read-only root, no service-account token"
+            fs_and_mounts,
+            &format!("true{keys}"),
+            "{pod}: read-only root, the keyring only"
         );
     }
 

@@ -272,6 +272,41 @@ mod tests {
     }
 
     #[test]
+    fn each_signed_frame_verifies_and_is_new() {
+        let dir = std::env::temp_dir().join(format!("udp_flood.{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key");
+        std::fs::write(&key, "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=\n").unwrap();
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let options = Options {
+            target: receiver.local_addr().unwrap(),
+            rate: 0,
+            count: 3,
+            size: 16,
+            burst: 8,
+            limit: None,
+            frame: true,
+            key_file: Some(key.clone()),
+        };
+        let report = flood(&options).unwrap();
+        assert_eq!((report.sent, report.errors), (3, 0));
+        // A receiver's view: started before, the same key, refusing replays.
+        let since = std::time::SystemTime::now() - Duration::from_secs(5);
+        let mut check = Signing::open(&key, 1, Duration::from_secs(60), since).unwrap();
+        let mut buf = [0u8; 256];
+        for seq in 0..3u64 {
+            let len = receiver.recv(&mut buf).unwrap();
+            let signed = check.verify(&buf[..len]).unwrap();
+            let frame::Frame::Data { id, message } = signed.frame else {
+                panic!("not a DATA frame: {signed:?}");
+            };
+            assert_eq!(id.seq, seq);
+            assert_eq!(message, format!("{seq} xxxxxxxxxxxxxx").as_bytes());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn stamp_cuts_to_the_payload() {
         let mut small = [b'x'; 3];
         stamp(&mut small, 123_456);

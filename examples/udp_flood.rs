@@ -15,14 +15,25 @@
 //! (printable, so a receiver that logs `repr(bytes)` logs it unescaped).
 //! Send errors (ENOBUFS, ECONNREFUSED from an earlier ICMP, ...) are counted,
 //! not retried: the datagram is lost and the report says so.
+//!
+//! `--frame` sends each payload as a DATA frame (docs/PROTOCOL.md; the
+//! receiver logs and acknowledges it), `--key-file PATH` the same frame
+//! signed with the file's first key. Each is sealed in the loop, with a new
+//! counter and the time of sending, as the receiver refuses a replayed or
+//! stale frame: nothing can be sealed ahead, so the generator's own maximum
+//! (`--rate 0`) is lower when signing, and the report's rate says by how much.
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+use udp_headless::frame::{self, Id};
+use udp_headless::signed::Signing;
 
 const USAGE: &str = "usage: udp_flood --target ADDR:PORT [--rate PER_SECOND (0 = max)] \
-                     [--count N] [--seconds S] [--size BYTES] [--burst N]";
+                     [--count N] [--seconds S] [--size BYTES] [--burst N] \
+                     [--frame yes | --key-file PATH]";
 
 struct Options {
     target: SocketAddr,
@@ -34,6 +45,10 @@ struct Options {
     burst: u64,
     /// Stop after this long even if COUNT is not reached.
     limit: Option<Duration>,
+    /// Each payload in a DATA frame.
+    frame: bool,
+    /// Each DATA frame signed with this file's first key.
+    key_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +79,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         size: 64,
         burst: 32,
         limit: None,
+        frame: false,
+        key_file: None,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -88,6 +105,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 let limit = limit
                     .ok_or_else(|| format!("--seconds: '{value}' is not a finite number > 0"))?;
                 options.limit = Some(limit);
+            }
+            "--frame" if value == "yes" => options.frame = true,
+            "--key-file" => {
+                options.frame = true;
+                options.key_file = Some(PathBuf::from(value));
             }
             _ => return Err(format!("unknown option '{flag}'")),
         }
@@ -130,6 +152,15 @@ fn flood(options: &Options) -> std::io::Result<Report> {
     // Connected: the route is looked up once, not per datagram.
     socket.connect(options.target)?;
     let mut payload = vec![b'x'; options.size];
+    let sender = frame::random_sender_id();
+    let mut signing = match &options.key_file {
+        // The age limit only matters to frames received: this reads none.
+        Some(path) => Some(
+            Signing::open(path, sender, Duration::from_secs(60), UNIX_EPOCH)
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     let mut report = Report {
         sent: 0,
         errors: 0,
@@ -157,7 +188,18 @@ fn flood(options: &Options) -> std::io::Result<Report> {
         let until = due.min(report.sent + options.burst);
         while report.sent < until {
             stamp(&mut payload, report.sent);
-            if socket.send(&payload).is_err() {
+            let framed;
+            let datagram = if options.frame {
+                let id = Id {
+                    sender,
+                    seq: report.sent,
+                };
+                framed = sealed(frame::data(id, &payload), signing.as_mut());
+                &framed[..]
+            } else {
+                &payload[..]
+            };
+            if socket.send(datagram).is_err() {
                 report.errors += 1;
             }
             report.sent += 1;
@@ -165,6 +207,13 @@ fn flood(options: &Options) -> std::io::Result<Report> {
     }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+fn sealed(mut frame: Vec<u8>, signing: Option<&mut Signing>) -> Vec<u8> {
+    if let Some(signing) = signing {
+        signing.seal(&mut frame);
+    }
+    frame
 }
 
 /// Writes `seq` in decimal at the start of the payload (as much as fits).
@@ -191,6 +240,8 @@ mod tests {
             size: 16,
             burst: 8,
             limit: None,
+            frame: false,
+            key_file: None,
         };
         let report = flood(&options).unwrap();
         assert_eq!((report.sent, report.errors), (200, 0));
@@ -212,10 +263,47 @@ mod tests {
             size: 16,
             burst: 8,
             limit: Some(Duration::from_millis(50)),
+            frame: false,
+            key_file: None,
         };
         let report = flood(&options).unwrap();
         assert!(report.sent > 0 && report.sent < u64::MAX, "{report}");
         assert!(report.elapsed >= Duration::from_millis(50), "{report}");
+    }
+
+    #[test]
+    fn each_signed_frame_verifies_and_is_new() {
+        let dir = std::env::temp_dir().join(format!("udp_flood.{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("key");
+        std::fs::write(&key, "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=\n").unwrap();
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let options = Options {
+            target: receiver.local_addr().unwrap(),
+            rate: 0,
+            count: 3,
+            size: 16,
+            burst: 8,
+            limit: None,
+            frame: true,
+            key_file: Some(key.clone()),
+        };
+        let report = flood(&options).unwrap();
+        assert_eq!((report.sent, report.errors), (3, 0));
+        // A receiver's view: started before, the same key, refusing replays.
+        let since = std::time::SystemTime::now() - Duration::from_secs(5);
+        let mut check = Signing::open(&key, 1, Duration::from_secs(60), since).unwrap();
+        let mut buf = [0u8; 256];
+        for seq in 0..3u64 {
+            let len = receiver.recv(&mut buf).unwrap();
+            let signed = check.verify(&buf[..len]).unwrap();
+            let frame::Frame::Data { id, message } = signed.frame else {
+                panic!("not a DATA frame: {signed:?}");
+            };
+            assert_eq!(id.seq, seq);
+            assert_eq!(message, format!("{seq} xxxxxxxxxxxxxx").as_bytes());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

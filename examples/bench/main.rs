@@ -30,8 +30,10 @@
 //!      every line logged to a file; lost = sent - lines in the log, and
 //!      where: the socket's drops counter in /proc/net/udp{,6}. Contestants:
 //!      our receiver with its default 4 MiB buffer, the same with --metrics
-//!      on and scraped every 0.5 s, with the kernel's default 208 KiB, the
-//!      Python receiver, and examples/recv_floor.rs (a bare recv loop, no log).
+//!      on and scraped every 0.5 s, fed DATA frames (udp_flood --frame yes),
+//!      with --key-file fed signed DATA frames (udp_flood --key-file), with
+//!      the kernel's default 208 KiB, the Python receiver, and
+//!      examples/recv_floor.rs (a bare recv loop, no log).
 //!   3. sender --confirm to 1000 pods (one receiver answers for all of
 //!      them), side by side with a plain broadcast; then the time to full
 //!      confirmation with 10% of datagrams and of acknowledgements dropped

@@ -36,6 +36,20 @@ fn key_file(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// A receiver with key A and `--metrics`; the directory holds its key file.
+fn keyed_receiver_with_metrics(name: &str) -> (TempDir, Receiver) {
+    let dir = TempDir::new(name);
+    let path = key_file(&dir, KEY_A);
+    let args = [
+        "--key-file",
+        path.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let receiver = Receiver::start(name, &args);
+    (dir, receiver)
+}
+
 fn id(seq: u64) -> Id {
     Id {
         sender: 0x5eed_0000_0000_0001,
@@ -116,17 +130,7 @@ fn reply(sock: &UdpSocket) -> Option<Vec<u8>> {
 /// acknowledged with a signed ACK.
 #[test]
 fn each_kind_of_bad_frame_is_refused_counted_and_warned_about() {
-    let dir = TempDir::new("signing-reasons");
-    let path = key_file(&dir, KEY_A);
-    let receiver = Receiver::start(
-        "signing-reasons",
-        &[
-            "--key-file",
-            path.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-    );
+    let (_dir, receiver) = keyed_receiver_with_metrics("signing-reasons");
     let to = ("127.0.0.1", receiver.port);
     let sock = client();
     let a = keys(KEY_A);
@@ -656,17 +660,7 @@ fn through_the_relay_the_signature_carries_the_client() {
 /// per reason.
 #[test]
 fn a_flood_of_bad_frames_leaves_the_log_bounded_and_the_good_stream_logged() {
-    let dir = TempDir::new("signing-flood");
-    let path = key_file(&dir, KEY_A);
-    let receiver = Receiver::start(
-        "signing-flood",
-        &[
-            "--key-file",
-            path.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-    );
+    let (_dir, receiver) = keyed_receiver_with_metrics("signing-flood");
     let to = ("127.0.0.1", receiver.port);
     let a = keys(KEY_A);
     let b = keys(KEY_B);

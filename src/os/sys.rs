@@ -250,19 +250,20 @@ pub fn bind_udp_reuse_port(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(sock)
 }
 
-/// `struct sock_filter` and `struct sock_fprog` of classic BPF.
+/// `struct sock_filter` and `struct sock_fprog` of classic BPF (also the
+/// tests' seccomp filter).
 #[repr(C)]
-struct SockFilter {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
 }
 
 #[repr(C)]
-struct SockFprog {
-    len: u16,
-    filter: *const SockFilter,
+pub struct SockFprog {
+    pub len: u16,
+    pub filter: *const SockFilter,
 }
 
 /// Makes `sock`, the first bound of its SO_REUSEPORT group, the one that

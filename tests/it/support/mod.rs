@@ -113,18 +113,7 @@ pub fn unshare() -> Command {
 /// opens there and takes IPv4 too.
 pub fn without_ipv6(cmd: &mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
-    #[repr(C)]
-    struct SockFilter {
-        code: u16,
-        jt: u8,
-        jf: u8,
-        k: u32,
-    }
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const SockFilter,
-    }
+    use udp_headless::os::sys::{SockFilter, SockFprog};
     extern "C" {
         fn prctl(option: i32, arg2: usize, arg3: usize, arg4: usize, arg5: usize) -> i32;
     }

@@ -16,9 +16,11 @@
 //! Send errors (ENOBUFS, ECONNREFUSED from an earlier ICMP, ...) are counted,
 //! not retried: the datagram is lost and the report says so.
 //!
-//! `--frame` sends each payload as a DATA frame (docs/PROTOCOL.md; the
-//! receiver logs and acknowledges it), `--key-file PATH` the same frame
-//! signed with the file's first key. Each is sealed in the loop, with a new
+//! `--frame yes` sends each payload as a DATA frame (docs/PROTOCOL.md; the
+//! receiver logs and acknowledges it, as from `sender --confirm`);
+//! `--key-file PATH` as a MESSAGE frame (logged, not acknowledged, as from
+//! a sender with a key without `--confirm`) signed with the file's first
+//! key, and both together as a signed DATA frame. Each is sealed in the loop, with a new
 //! counter and the time of sending, as the receiver refuses a replayed or
 //! stale frame: nothing can be sealed ahead, so the generator's own maximum
 //! (`--rate 0`) is lower when signing, and the report's rate says by how much.
@@ -33,7 +35,7 @@ use udp_headless::signed::Signing;
 
 const USAGE: &str = "usage: udp_flood --target ADDR:PORT [--rate PER_SECOND (0 = max)] \
                      [--count N] [--seconds S] [--size BYTES] [--burst N] \
-                     [--frame yes | --key-file PATH]";
+                     [--frame yes] [--key-file PATH]";
 
 struct Options {
     target: SocketAddr,
@@ -47,7 +49,8 @@ struct Options {
     limit: Option<Duration>,
     /// Each payload in a DATA frame.
     frame: bool,
-    /// Each DATA frame signed with this file's first key.
+    /// Each payload signed with this file's first key, in a MESSAGE frame
+    /// (a DATA frame with `frame`).
     key_file: Option<PathBuf>,
 }
 
@@ -107,10 +110,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 options.limit = Some(limit);
             }
             "--frame" if value == "yes" => options.frame = true,
-            "--key-file" => {
-                options.frame = true;
-                options.key_file = Some(PathBuf::from(value));
-            }
+            "--key-file" => options.key_file = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown option '{flag}'")),
         }
     }
@@ -188,16 +188,21 @@ fn flood(options: &Options) -> std::io::Result<Report> {
         let until = due.min(report.sent + options.burst);
         while report.sent < until {
             stamp(&mut payload, report.sent);
+            let id = Id {
+                sender,
+                seq: report.sent,
+            };
             let framed;
-            let datagram = if options.frame {
-                let id = Id {
-                    sender,
-                    seq: report.sent,
-                };
-                framed = sealed(frame::data(id, &payload), signing.as_mut());
-                &framed[..]
-            } else {
-                &payload[..]
+            let datagram = match (options.frame, signing.as_mut()) {
+                (false, None) => &payload[..],
+                (true, signing) => {
+                    framed = sealed(frame::data(id, &payload), signing);
+                    &framed[..]
+                }
+                (false, signing) => {
+                    framed = sealed(frame::message(id, &payload), signing);
+                    &framed[..]
+                }
             };
             if socket.send(datagram).is_err() {
                 report.errors += 1;
@@ -277,31 +282,36 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let key = dir.join("key");
         std::fs::write(&key, "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=\n").unwrap();
-        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let options = Options {
-            target: receiver.local_addr().unwrap(),
-            rate: 0,
-            count: 3,
-            size: 16,
-            burst: 8,
-            limit: None,
-            frame: true,
-            key_file: Some(key.clone()),
-        };
-        let report = flood(&options).unwrap();
-        assert_eq!((report.sent, report.errors), (3, 0));
         // A receiver's view: started before, the same key, refusing replays.
         let since = std::time::SystemTime::now() - Duration::from_secs(5);
         let mut check = Signing::open(&key, 1, Duration::from_secs(60), since).unwrap();
-        let mut buf = [0u8; 256];
-        for seq in 0..3u64 {
-            let len = receiver.recv(&mut buf).unwrap();
-            let signed = check.verify(&buf[..len]).unwrap();
-            let frame::Frame::Data { id, message } = signed.frame else {
-                panic!("not a DATA frame: {signed:?}");
+        // --key-file alone: MESSAGE frames; with --frame yes: DATA frames.
+        for frame in [false, true] {
+            let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let options = Options {
+                target: receiver.local_addr().unwrap(),
+                rate: 0,
+                count: 3,
+                size: 16,
+                burst: 8,
+                limit: None,
+                frame,
+                key_file: Some(key.clone()),
             };
-            assert_eq!(id.seq, seq);
-            assert_eq!(message, format!("{seq} xxxxxxxxxxxxxx").as_bytes());
+            let report = flood(&options).unwrap();
+            assert_eq!((report.sent, report.errors), (3, 0));
+            let mut buf = [0u8; 256];
+            for seq in 0..3u64 {
+                let len = receiver.recv(&mut buf).unwrap();
+                let signed = check.verify(&buf[..len]).unwrap();
+                let (id, message) = match signed.frame {
+                    frame::Frame::Data { id, message } if frame => (id, message),
+                    frame::Frame::Message { id, message } if !frame => (id, message),
+                    _ => panic!("frame {frame}: {signed:?}"),
+                };
+                assert_eq!(id.seq, seq);
+                assert_eq!(message, format!("{seq} xxxxxxxxxxxxxx").as_bytes());
+            }
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -15,7 +15,8 @@
 //! - With a key (`--key-file`), only what is signed with it is judged, by
 //!   what it carries: an unsigned datagram is refused (counted by reason,
 //!   `keyed::rejected`), a client's DATA frame goes to the pods as a
-//!   FORWARDED DATA frame the relay signs, and only signed ACKs count.
+//!   FORWARDED DATA frame the relay signs (a MESSAGE frame as a FORWARDED
+//!   one), and only signed ACKs count.
 
 use crate::confirm::Waiting;
 use crate::discover;
@@ -32,9 +33,14 @@ use std::time::{Duration, Instant};
 pub enum Verdict<'a> {
     /// Send a copy to every pod.
     Forward,
-    /// A DATA frame and its message: forward it, and acknowledge it to
-    /// `from` when every pod has acknowledged it.
-    Confirm(Id, &'a [u8]),
+    /// A DATA frame (`confirm`) or a signed MESSAGE frame and its message:
+    /// forward it; a DATA frame is acknowledged to `from` when every pod
+    /// has acknowledged it.
+    Message {
+        id: Id,
+        message: &'a [u8],
+        confirm: bool,
+    },
     /// A pod's acknowledgement of a DATA frame forwarded.
     Acknowledged(Id),
     /// Not forwarded: from a pod forwarded to, or a FORWARDED frame.
@@ -50,6 +56,7 @@ pub fn judge<'a>(
     from: SocketAddr,
     from_pod: bool,
 ) -> Option<Verdict<'a>> {
+    let signed = signing.is_some();
     let frame = match signing {
         None => frame::parse(datagram),
         Some(signing) => {
@@ -66,8 +73,18 @@ pub fn judge<'a>(
     Some(match (frame, from_pod) {
         (Some(Frame::Ack(id)), true) => Verdict::Acknowledged(id),
         (_, true) | (Some(Frame::Forwarded { .. } | Frame::Ack(_)), false) => Verdict::Refuse,
-        (Some(Frame::Data { id, message }), false) => Verdict::Confirm(id, message),
-        (None, false) => Verdict::Forward,
+        (Some(Frame::Data { id, message }), false) => Verdict::Message {
+            id,
+            message,
+            confirm: true,
+        },
+        (Some(Frame::Message { id, message }), false) if signed => Verdict::Message {
+            id,
+            message,
+            confirm: false,
+        },
+        // Unsigned, a MESSAGE frame is plain bytes, as to a receiver.
+        (None | Some(Frame::Message { .. }), false) => Verdict::Forward,
     })
 }
 
@@ -466,10 +483,18 @@ mod tests {
         frame::write_forwarded_data(&mut fwd_data, id, addr("6.6.6.6:666"), b"m");
         let ack = frame::ack(id);
         // (datagram, from a pod?, verdict)
-        let cases: [(&[u8], bool, Verdict); 10] = [
+        let message = frame::message(id, b"m");
+        let confirm = Verdict::Message {
+            id,
+            message: b"m",
+            confirm: true,
+        };
+        let cases: [(&[u8], bool, Verdict); 12] = [
             (b"plain", false, Verdict::Forward),
             (b"plain", true, Verdict::Refuse),
-            (&data, false, Verdict::Confirm(id, b"m")),
+            (&message, false, Verdict::Forward),
+            (&message, true, Verdict::Refuse),
+            (&data, false, confirm),
             (&data, true, Verdict::Refuse),
             (&fwd, false, Verdict::Refuse),
             (&fwd, true, Verdict::Refuse),

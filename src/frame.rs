@@ -1,6 +1,6 @@
 //! Framed datagrams (docs/PROTOCOL.md): a fixed 22-byte header, then the
-//! message. Plain datagrams stay plain; only `sender --confirm` and
-//! `relay --frame` send frames, and parsing is total: anything that is not
+//! message. Plain datagrams stay plain; only `sender --confirm`,
+//! `relay --frame` and a key send frames, and parsing is total: anything that is not
 //! a well-formed frame of a known kind is `None`, i.e. plain bytes.
 //!
 //! ```text
@@ -26,6 +26,9 @@ pub const KIND_FORWARDED: u8 = 3;
 /// A forwarded DATA frame: logged once, with its client, and acknowledged
 /// to the relay (which acknowledges to the client when all pods have).
 const KIND_FORWARDED_DATA: u8 = 4;
+/// A message to log, not to acknowledge: what a sender with a key sends
+/// without `--confirm` (signed; unsigned it is plain bytes, see `Seen`).
+const KIND_MESSAGE: u8 = 5;
 
 /// Family bytes of a forwarded frame's original source.
 const SOURCE_V4: u8 = 4;
@@ -46,6 +49,8 @@ pub enum Frame<'a> {
     Data { id: Id, message: &'a [u8] },
     /// The receiver's answer to `Data` with the same id.
     Ack(Id),
+    /// A message to log, never acknowledged (`KIND_MESSAGE`).
+    Message { id: Id, message: &'a [u8] },
     /// A message a relay forwarded: logged with the client's address
     /// (`source`) as if the client had sent it directly; acknowledged
     /// (and logged once) only if `confirm`, a DATA frame the relay
@@ -72,6 +77,7 @@ pub fn parse(datagram: &[u8]) -> Option<Frame<'_>> {
     match datagram[5] {
         KIND_DATA => Some(Frame::Data { id, message: body }),
         KIND_ACK if body.is_empty() => Some(Frame::Ack(id)),
+        KIND_MESSAGE => Some(Frame::Message { id, message: body }),
         kind @ (KIND_FORWARDED | KIND_FORWARDED_DATA) => {
             let (&family, rest) = body.split_first()?;
             let port = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
@@ -112,8 +118,18 @@ fn write_header(out: &mut Vec<u8>, kind: u8, id: Id) {
 
 /// A data frame carrying `message`.
 pub fn data(id: Id, message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + message.len());
-    write_header(&mut out, KIND_DATA, id);
+    with_header(KIND_DATA, id, message)
+}
+
+/// A message frame carrying `message`: logged, not acknowledged.
+pub fn message(id: Id, message: &[u8]) -> Vec<u8> {
+    with_header(KIND_MESSAGE, id, message)
+}
+
+fn with_header(kind: u8, id: Id, message: &[u8]) -> Vec<u8> {
+    // Room for a signature too: sealing then needs no second allocation.
+    let mut out = Vec::with_capacity(HEADER_LEN + message.len() + crate::signed::OVERHEAD);
+    write_header(&mut out, kind, id);
     out.extend_from_slice(message);
     out
 }
@@ -181,6 +197,9 @@ mod tests {
     #[test]
     fn encodes_as_documented() {
         assert_eq!(data(ID, b"test"), DATA_TEST);
+        let mut want = DATA_TEST.to_vec();
+        want[5] = KIND_MESSAGE;
+        assert_eq!(message(ID, b"test"), want);
         assert_eq!(&ack(ID)[..5], b"\xffUDH\x01");
         assert_eq!(ack(ID)[5], KIND_ACK);
         assert_eq!(ack(ID)[6..], DATA_TEST[6..HEADER_LEN]);
@@ -201,6 +220,8 @@ mod tests {
         for message in [&b""[..], b"x", b"\xffUDH\x01\x01", &[0u8; 300]] {
             let framed = data(ID, message);
             assert_eq!(parse(&framed), Some(Frame::Data { id: ID, message }));
+            let framed = super::message(ID, message);
+            assert_eq!(parse(&framed), Some(Frame::Message { id: ID, message }));
             for (source, confirm) in sources.iter().flat_map(|s| [(s, false), (s, true)]) {
                 let source: SocketAddr = source.parse().unwrap();
                 let mut fwd = Vec::new();
@@ -251,7 +272,7 @@ mod tests {
             ("version 0", with(4, 0)),
             ("version 2", with(4, 2)),
             ("kind 0", with(5, 0)),
-            ("kind 5", with(5, 5)),
+            ("kind 6", with(5, 6)),
             ("kind 255", with(5, 255)),
             ("ack with a tail", ack_with_tail),
             ("forwarded, no source", forwarded(b"")),

@@ -133,7 +133,8 @@ fn log_reload(reload: crate::keyring::Reload) {
 }
 
 /// A sender's messages without `--confirm`: as given without a key, each a
-/// signed DATA frame with one.
+/// signed MESSAGE frame with one (logged, not acknowledged: nobody waits
+/// for an ACK, so none is sent).
 #[derive(Debug, Default)]
 pub struct Signer {
     signing: Option<Box<Signing>>,
@@ -159,7 +160,7 @@ impl Signer {
         };
         poll(signing);
         self.id.seq += 1;
-        let mut datagram = frame::data(self.id, message);
+        let mut datagram = frame::message(self.id, message);
         signing.seal(&mut datagram);
         Cow::Owned(datagram)
     }
@@ -174,6 +175,6 @@ impl Signer {
     }
 }
 
-/// The bytes a key adds to each message a sender sends: a DATA frame's
-/// header (added anyway with `--confirm`) and the signature.
+/// The bytes a key adds to each message a sender sends: a frame's header
+/// (added anyway with `--confirm`) and the signature.
 pub const SENDER_OVERHEAD: usize = frame::HEADER_LEN + crate::signed::OVERHEAD;

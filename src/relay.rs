@@ -250,21 +250,34 @@ fn forward(
                     let mut rest = (&mut confirmations, signing.as_deref_mut());
                     not_forwarded(verdict, from, &mut rest, listen, &mut said);
                 }
-                Verdict::Confirm(id, message) => {
-                    let (to, ack_now) = confirmations.data(from, id, &pods.addrs);
-                    if ack_now {
-                        let _ = listen.send_to(&Ack::of(id, signing.as_deref_mut()), from);
+                Verdict::Message {
+                    id,
+                    message,
+                    confirm,
+                } => {
+                    // A MESSAGE frame (signed) goes to every pod, unconfirmed.
+                    let mut to = forward::Places::default();
+                    if confirm {
+                        let (pods, ack_now) = confirmations.data(from, id, &pods.addrs);
+                        if ack_now {
+                            let _ = listen.send_to(&Ack::of(id, signing.as_deref_mut()), from);
+                        }
+                        to = pods.into_iter().map(|pod| (pod, 0)).collect();
                     }
                     let mut framed = Vec::new();
                     let payload = match &framing {
-                        Some(_) => {
+                        Some(_) if confirm => {
                             frame::write_forwarded_data(&mut framed, id, from, message);
+                            &framed[..]
+                        }
+                        Some(_) => {
+                            frame::write_forwarded(&mut framed, id, from, message);
                             &framed[..]
                         }
                         None => data,
                     };
-                    let to: forward::Places = to.into_iter().map(|pod| (pod, 0)).collect();
-                    let pods = targets.list.iter().filter(|(pod, _)| to.contains_key(pod));
+                    let pods =
+                        (targets.list.iter()).filter(|(pod, _)| !confirm || to.contains_key(pod));
                     let sealing = signing.as_deref_mut().map(|s| (s, Vec::new()));
                     send_all(&[payload], pods, out, &mut said, sealing);
                 }

@@ -202,6 +202,12 @@ impl Seen {
                 ack: None,
                 gap: false,
             },
+            // Signed: the signer's counter already made it once only.
+            Some(Frame::Message { message, .. }) if signed => Handling {
+                log: Some((message, from)),
+                ack: None,
+                gap: false,
+            },
             // A signed ACK is no message (it is not for a receiver).
             _ if signed => Handling {
                 log: None,

@@ -31,7 +31,8 @@
 //!      where: the socket's drops counter in /proc/net/udp{,6}. Contestants:
 //!      our receiver with its default 4 MiB buffer, the same with --metrics
 //!      on and scraped every 0.5 s, fed DATA frames (udp_flood --frame yes),
-//!      with --key-file fed signed DATA frames (udp_flood --key-file), with
+//!      with --key-file fed signed MESSAGE frames (udp_flood --key-file) and
+//!      signed DATA frames (both options), with
 //!      the kernel's default 208 KiB, the Python receiver, and
 //!      examples/recv_floor.rs (a bare recv loop, no log).
 //!   3. sender --confirm to 1000 pods (one receiver answers for all of
@@ -134,7 +135,7 @@ impl Settings {
             stream_runs: pick(5, 30),
             recv_trials: pick(1, 3),
             recv_rates: if quick {
-                vec![25000, 50000, 100000, 200000, 0]
+                vec![25000, 50000, 100000, 150000, 200000, 0]
             } else {
                 vec![
                     25000, 50000, 75000, 100000, 150000, 200000, 250000, 300000, 350000, 400000, 0,

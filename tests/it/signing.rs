@@ -71,6 +71,14 @@ fn signed_data(
     d
 }
 
+/// A MESSAGE frame (what a sender with a key sends without --confirm),
+/// signed as `signed_data`.
+fn signed_message(sealer: &mut Sealer, keys: &Keyring, seq: u64, msg: &[u8]) -> Vec<u8> {
+    let mut d = frame::message(id(seq), msg);
+    sealer.seal(keys.signing(), SystemTime::now(), &mut d);
+    d
+}
+
 fn metrics_addr(stderr: &Path) -> SocketAddr {
     let mut addr = None;
     wait_until("the metrics address", Duration::from_secs(5), || {
@@ -146,6 +154,11 @@ fn each_kind_of_bad_frame_is_refused_counted_and_warned_about() {
     let opened = signed::open(&ack, &a).expect("a signed ACK");
     assert_eq!(opened.frame, Frame::Ack(id(1)));
 
+    // A MESSAGE frame: logged, never acknowledged (nobody waits for it).
+    let message = signed_message(&mut sealer, &a, 10, b"no ack");
+    sock.send_to(&message, to).unwrap();
+    assert_eq!(reply(&sock), None, "a MESSAGE frame is not acknowledged");
+
     let mut forged = signed_data(&mut sealer, &a, now, 2, b"forged");
     let last = forged.len() - 1;
     forged[last] ^= 1;
@@ -172,7 +185,13 @@ fn each_kind_of_bad_frame_is_refused_counted_and_warned_about() {
         ("truncated", truncated, Reject::BadTag),
         ("header only", header_only, Reject::Malformed),
         ("unknown key id", unknown, Reject::UnknownKey),
+        (
+            "unsigned message frame",
+            frame::message(id(11), b"v1"),
+            Reject::Unsigned,
+        ),
         ("replay at once", good.clone(), Reject::Replay),
+        ("replayed message", message, Reject::Replay),
         ("too old", stale, Reject::Stale),
         ("too far ahead", future, Reject::Future),
     ];
@@ -184,16 +203,17 @@ fn each_kind_of_bad_frame_is_refused_counted_and_warned_about() {
     sock.send_to(&after, to).unwrap();
     assert!(reply(&sock).is_some(), "the good one after");
 
-    let lines = receiver.wait_lines(2);
+    let lines = receiver.wait_lines(3);
     let local = sock.local_addr().unwrap();
     assert_eq!(
         info_messages(&receiver.log_text()),
         [
             received_message(b"good", local),
+            received_message(b"no ack", local),
             received_message(b"after", local)
         ]
     );
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
     let metrics = scrape(metrics_addr(&receiver.stderr));
     for reason in Reject::ALL {
         let want = cases.iter().filter(|(_, _, r)| *r == reason).count() as u64;
@@ -280,6 +300,44 @@ fn the_sender_signs_in_every_mode() {
         let out = sender(&[&base[..], args].concat(), input);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
     }
+    // Without --confirm: one signed MESSAGE frame per pod (nothing to
+    // acknowledge), with a new counter for each datagram.
+    let pod = client();
+    let pod_port = pod.local_addr().unwrap().port().to_string();
+    let plain = ["-s", "127.0.0.1", "-p", &pod_port, "-m", "m", "-r", "2"];
+    let out = sender(&plain, b"");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        [reply(&pod), reply(&pod)],
+        [Some(b"m".to_vec()), Some(b"m".to_vec())]
+    );
+    let out = sender(
+        &[
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &pod_port,
+            "-m",
+            "m",
+            "-r",
+            "2",
+            "--key-file",
+            key,
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let a = keys(KEY_A);
+    let mut counters = Vec::new();
+    while let Some(datagram) = reply(&pod) {
+        let opened = signed::open(&datagram, &a).expect("signed");
+        let Frame::Message { message, .. } = opened.frame else {
+            panic!("not a MESSAGE frame: {opened:?}");
+        };
+        assert_eq!(message, b"m");
+        counters.push(opened.counter);
+    }
+    assert_eq!(counters, [1, 2]);
     // Through the environment too.
     let out = output_fed(
         bin("sender")
@@ -638,9 +696,11 @@ fn through_the_relay_the_signature_carries_the_client() {
         .starts_with("Message from Client:b'confirmed' Client IP Address:('127.0.0.1', "));
     let relay_metrics = scrape(metrics_addr(&relay_err));
     let acks = sample(&relay_metrics, "udp_headless_relay_acks_received_total");
+    // For the three DATA frames; the sender without --confirm sent a
+    // MESSAGE frame, which no one acknowledges.
     assert!(
-        acks >= 4,
-        "the receiver's signed ACKs, one per message: {acks}"
+        acks >= 3,
+        "the receiver's signed ACKs, one per DATA frame: {acks}"
     );
     // A change with no traffic: both say so within a second or two.
     fs::write(&path, format!("{KEY_A}\n{KEY_B}\n")).unwrap();

@@ -235,19 +235,18 @@ fn stamp(payload: &mut [u8], seq: u64) {
 mod tests {
     use super::*;
 
+    /// Options as the command line gives them: 16-byte payloads to `to`,
+    /// in bursts of 8, and `args`.
+    fn options(to: &UdpSocket, args: &str) -> Options {
+        let target = to.local_addr().unwrap();
+        let line = format!("--target {target} --size 16 --burst 8 {args}");
+        parse(line.split_whitespace().map(String::from)).unwrap()
+    }
+
     #[test]
     fn paced_flood_arrives_in_full_and_on_time() {
         let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let options = Options {
-            target: receiver.local_addr().unwrap(),
-            rate: 2000,
-            count: 200,
-            size: 16,
-            burst: 8,
-            limit: None,
-            frame: false,
-            key_file: None,
-        };
+        let options = options(&receiver, "--rate 2000 --count 200");
         let report = flood(&options).unwrap();
         assert_eq!((report.sent, report.errors), (200, 0));
         // 200 at 2000/s is 100 ms: never early, and not much late.
@@ -261,16 +260,7 @@ mod tests {
     #[test]
     fn a_time_limit_ends_a_flat_out_flood() {
         let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let options = Options {
-            target: receiver.local_addr().unwrap(),
-            rate: 0,
-            count: u64::MAX,
-            size: 16,
-            burst: 8,
-            limit: Some(Duration::from_millis(50)),
-            frame: false,
-            key_file: None,
-        };
+        let options = options(&receiver, &format!("--count {} --seconds 0.05", u64::MAX));
         let report = flood(&options).unwrap();
         assert!(report.sent > 0 && report.sent < u64::MAX, "{report}");
         assert!(report.elapsed >= Duration::from_millis(50), "{report}");
@@ -286,18 +276,10 @@ mod tests {
         let since = std::time::SystemTime::now() - Duration::from_secs(5);
         let mut check = Signing::open(&key, 1, Duration::from_secs(60), since).unwrap();
         // --key-file alone: MESSAGE frames; with --frame yes: DATA frames.
-        for frame in [false, true] {
+        for (frame, args) in [(false, ""), (true, "--frame yes")] {
             let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let options = Options {
-                target: receiver.local_addr().unwrap(),
-                rate: 0,
-                count: 3,
-                size: 16,
-                burst: 8,
-                limit: None,
-                frame,
-                key_file: Some(key.clone()),
-            };
+            let key = key.display();
+            let options = options(&receiver, &format!("--count 3 --key-file {key} {args}"));
             let report = flood(&options).unwrap();
             assert_eq!((report.sent, report.errors), (3, 0));
             let mut buf = [0u8; 256];

@@ -31,16 +31,12 @@ use std::time::{Duration, Instant};
 /// What to do with a datagram that arrived from `from`.
 #[derive(Debug, PartialEq)]
 pub enum Verdict<'a> {
-    /// Send a copy to every pod.
-    Forward,
-    /// A DATA frame (`confirm`) or a signed MESSAGE frame and its message:
-    /// forward it; a DATA frame is acknowledged to `from` when every pod
-    /// has acknowledged it.
-    Message {
-        id: Id,
-        message: &'a [u8],
-        confirm: bool,
-    },
+    /// Send a copy of this to every pod: the datagram, or what a signed
+    /// MESSAGE frame carries (to be forwarded in a frame signed anew).
+    Forward(&'a [u8]),
+    /// A DATA frame and its message: forward it, and acknowledge it to
+    /// `from` when every pod has acknowledged it.
+    Confirm(Id, &'a [u8]),
     /// A pod's acknowledgement of a DATA frame forwarded.
     Acknowledged(Id),
     /// Not forwarded: from a pod forwarded to, or a FORWARDED frame.
@@ -73,18 +69,10 @@ pub fn judge<'a>(
     Some(match (frame, from_pod) {
         (Some(Frame::Ack(id)), true) => Verdict::Acknowledged(id),
         (_, true) | (Some(Frame::Forwarded { .. } | Frame::Ack(_)), false) => Verdict::Refuse,
-        (Some(Frame::Data { id, message }), false) => Verdict::Message {
-            id,
-            message,
-            confirm: true,
-        },
-        (Some(Frame::Message { id, message }), false) if signed => Verdict::Message {
-            id,
-            message,
-            confirm: false,
-        },
+        (Some(Frame::Data { id, message }), false) => Verdict::Confirm(id, message),
+        (Some(Frame::Message { message, .. }), false) if signed => Verdict::Forward(message),
         // Unsigned, a MESSAGE frame is plain bytes, as to a receiver.
-        (None | Some(Frame::Message { .. }), false) => Verdict::Forward,
+        (None | Some(Frame::Message { .. }), false) => Verdict::Forward(datagram),
     })
 }
 
@@ -484,17 +472,12 @@ mod tests {
         let ack = frame::ack(id);
         // (datagram, from a pod?, verdict)
         let message = frame::message(id, b"m");
-        let confirm = Verdict::Message {
-            id,
-            message: b"m",
-            confirm: true,
-        };
         let cases: [(&[u8], bool, Verdict); 12] = [
-            (b"plain", false, Verdict::Forward),
+            (b"plain", false, Verdict::Forward(b"plain")),
             (b"plain", true, Verdict::Refuse),
-            (&message, false, Verdict::Forward),
+            (&message, false, Verdict::Forward(&message)),
             (&message, true, Verdict::Refuse),
-            (&data, false, confirm),
+            (&data, false, Verdict::Confirm(id, b"m")),
             (&data, true, Verdict::Refuse),
             (&fwd, false, Verdict::Refuse),
             (&fwd, true, Verdict::Refuse),

@@ -232,7 +232,8 @@ fn forward(
                 .1
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
         };
-        let mut forwarded = [0usize; BATCH];
+        // Which datagrams to forward, and what of each.
+        let mut forwarded: [(usize, &[u8]); BATCH] = [(0, &[]); BATCH];
         let mut n = 0;
         for i in 0..count {
             let (data, from) = (batch.get(i).0, source(i));
@@ -242,42 +243,29 @@ fn forward(
                 continue;
             };
             match verdict {
-                Verdict::Forward => {
-                    forwarded[n] = i;
+                Verdict::Forward(payload) => {
+                    forwarded[n] = (i, payload);
                     n += 1;
                 }
                 Verdict::Refuse | Verdict::Acknowledged(_) => {
                     let mut rest = (&mut confirmations, signing.as_deref_mut());
                     not_forwarded(verdict, from, &mut rest, listen, &mut said);
                 }
-                Verdict::Message {
-                    id,
-                    message,
-                    confirm,
-                } => {
-                    // A MESSAGE frame (signed) goes to every pod, unconfirmed.
-                    let mut to = forward::Places::default();
-                    if confirm {
-                        let (pods, ack_now) = confirmations.data(from, id, &pods.addrs);
-                        if ack_now {
-                            let _ = listen.send_to(&Ack::of(id, signing.as_deref_mut()), from);
-                        }
-                        to = pods.into_iter().map(|pod| (pod, 0)).collect();
+                Verdict::Confirm(id, message) => {
+                    let (to, ack_now) = confirmations.data(from, id, &pods.addrs);
+                    if ack_now {
+                        let _ = listen.send_to(&Ack::of(id, signing.as_deref_mut()), from);
                     }
                     let mut framed = Vec::new();
                     let payload = match &framing {
-                        Some(_) if confirm => {
-                            frame::write_forwarded_data(&mut framed, id, from, message);
-                            &framed[..]
-                        }
                         Some(_) => {
-                            frame::write_forwarded(&mut framed, id, from, message);
+                            frame::write_forwarded_data(&mut framed, id, from, message);
                             &framed[..]
                         }
                         None => data,
                     };
-                    let pods =
-                        (targets.list.iter()).filter(|(pod, _)| !confirm || to.contains_key(pod));
+                    let to: forward::Places = to.into_iter().map(|pod| (pod, 0)).collect();
+                    let pods = targets.list.iter().filter(|(pod, _)| to.contains_key(pod));
                     let sealing = signing.as_deref_mut().map(|s| (s, Vec::new()));
                     send_all(&[payload], pods, out, &mut said, sealing);
                 }
@@ -289,22 +277,23 @@ fn forward(
                 if framing.buffers.len() < n {
                     framing.buffers.resize_with(n, Vec::new);
                 }
-                for (buffer, &i) in framing.buffers.iter_mut().zip(&forwarded[..n]) {
+                for (buffer, &(i, payload)) in framing.buffers.iter_mut().zip(&forwarded[..n]) {
                     framing.id.seq += 1;
-                    frame::write_forwarded(buffer, framing.id, source(i), batch.get(i).0);
+                    frame::write_forwarded(buffer, framing.id, source(i), payload);
                 }
                 for (payload, buffer) in payloads.iter_mut().zip(&framing.buffers) {
                     *payload = buffer;
                 }
             }
             None => {
-                for (payload, &i) in payloads.iter_mut().zip(&forwarded[..n]) {
-                    *payload = batch.get(i).0;
+                for (payload, &(_, forward)) in payloads.iter_mut().zip(&forwarded[..n]) {
+                    *payload = forward;
                 }
             }
         }
         if n > 0 {
-            send_all(&payloads[..n], targets.list.iter(), out, &mut said, None);
+            let sealing = signing.as_deref_mut().map(|s| (s, Vec::new()));
+            send_all(&payloads[..n], targets.list.iter(), out, &mut said, sealing);
         }
     }
     Ok(())
@@ -338,8 +327,8 @@ fn not_forwarded(
     }
 }
 
-/// Sends each of `payloads` to each of `pods`, counting what went. With
-/// `sealing` (a key, and a buffer), the one payload is signed anew for
+/// Sends each of `payloads` (at most `BATCH`) to each of `pods`, counting
+/// what went. With `sealing` (a key, and buffers), each is signed anew for
 /// each pod: a receiver answering for several pods' addresses takes none
 /// for a replay.
 fn send_all<'a>(
@@ -347,16 +336,22 @@ fn send_all<'a>(
     pods: impl Iterator<Item = &'a (SocketAddr, Option<UdpSocket>)>,
     out: &Out,
     said: &mut Said,
-    mut sealing: Option<(&mut Signing, Vec<u8>)>,
+    mut sealing: Option<(&mut Signing, Vec<Vec<u8>>)>,
 ) {
     let (mut sent, mut failed) = (0, 0);
     for (to, connected) in pods {
         let copies = match &mut sealing {
-            Some((signing, buffer)) => {
-                buffer.clear();
-                buffer.extend_from_slice(payloads[0]);
-                signing.seal(buffer);
-                forward::send_copies(&[&buffer[..]], *to, connected.as_ref(), out)
+            Some((signing, buffers)) => {
+                buffers.resize_with(payloads.len(), Vec::new);
+                let mut sealed: [&[u8]; BATCH] = [&[]; BATCH];
+                for ((buffer, payload), sealed) in buffers.iter_mut().zip(payloads).zip(&mut sealed)
+                {
+                    buffer.clear();
+                    buffer.extend_from_slice(payload);
+                    signing.seal(buffer);
+                    *sealed = buffer;
+                }
+                forward::send_copies(&sealed[..payloads.len()], *to, connected.as_ref(), out)
             }
             None => forward::send_copies(payloads, *to, connected.as_ref(), out),
         };

@@ -308,11 +308,13 @@ mod tests {
     /// The examples in docs/PROTOCOL.md, "Signed frames", read from the
     /// page itself: the first two code blocks of the section, each line
     /// hex bytes, then two spaces and a comment.
-    fn doc_examples() -> (Vec<u8>, Vec<u8>) {
+    /// DATA, ACK, MESSAGE.
+    fn doc_examples() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let page = include_str!("../docs/PROTOCOL.md");
         let section = &page[page.find("## Signed frames").expect("the section")..];
         let mut blocks = section.split("```").skip(1).step_by(2).map(unhex);
-        (blocks.next().unwrap(), blocks.next().unwrap())
+        let mut next = || blocks.next().expect("an example");
+        (next(), next(), next())
     }
 
     #[test]
@@ -321,8 +323,14 @@ mod tests {
         assert_eq!(keys.signing().id.to_string(), "630dcd29");
         let mut data = frame::data(ID, b"test");
         Sealer::new(ID.sender).seal(keys.signing(), at(SENT_MS), &mut data);
-        let (doc_data, doc_ack) = doc_examples();
+        let (doc_data, doc_ack, doc_message) = doc_examples();
         assert_eq!(data, doc_data, "DATA");
+        let mut sealer = Sealer::new(ID.sender);
+        sealer.counter = 1;
+        let next = Id { seq: 43, ..ID };
+        let mut message = frame::message(next, b"test");
+        sealer.seal(keys.signing(), at(SENT_MS), &mut message);
+        assert_eq!(message, doc_message, "MESSAGE");
         let mut ack = frame::ack(ID).to_vec();
         Sealer::new(RECEIVER).seal(keys.signing(), at(SENT_MS + 5), &mut ack);
         assert_eq!(ack, doc_ack, "ACK");
@@ -337,10 +345,17 @@ mod tests {
         let source = "[fd00::1]:7".parse().unwrap();
         let mut fwd = Vec::new();
         frame::write_forwarded(&mut fwd, ID, source, b"hi");
-        let frames: [(Vec<u8>, Frame); 3] = [
+        let frames: [(Vec<u8>, Frame); 4] = [
             (
                 frame::data(ID, b"m"),
                 Frame::Data {
+                    id: ID,
+                    message: b"m",
+                },
+            ),
+            (
+                frame::message(ID, b"m"),
+                Frame::Message {
                     id: ID,
                     message: b"m",
                 },

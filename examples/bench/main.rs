@@ -42,8 +42,9 @@
 //!   4. footprint: binary and image sizes, the receivers' resident memory.
 //!   5. relay: copies delivered to 10 and 100 pods (examples/fanout_sink.rs,
 //!      4 MiB buffers) of 64-byte datagrams from udp_flood, paced and flat
-//!      out, our relay beside samplicator (built from ../shared/peers when
-//!      present; UDP_HEADLESS_PEERS overrides). Stream mode: 2000 stdin lines
+//!      out, our relay (also with --key-file, fed signed MESSAGE frames)
+//!      beside samplicator (built from ../shared/peers when present;
+//!      UDP_HEADLESS_PEERS overrides). Stream mode: 2000 stdin lines
 //!      to 10 pods vs sendto_floor's same 20,000 sends.
 //!
 //! The original's scripts are used unmodified from $UDP_HEADLESS_SEED
@@ -94,6 +95,8 @@ const PAYLOAD_SIZE: u64 = 64;
 const PORT: u16 = 12000;
 const RELAY_PORT: u16 = 12001;
 const METRICS_PORT: u16 = 9102;
+/// A key (32 bytes of `k`, base64) for the signed contestants.
+const BENCH_KEY: &str = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=";
 // The receiver's default ask (4 MiB) and the kernel's default rmem_max.
 const RECEIVER_RCVBUF: u64 = 4194304;
 const KERNEL_DEFAULT_RCVBUF: u64 = 212992;

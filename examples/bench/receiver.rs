@@ -363,9 +363,6 @@ pub fn receiver_tables(results: &Path, t: &mut String) -> (String, String) {
     (o, memory)
 }
 
-/// A key (32 bytes of `k`, base64) for the signed contestant.
-const BENCH_KEY: &str = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=";
-
 /// Issue 22: the signed receiver's lossless rate as a share of the same
 /// traffic's without a key: a sender's messages (plain datagrams without a
 /// key, signed MESSAGE frames with one: each logged, none acknowledged)

@@ -9,7 +9,9 @@ impl Bench {
     pub(crate) fn relay_bench(&mut self) -> Res<()> {
         let peers = std::env::var_os("UDP_HEADLESS_PEERS")
             .map_or_else(|| self.repo.join("../shared/peers"), PathBuf::from);
-        let mut who_all = vec!["relay"];
+        // relay-key: signed MESSAGE frames in, each copy signed anew.
+        let mut who_all = vec!["relay", "relay-key"];
+        write(&self.tmp.join("key"), format!("{BENCH_KEY}\n"))?;
         let build = peers.join("build-samplicator.sh");
         if build.is_file() && quiet(Command::new(&build).arg(self.tmp.join("peers"))) {
             self.samplicate = Some(self.tmp.join("peers/samplicate"));
@@ -66,10 +68,12 @@ impl Bench {
             ready.display()
         ));
         let sink = self.spawn(sink, &sink_out, Path::new("/dev/null"))?;
-        let relay = if who == "relay" {
+        let key = format!("--key-file {}", self.tmp.join("key").display());
+        let signed = if who == "relay-key" { &key[..] } else { "" };
+        let relay = if who != "samplicator" {
             let listen = format!("--listen 127.0.0.1:{RELAY_PORT} --rcvbuf {RECEIVER_RCVBUF}");
             self.ns(&format!(
-                "taskset -c 1 {} -s {SERVICE} {listen}",
+                "taskset -c 1 {} -s {SERVICE} {listen} {signed}",
                 self.exe("relay")
             ))
         } else {
@@ -87,12 +91,14 @@ impl Bench {
         for _ in 0..100 {
             if ready.exists()
                 && quiet(&mut self.ns(&check))
-                && (who != "relay" || read(&relay_err).lines().any(|l| l.ends_with(&pods_line)))
+                && (who == "samplicator"
+                    || read(&relay_err).lines().any(|l| l.ends_with(&pods_line)))
             {
                 break;
             }
             sleep(Duration::from_millis(50));
         }
+        let count = format!("{count} {signed}");
         let report = self.flood("taskset -c 0", RELAY_PORT, rate, &count)?;
         if !self.reap(sink)?.success() {
             return Err(format!("the sink failed: {}", read(&sink_out)));
@@ -139,7 +145,11 @@ pub fn relay_tables(results: &Path) -> Res<String> {
         keys.dedup();
         for (pods, rate) in keys {
             let mut best: HashMap<&str, f64> = HashMap::new();
-            for who in ["relay", "samplicator"] {
+            for (who, label) in [
+                ("relay", "relay"),
+                ("relay-key", "relay --key-file"),
+                ("samplicator", "samplicator"),
+            ] {
                 let Some(t) = rows.get(&(pods, rate, who.to_string())) else {
                     continue;
                 };
@@ -152,7 +162,7 @@ pub fn relay_tables(results: &Path) -> Res<String> {
                 best.insert(who, median(&got));
                 let _ = writeln!(
                     o,
-                    "| {pods} | {}/s | `{who}` | {} ({}-{}) | {:.2}% | {}-{} | {:.1}k/s | {:.2} us |",
+                    "| {pods} | {}/s | `{label}` | {} ({}-{}) | {:.2}% | {}-{} | {:.1}k/s | {:.2} us |",
                     rate_name(rate),
                     commas(median(&got)),
                     commas(min(&got)),
@@ -171,6 +181,14 @@ pub fn relay_tables(results: &Path) -> Res<String> {
                     commas(*relay),
                     commas(*samplicator),
                     verdict(relay >= samplicator)
+                ));
+            }
+            if let (Some(relay), Some(signed)) = (best.get("relay"), best.get("relay-key")) {
+                verdicts.push(format!(
+                    "{pods} pods, {}: relay --key-file {} copies, {:.0}% of unsigned (no target)",
+                    rate_name(rate),
+                    commas(*signed),
+                    100.0 * signed / relay
                 ));
             }
             if rate > 0 {

@@ -425,30 +425,11 @@ fn ips_text(ips: &[IpAddr]) -> String {
         .join(" ")
 }
 
-fn cargo_build(target: &str, log: &Path) -> bool {
-    let ran = run(
-        Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--bins",
-                "--target",
-                target,
-            ])
-            .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER", "rust-lld")
-            .current_dir(root()),
-        Duration::from_secs(900),
-    );
-    fs::write(log, &ran.text).unwrap();
-    ran.ok
-}
-
 fn build_images(r: &Run, checks: &mut Checks) {
     eprintln!("== building the musl binaries and the images ({})", r.name);
     let what = format!("cargo build --release --target {MUSL}");
-    if !cargo_build(MUSL, &r.tmp.join("cargo.log")) {
-        checks.abort(&what, &fs::read_to_string(r.tmp.join("cargo.log")).unwrap());
+    if let Err(output) = cargo_build(MUSL) {
+        checks.abort(&what, &output);
     }
     checks.check(&what, true);
     let revision = Command::new("git")
@@ -509,11 +490,8 @@ fn build_images(r: &Run, checks: &mut Checks) {
     let arm64_image = r.image("receiver-arm64");
     let container = format!("{}-arm64", r.name);
     let copy = r.tmp.join("receiver-arm64");
-    let log = r.tmp.join("arm64.log");
     let arm64 = || -> Result<(), String> {
-        if !cargo_build(ARM64, &log) {
-            return Err(fs::read_to_string(&log).unwrap());
-        }
+        cargo_build(ARM64)?;
         let args = [
             "--platform",
             "linux/arm64",

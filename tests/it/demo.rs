@@ -10,7 +10,7 @@ use crate::support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
@@ -18,10 +18,6 @@ fn demo() -> Command {
     let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh"));
     cmd.stdin(Stdio::null());
     cmd
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 /// (args, exit code, text the output must contain)
@@ -51,8 +47,17 @@ const CLI_CASES: &[(&[&str], i32, &str)] = &[
 fn options_are_checked_before_anything_runs() {
     for (args, code, want) in CLI_CASES {
         let out = output_within(demo().args(*args), Duration::from_secs(60));
-        assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", text(&out));
-        assert!(text(&out).contains(want), "{args:?}: {}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "{args:?}: {}",
+            output_text(&out)
+        );
+        assert!(
+            output_text(&out).contains(want),
+            "{args:?}: {}",
+            output_text(&out)
+        );
     }
 }
 
@@ -78,8 +83,8 @@ fn cluster_mode_says_what_is_missing() {
         demo().env("PATH", path_without_oc(&dir)),
         Duration::from_secs(60),
     );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("neither oc nor kubectl is installed"));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    assert!(output_text(&out).contains("neither oc nor kubectl is installed"));
 
     // With a CLI but no cluster configured, kubectl falls back to
     // localhost:8080, where nothing listens (only loopback is tried).
@@ -96,8 +101,12 @@ fn cluster_mode_says_what_is_missing() {
                 .args(["--namespace", "demo-test"]),
             Duration::from_secs(120),
         );
-        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-        assert!(text(&out).contains("not logged in"), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+        assert!(
+            output_text(&out).contains("not logged in"),
+            "{}",
+            output_text(&out)
+        );
     }
 }
 
@@ -161,11 +170,11 @@ fn local_demo_passes_and_cleans_up() {
         .unwrap();
     let pid = child.id();
     let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(
-        text(&out).contains("\ndemo: PASS — 5/5 pods"),
+        output_text(&out).contains("\ndemo: PASS — 5/5 pods"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
 }
@@ -183,7 +192,7 @@ fn local_demo_runs_the_pods_the_manifests_describe() {
         Command::new("cp").arg("-r").arg(&source).arg(&copy),
         Duration::from_secs(10),
     );
-    assert!(cp.status.success(), "{}", text(&cp));
+    assert!(cp.status.success(), "{}", output_text(&cp));
     let sts = copy.join("statefulset.yaml");
     let yaml = fs::read_to_string(&sts).unwrap();
     let from = "value: \"[::]:9102\"";
@@ -202,7 +211,7 @@ fn local_demo_runs_the_pods_the_manifests_describe() {
             .spawn()
             .unwrap();
         let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
-        let text = text(&out);
+        let text = output_text(&out);
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert!(
             text.contains(&format!(
@@ -244,13 +253,13 @@ fn local_demo_reports_pods_that_missed_a_message() {
         .unwrap();
     let pid = child.id();
     let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     // The verdict names exactly the two first pods, for the second message
     // (and may add what else it found wrong about them).
-    let verdict = text(&out)
+    let verdict = output_text(&out)
         .lines()
         .find_map(|l| l.strip_prefix("demo: FAIL — missed or wrong: "))
-        .unwrap_or_else(|| panic!("no FAIL verdict: {}", text(&out)))
+        .unwrap_or_else(|| panic!("no FAIL verdict: {}", output_text(&out)))
         .to_string();
     for pod in 0..2 {
         let missed = format!("statefulset-udp-server-{pod} (test-after-scale)");

@@ -862,7 +862,7 @@ fn drop_some(c: &Cluster, pod: &Pod, port_match: &str) {
 /// One receiver answering for a block of pod addresses (as the test
 /// cluster and the benchmark have it): each datagram is signed anew, so
 /// none is taken for a replay: each address gets its line, or with
-/// --confirm, its confirmation.
+/// --confirm, its confirmation; also through a relay with the key.
 #[test]
 fn a_receiver_answering_for_many_addresses_gets_each_signed_datagram() {
     let mut c = Cluster::new("signing-block");
@@ -901,6 +901,41 @@ fn a_receiver_answering_for_many_addresses_gets_each_signed_datagram() {
             check_delivery(&receivers, message.as_bytes(), sender_ip()).unwrap();
         }
     }
+    // Through a relay with the key: a burst, which it takes in batches and
+    // signs anew for each address, reaches each address once, naming
+    // sender-app.
+    let relay_ip = "10.244.0.30";
+    let relay_pod = c.add_pod("relay", &[relay_ip.parse().unwrap()]);
+    let relay_err = c.dir.join("relay.err");
+    let mut relay = c.command(&relay_pod, bin_path("relay"));
+    relay
+        .args(["-s", SERVICE, "--key-file", &key])
+        .stderr(fs::File::create(&relay_err).unwrap());
+    let mut relay = c.spawn(&mut relay, "relay");
+    wait_until("the relay's 150 pods", Duration::from_secs(10), || {
+        fs::read_to_string(&relay_err)
+            .unwrap()
+            .contains("pods: 150")
+    });
+    let burst: Vec<String> = (1..=20).map(|i| format!("burst {i}")).collect();
+    let out = output_fed(
+        c.command(&sender_pod, bin_path("sender")).args([
+            "-s",
+            relay_ip,
+            "-p",
+            "12001",
+            "--key-file",
+            &key,
+        ]),
+        (burst.join("\n") + "\n").as_bytes(),
+        RUN_LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    for message in &burst {
+        wait_delivery(&receivers, message.as_bytes(), sender_ip());
+        check_delivery(&receivers, message.as_bytes(), sender_ip()).unwrap();
+    }
+    assert_eq!(relay.stop().code(), Some(0));
     for receiver in &receivers {
         let text = fs::read_to_string(&receiver.stderr).unwrap();
         assert!(!text.contains("WARNING"), "{text}");

@@ -1320,27 +1320,36 @@ default_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n\
 /// (`cargo build --release --locked --bins`), then `podman build --target
 /// TARGET --build-arg BINARIES=host` of the Dockerfile (nothing pulled),
 /// tagged IMAGE, for each (TARGET, IMAGE); `conf` is CONTAINERS_CONF.
-pub fn build_host_images(conf: &Path, images: &[(&str, &str)]) -> Result<(), String> {
+/// The release binaries for `target` (a musl target of the images, linked
+/// as .cargo/config.toml says); Err: cargo's output.
+pub fn cargo_build(target: &str) -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = |o: &Output| {
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
-    };
+    let args = [
+        "build",
+        "--release",
+        "--locked",
+        "--bins",
+        "--target",
+        target,
+    ];
     let cargo = output_within(
-        Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--bins",
-                "--target",
-                "x86_64-unknown-linux-musl",
-            ])
-            .current_dir(root),
+        Command::new(env!("CARGO")).args(args).current_dir(root),
         Duration::from_secs(900),
     );
-    if !cargo.status.success() {
-        return Err(format!("cargo build (musl): {}", text(&cargo)));
+    if cargo.status.success() {
+        return Ok(());
     }
+    Err(output_text(&cargo))
+}
+
+/// A finished command's stdout, then its stderr.
+pub fn output_text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+pub fn build_host_images(conf: &Path, images: &[(&str, &str)]) -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    cargo_build("x86_64-unknown-linux-musl").map_err(|e| format!("cargo build (musl): {e}"))?;
     for (target, image) in images {
         let built = output_within(
             Command::new("podman")
@@ -1357,7 +1366,10 @@ pub fn build_host_images(conf: &Path, images: &[(&str, &str)]) -> Result<(), Str
             Duration::from_secs(600),
         );
         if !built.status.success() {
-            return Err(format!("podman build --target {target}: {}", text(&built)));
+            return Err(format!(
+                "podman build --target {target}: {}",
+                output_text(&built)
+            ));
         }
     }
     Ok(())

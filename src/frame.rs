@@ -1,7 +1,8 @@
 //! Framed datagrams (docs/PROTOCOL.md): a fixed 22-byte header, then the
 //! message. Plain datagrams stay plain; only `sender --confirm`,
-//! `relay --frame` and a key send frames, and parsing is total: anything that is not
-//! a well-formed frame of a known kind is `None`, i.e. plain bytes.
+//! `relay --frame` and a key send frames, and parsing is total: anything
+//! that is not a well-formed frame of a known kind is `None`, i.e. plain
+//! bytes.
 //!
 //! ```text
 //! 0      4        5     6           14          22

@@ -306,9 +306,8 @@ mod tests {
     }
 
     /// The examples in docs/PROTOCOL.md, "Signed frames", read from the
-    /// page itself: the first two code blocks of the section, each line
-    /// hex bytes, then two spaces and a comment.
-    /// DATA, ACK, MESSAGE.
+    /// page itself: the first three code blocks of the section (DATA, ACK,
+    /// MESSAGE), each line hex bytes, then two spaces and a comment.
     fn doc_examples() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let page = include_str!("../docs/PROTOCOL.md");
         let section = &page[page.find("## Signed frames").expect("the section")..];

@@ -755,26 +755,6 @@ fn dropped(c: &Cluster, pod: &Pod) -> u64 {
     rule.split_whitespace().next().unwrap().parse().unwrap()
 }
 
-/// Drops a random part (`probability`) of the UDP datagrams arriving in
-/// `pod` whose `port_match` (`--dport` or `--sport`) is 12000.
-fn drop_some(c: &Cluster, pod: &Pod, port_match: &str, probability: &str) {
-    let out = output_within(
-        c.command(pod, "iptables")
-            .args(["-A", "INPUT", "-p", "udp", port_match, "12000"])
-            .args([
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                probability,
-            ])
-            .args(["-j", "DROP"]),
-        RUN_LIMIT,
-    );
-    assert!(out.status.success(), "iptables: {out:?}");
-}
-
 /// 20% of the frames (arriving at each pod) and, independently, 20% of
 /// the acknowledgements (arriving at sender-app) are dropped: every pod
 /// still confirms every message within the timeout, and logs each exactly

@@ -398,9 +398,18 @@ fn the_sender_signs_in_every_mode() {
     assert!(err.contains("line 1") && !err.contains("c2hvcnQ"), "{err}");
 }
 
+/// The ACK of `id` signed with the first key of `keys`, sent `ago_secs`
+/// seconds ago.
+fn signed_ack(keys: &Keyring, ago_secs: u64, id: Id) -> Vec<u8> {
+    let mut ack = frame::ack(id).to_vec();
+    let at = SystemTime::now() - Duration::from_secs(ago_secs);
+    Sealer::new(3).seal(keys.signing(), at, &mut ack);
+    ack
+}
+
 /// A fake pod answers a signed sender --confirm with acknowledgements that
-/// must confirm nothing: unsigned, signed with another key, forged, and a
-/// copy of the right one; only the right one confirms.
+/// must confirm nothing: unsigned, signed with another key, forged, stale;
+/// only the right one confirms (its copy is refused as a replay).
 #[test]
 fn forged_acknowledgements_confirm_nothing() {
     let dir = TempDir::new("signing-acks");
@@ -410,42 +419,20 @@ fn forged_acknowledgements_confirm_nothing() {
     type Answer = fn(&Keyring, &Keyring, Id) -> Vec<Vec<u8>>;
     let cases: Vec<(&str, Answer, bool)> = vec![
         ("unsigned", |_, _, id| vec![frame::ack(id).to_vec()], false),
-        (
-            "another key",
-            |_, b, id| {
-                let mut ack = frame::ack(id).to_vec();
-                Sealer::new(3).seal(b.signing(), SystemTime::now(), &mut ack);
-                vec![ack]
-            },
-            false,
-        ),
+        ("another key", |_, b, id| vec![signed_ack(b, 0, id)], false),
         (
             "forged tag",
             |a, _, id| {
-                let mut ack = frame::ack(id).to_vec();
-                Sealer::new(3).seal(a.signing(), SystemTime::now(), &mut ack);
+                let mut ack = signed_ack(a, 0, id);
                 ack[40] ^= 1;
                 vec![ack]
             },
             false,
         ),
+        ("stale", |a, _, id| vec![signed_ack(a, 300, id)], false),
         (
-            "stale",
-            |a, _, id| {
-                let mut ack = frame::ack(id).to_vec();
-                let old = SystemTime::now() - Duration::from_secs(300);
-                Sealer::new(3).seal(a.signing(), old, &mut ack);
-                vec![ack]
-            },
-            false,
-        ),
-        (
-            "right (control)",
-            |a, _, id| {
-                let mut ack = frame::ack(id).to_vec();
-                Sealer::new(3).seal(a.signing(), SystemTime::now(), &mut ack);
-                vec![ack]
-            },
+            "right, and a copy (a replay)",
+            |a, _, id| vec![signed_ack(a, 0, id); 2],
             true,
         ),
     ];
@@ -797,9 +784,9 @@ fn under_10_percent_loss_each_way_signed_confirm_is_still_exactly_once() {
     c.wait_dns(3);
     let sender_pod = c.add_pod("sender-app", &[sender_ip()]);
     for receiver in &receivers {
-        drop_some(&c, &receiver.pod, "--dport");
+        drop_some(&c, &receiver.pod, "--dport", "0.1");
     }
-    drop_some(&c, &sender_pod, "--sport");
+    drop_some(&c, &sender_pod, "--sport", "0.1");
     let messages: Vec<String> = (1..=30).map(|i| format!("signed-loss-{i}")).collect();
     let mut child = c
         .command(&sender_pod, bin_path("sender"))
@@ -837,26 +824,6 @@ fn under_10_percent_loss_each_way_signed_confirm_is_still_exactly_once() {
         // Retries are signed anew: none is taken for a replay.
         assert!(!text.contains("WARNING"), "{text}");
     }
-}
-
-/// Drops 10% of the UDP datagrams arriving in `pod` whose `port_match`
-/// (`--dport` or `--sport`) is 12000.
-fn drop_some(c: &Cluster, pod: &Pod, port_match: &str) {
-    let out = output_within(
-        c.command(pod, "iptables")
-            .args(["-A", "INPUT", "-p", "udp", port_match, "12000"])
-            .args([
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                "0.1",
-            ])
-            .args(["-j", "DROP"]),
-        RUN_LIMIT,
-    );
-    assert!(out.status.success(), "iptables: {out:?}");
 }
 
 /// One receiver answering for a block of pod addresses (as the test

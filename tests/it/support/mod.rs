@@ -1374,3 +1374,23 @@ pub fn build_host_images(conf: &Path, images: &[(&str, &str)]) -> Result<(), Str
     }
     Ok(())
 }
+
+/// Drops a random part (`probability`) of the UDP datagrams arriving in
+/// `pod` whose `port_match` (`--dport` or `--sport`) is 12000.
+pub fn drop_some(c: &Cluster, pod: &Pod, port_match: &str, probability: &str) {
+    let out = output_within(
+        c.command(pod, "iptables")
+            .args(["-A", "INPUT", "-p", "udp", port_match, "12000"])
+            .args([
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                probability,
+            ])
+            .args(["-j", "DROP"]),
+        RUN_LIMIT,
+    );
+    assert!(out.status.success(), "iptables: {out:?}");
+}

@@ -3,8 +3,8 @@
 //! Markdown tables (median of several runs, min-max, ratios); docs/BENCHMARKS.md
 //! holds the latest ones and explains them.
 //!
-//!   cargo run --release --example bench             the full run (about 8 minutes)
-//!   cargo run --release --example bench -- --quick  fewer runs and rates (1-2 minutes)
+//!   cargo run --release --example bench             the full run (about 13 minutes)
+//!   cargo run --release --example bench -- --quick  fewer runs and rates (about 3 minutes)
 //!   cargo run --release --example bench -- --relay  only 5. (and the stream-mode rows of 1.)
 //!   cargo run --release --example bench -- --sender only the 1000-pod rows of 1., and their
 //!                                                    medians and ratios to the floor

@@ -315,6 +315,8 @@ mod tests {
         let ack = frame::ack(msg_id);
         let mut bad_version = data.clone();
         bad_version[4] = 9;
+        // Unsigned, a MESSAGE frame (kind 5) is plain bytes, as before it existed.
+        let message = frame::message(msg_id, b"m");
         let mut seen = Seen::trusting(Trusted::parse("10.0.0.0/24", "test").unwrap());
         let mut untrusted = Seen::trusting(Trusted::parse("10.0.1.1", "test").unwrap());
         for frame in [&forwarded, &forwarded_data] {
@@ -335,6 +337,7 @@ mod tests {
                 false,
             ),
             ("an ack", &ack, Some((&ack, from)), false),
+            ("unsigned message", &message, Some((&message, from)), false),
             (
                 "forwarded data",
                 &forwarded_data,
@@ -379,6 +382,8 @@ mod tests {
         let mut forwarded = Vec::new();
         frame::write_forwarded(&mut forwarded, id(6, 1), client, b"hi");
         sender.seal(&mut forwarded);
+        let mut message = frame::message(id(5, 2), b"note");
+        sender.seal(&mut message);
 
         let got = seen.handle(&data, from);
         assert_eq!(got.log, Some((&b"test"[..], from)));
@@ -386,6 +391,9 @@ mod tests {
         assert_eq!(ack.len(), signed::MIN_LEN);
         let verified = checker.as_mut().unwrap().verify(&ack).unwrap();
         assert_eq!(verified.frame, Frame::Ack(id(5, 1)));
+        // Signed MESSAGE: logged, not acknowledged; its copy is a replay.
+        let got = seen.handle(&message, from);
+        assert_eq!((got.log, got.ack), (Some((&b"note"[..], from)), None));
         // Not trusted by address (no --trust-relay): by its signature.
         assert_eq!(
             seen.handle(&forwarded, from).log,
@@ -393,6 +401,7 @@ mod tests {
         );
         for (what, datagram) in [
             ("replayed", data.clone()),
+            ("replayed message", message.clone()),
             ("plain", b"test".to_vec()),
             ("unsigned frame", frame::data(id(5, 2), b"x")),
         ] {

@@ -52,7 +52,6 @@ pub fn judge<'a>(
     from: SocketAddr,
     from_pod: bool,
 ) -> Option<Verdict<'a>> {
-    let signed = signing.is_some();
     let frame = match signing {
         None => frame::parse(datagram),
         Some(signing) => {
@@ -70,9 +69,9 @@ pub fn judge<'a>(
         (Some(Frame::Ack(id)), true) => Verdict::Acknowledged(id),
         (_, true) | (Some(Frame::Forwarded { .. } | Frame::Ack(_)), false) => Verdict::Refuse,
         (Some(Frame::Data { id, message }), false) => Verdict::Confirm(id, message),
-        (Some(Frame::Message { message, .. }), false) if signed => Verdict::Forward(message),
-        // Unsigned, a MESSAGE frame is plain bytes, as to a receiver.
-        (None | Some(Frame::Message { .. }), false) => Verdict::Forward(datagram),
+        // Only signed (`frame::parse_signed`): re-signed per pod.
+        (Some(Frame::Message { message, .. }), false) => Verdict::Forward(message),
+        (None, false) => Verdict::Forward(datagram),
     })
 }
 
@@ -491,6 +490,48 @@ mod tests {
             let got = judge(None, datagram, from, from_pod);
             assert_eq!(got, Some(want), "{datagram:?} {from_pod}");
         }
+    }
+
+    /// With a key: the same rules over what a signed datagram carries; a
+    /// signed MESSAGE frame forwards its message (to be signed anew), and
+    /// anything unsigned is refused for its signature (None).
+    #[test]
+    fn the_rules_with_a_key() {
+        let dir = std::env::temp_dir().join(format!("judge-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        let age = crate::replay::DEFAULT_MAX_AGE;
+        let since = std::time::SystemTime::now() - Duration::from_secs(1);
+        let mut client = Signing::open(&path, 1, age, since).unwrap();
+        let mut relay = Signing::open(&path, 2, age, since).unwrap();
+        let id = Id { sender: 1, seq: 2 };
+        let sealed = |mut frame: Vec<u8>, client: &mut Signing| {
+            client.seal(&mut frame);
+            frame
+        };
+        let message = sealed(frame::message(id, b"m"), &mut client);
+        let data = sealed(frame::data(id, b"m"), &mut client);
+        let ack = sealed(frame::ack(id).to_vec(), &mut client);
+        let mut fwd = Vec::new();
+        frame::write_forwarded(&mut fwd, id, addr("6.6.6.6:666"), b"m");
+        let fwd = sealed(fwd, &mut client);
+        // (datagram, from a pod?, verdict)
+        let cases: [(&[u8], bool, Option<Verdict>); 7] = [
+            (&message, false, Some(Verdict::Forward(b"m"))),
+            (&data, false, Some(Verdict::Confirm(id, b"m"))),
+            (&ack, true, Some(Verdict::Acknowledged(id))),
+            (&fwd, false, Some(Verdict::Refuse)),
+            (&message, false, None), // a replay
+            (b"plain", false, None),
+            (&frame::message(id, b"m"), false, None),
+        ];
+        for (datagram, from_pod, want) in cases {
+            let from = addr("10.0.0.9:5000");
+            let got = judge(Some(&mut relay), datagram, from, from_pod);
+            assert_eq!(got, want, "{datagram:?} {from_pod}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub const KIND_FORWARDED: u8 = 3;
 /// to the relay (which acknowledges to the client when all pods have).
 const KIND_FORWARDED_DATA: u8 = 4;
 /// A message to log, not to acknowledge: what a sender with a key sends
-/// without `--confirm` (signed; unsigned it is plain bytes, see `Seen`).
+/// without `--confirm`. Only signed (`parse_signed`): unsigned, a message
+/// needs no frame, and kind 5 stays plain bytes as before it existed.
 const KIND_MESSAGE: u8 = 5;
 
 /// Family bytes of a forwarded frame's original source.
@@ -65,8 +66,19 @@ pub enum Frame<'a> {
 }
 
 /// The frame in `datagram`, or None: not a frame, another version, an
-/// unknown kind, or cut short. Never panics, whatever the bytes.
+/// unknown kind, or cut short. Never panics, whatever the bytes. A MESSAGE
+/// frame is None here: unsigned it is plain bytes (see `parse_signed`).
 pub fn parse(datagram: &[u8]) -> Option<Frame<'_>> {
+    parse_kinds(datagram, false)
+}
+
+/// `parse` of the frame a signature covers (`signed::open`), where a
+/// MESSAGE frame is one.
+pub fn parse_signed(datagram: &[u8]) -> Option<Frame<'_>> {
+    parse_kinds(datagram, true)
+}
+
+fn parse_kinds(datagram: &[u8], signed: bool) -> Option<Frame<'_>> {
     if datagram.len() < HEADER_LEN || datagram[..4] != MAGIC || datagram[4] != VERSION {
         return None;
     }
@@ -78,7 +90,7 @@ pub fn parse(datagram: &[u8]) -> Option<Frame<'_>> {
     match datagram[5] {
         KIND_DATA => Some(Frame::Data { id, message: body }),
         KIND_ACK if body.is_empty() => Some(Frame::Ack(id)),
-        KIND_MESSAGE => Some(Frame::Message { id, message: body }),
+        KIND_MESSAGE if signed => Some(Frame::Message { id, message: body }),
         kind @ (KIND_FORWARDED | KIND_FORWARDED_DATA) => {
             let (&family, rest) = body.split_first()?;
             let port = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
@@ -222,7 +234,9 @@ mod tests {
             let framed = data(ID, message);
             assert_eq!(parse(&framed), Some(Frame::Data { id: ID, message }));
             let framed = super::message(ID, message);
-            assert_eq!(parse(&framed), Some(Frame::Message { id: ID, message }));
+            assert_eq!(parse(&framed), None, "unsigned: plain bytes");
+            let got = parse_signed(&framed);
+            assert_eq!(got, Some(Frame::Message { id: ID, message }));
             for (source, confirm) in sources.iter().flat_map(|s| [(s, false), (s, true)]) {
                 let source: SocketAddr = source.parse().unwrap();
                 let mut fwd = Vec::new();
@@ -273,6 +287,7 @@ mod tests {
             ("version 0", with(4, 0)),
             ("version 2", with(4, 2)),
             ("kind 0", with(5, 0)),
+            ("kind 5 (MESSAGE), unsigned", with(5, 5)),
             ("kind 6", with(5, 6)),
             ("kind 255", with(5, 255)),
             ("ack with a tail", ack_with_tail),
@@ -301,10 +316,11 @@ mod tests {
             for len in 0..=frame.len() {
                 let _ = parse(&frame[..len]);
                 for at in 0..len {
-                    for byte in [0, 1, 2, 3, 4, 6, 0xff] {
+                    for byte in [0, 1, 2, 3, 4, 5, 6, 0xff] {
                         let mut d = frame[..len].to_vec();
                         d[at] = byte;
                         let _ = parse(&d);
+                        let _ = parse_signed(&d);
                     }
                 }
             }

@@ -154,7 +154,7 @@ impl Signer {
 
     /// What to send for `message` to one pod: itself without a key, else
     /// a frame signed for this datagram alone (a new counter).
-    pub fn data<'m>(&mut self, message: &'m [u8]) -> Cow<'m, [u8]> {
+    pub fn datagram<'m>(&mut self, message: &'m [u8]) -> Cow<'m, [u8]> {
         let Some(signing) = &mut self.signing else {
             return Cow::Borrowed(message);
         };

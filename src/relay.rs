@@ -171,6 +171,9 @@ fn forward(
     let mut said = Said::default();
     let mut drained = Instant::now();
     let mut from_pods = vec![0u8; 65_536];
+    // With a key, each copy is signed for its pod in one of these.
+    let mut sealed = Vec::new();
+    debug_assert!(signing.is_none() || framing.is_some(), "a key frames");
     let mut timeout = None;
     let mut failures = listen::Failures::default();
     while !stop.requested() {
@@ -266,7 +269,7 @@ fn forward(
                     };
                     let to: forward::Places = to.into_iter().map(|pod| (pod, 0)).collect();
                     let pods = targets.list.iter().filter(|(pod, _)| to.contains_key(pod));
-                    let sealing = signing.as_deref_mut().map(|s| (s, Vec::new()));
+                    let sealing = signing.as_deref_mut().map(|s| (s, &mut sealed));
                     send_all(&[payload], pods, out, &mut said, sealing);
                 }
             }
@@ -292,7 +295,7 @@ fn forward(
             }
         }
         if n > 0 {
-            let sealing = signing.as_deref_mut().map(|s| (s, Vec::new()));
+            let sealing = signing.as_deref_mut().map(|s| (s, &mut sealed));
             send_all(&payloads[..n], targets.list.iter(), out, &mut said, sealing);
         }
     }
@@ -336,7 +339,7 @@ fn send_all<'a>(
     pods: impl Iterator<Item = &'a (SocketAddr, Option<UdpSocket>)>,
     out: &Out,
     said: &mut Said,
-    mut sealing: Option<(&mut Signing, Vec<Vec<u8>>)>,
+    mut sealing: Option<(&mut Signing, &mut Vec<Vec<u8>>)>,
 ) {
     let (mut sent, mut failed) = (0, 0);
     for (to, connected) in pods {
@@ -379,4 +382,73 @@ fn info(message: &str) {
 
 fn warn(message: &str) {
     log_line::to_stderr(WARNING, message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Frame, Id};
+    use std::time::SystemTime;
+
+    /// With a key, a batch goes to each pod signed anew for that pod: every
+    /// pod gets every payload, in order, and no two copies share a counter
+    /// (one receiver answering for both pods' addresses refuses none).
+    #[test]
+    fn a_signed_batch_is_sealed_for_each_pod() {
+        let dir = std::env::temp_dir().join(format!("relay-seal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+        let age = crate::replay::DEFAULT_MAX_AGE;
+        let since = SystemTime::now() - Duration::from_secs(1);
+        let mut signing = Signing::open(&path, 7, age, since).unwrap();
+        let mut receiver = Signing::open(&path, 8, age, since).unwrap();
+        let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let out = Out {
+            listen,
+            families: forward::Sockets::both(),
+        };
+        let pods: Vec<UdpSocket> = (0..2)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let list: Vec<(SocketAddr, Option<UdpSocket>)> = pods
+            .iter()
+            .map(|pod| {
+                pod.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let to = pod.local_addr().unwrap();
+                let connected = UdpSocket::bind("127.0.0.1:0").unwrap();
+                connected.connect(to).unwrap();
+                (to, Some(connected))
+            })
+            .collect();
+        let client: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let frames: Vec<Vec<u8>> = (0..3)
+            .map(|seq| {
+                let mut f = Vec::new();
+                let id = Id { sender: 1, seq };
+                frame::write_forwarded(&mut f, id, client, format!("m{seq}").as_bytes());
+                f
+            })
+            .collect();
+        let payloads: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let mut buffers = Vec::new();
+        let sealing = Some((&mut signing, &mut buffers));
+        send_all(&payloads, list.iter(), &out, &mut Said::default(), sealing);
+        let mut counters = Vec::new();
+        for pod in &pods {
+            for seq in 0..3 {
+                let mut buf = [0u8; 512];
+                let n = pod.recv(&mut buf).unwrap();
+                // Refuses a counter it has seen: a copy sealed once for both.
+                let got = receiver.verify(&buf[..n]).unwrap();
+                let Frame::Forwarded { message, .. } = got.frame else {
+                    panic!("not FORWARDED: {got:?}");
+                };
+                assert_eq!(message, format!("m{seq}").as_bytes());
+                counters.push(got.counter);
+            }
+        }
+        assert_eq!(counters, [1, 2, 3, 4, 5, 6]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

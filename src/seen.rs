@@ -202,8 +202,9 @@ impl Seen {
                 ack: None,
                 gap: false,
             },
-            // Signed: the signer's counter already made it once only.
-            Some(Frame::Message { message, .. }) if signed => Handling {
+            // Only signed (`frame::parse_signed`): the signer's counter
+            // already made it once only.
+            Some(Frame::Message { message, .. }) => Handling {
                 log: Some((message, from)),
                 ack: None,
                 gap: false,

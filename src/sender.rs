@@ -34,8 +34,8 @@ pub struct Sender {
     pub confirm: Option<Duration>,
     /// `--refresh`: None = by TTL.
     pub refresh: Option<Duration>,
-    /// `--key-file`: every message a signed DATA frame (`keyed::Signer`,
-    /// or `Confirmer::with_key`).
+    /// `--key-file`: every message signed, a MESSAGE frame (`keyed::Signer`)
+    /// or with --confirm a DATA frame (`Confirmer::with_key`).
     pub signing: Option<Box<Signing>>,
 }
 
@@ -316,7 +316,7 @@ fn broadcast(
         status.note(log_report(&report));
     } else {
         for &addr in &pods.addrs {
-            let message = &signer.data(message);
+            let message = &signer.datagram(message);
             if !log_send(out, &mut line, addr, &sockets.send(message, addr), false) {
                 status = Status::Partial;
             }

@@ -1,5 +1,5 @@
 //! Signed frames (docs/PROTOCOL.md, "Signed frames"): a version-1 frame
-//! (DATA, ACK or FORWARDED, exactly as `frame.rs` writes it) wrapped in an
+//! (DATA, ACK, FORWARDED or MESSAGE, exactly as `frame.rs` writes it) wrapped in an
 //! envelope naming the key, the signer, a counter and the send time, and
 //! closed by HMAC-SHA256 over everything before the tag.
 //!
@@ -124,7 +124,7 @@ pub fn open<'a>(datagram: &'a [u8], keys: &Keyring) -> Result<Signed<'a>, Reject
         return Err(Reject::BadTag);
     }
     Ok(Signed {
-        frame: frame::parse(&signed[HEADER_LEN..]).ok_or(Reject::Malformed)?,
+        frame: frame::parse_signed(&signed[HEADER_LEN..]).ok_or(Reject::Malformed)?,
         key: id,
         signer: be64(&signed[9..17]),
         counter: be64(&signed[17..25]),
@@ -161,8 +161,9 @@ impl Sealer {
         Sealer { signer, counter: 0 }
     }
 
-    /// Turns the unsigned frame in `frame` (as `frame::data`, `frame::ack`
-    /// or `frame::write_forwarded` made it) into its signed form.
+    /// Turns the unsigned frame in `frame` (as `frame::data`, `frame::ack`,
+    /// `frame::message` or `frame::write_forwarded` made it) into its
+    /// signed form.
     pub fn seal(&mut self, key: &Key, now: SystemTime, frame: &mut Vec<u8>) {
         self.counter += 1;
         let mut header = [0u8; HEADER_LEN];

@@ -98,8 +98,8 @@ impl Bench {
             }
             sleep(Duration::from_millis(50));
         }
-        let count = format!("{count} {signed}");
-        let report = self.flood("taskset -c 0", RELAY_PORT, rate, &count)?;
+        let count_and_key = format!("{count} {signed}");
+        let report = self.flood("taskset -c 0", RELAY_PORT, rate, &count_and_key)?;
         if !self.reap(sink)?.success() {
             return Err(format!("the sink failed: {}", read(&sink_out)));
         }

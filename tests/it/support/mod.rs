@@ -1316,10 +1316,6 @@ pub const PODMAN_CONF: &str = "[containers]\n\
 default_ulimits = [\"nofile=20000:20000\", \"nproc=4096:4096\"]\n\
 [engine]\nruntime = \"runc\"\n[network]\nnetwork_backend = \"netavark\"\n";
 
-/// The images as tests/containers.rs builds them: the static musl binaries
-/// (`cargo build --release --locked --bins`), then `podman build --target
-/// TARGET --build-arg BINARIES=host` of the Dockerfile (nothing pulled),
-/// tagged IMAGE, for each (TARGET, IMAGE); `conf` is CONTAINERS_CONF.
 /// The release binaries for `target` (a musl target of the images, linked
 /// as .cargo/config.toml says); Err: cargo's output.
 pub fn cargo_build(target: &str) -> Result<(), String> {
@@ -1347,6 +1343,10 @@ pub fn output_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
+/// The images as tests/containers.rs builds them: the static musl binaries
+/// (`cargo_build`), then `podman build --target TARGET --build-arg
+/// BINARIES=host` of the Dockerfile (nothing pulled), tagged IMAGE, for
+/// each (TARGET, IMAGE); `conf` is CONTAINERS_CONF.
 pub fn build_host_images(conf: &Path, images: &[(&str, &str)]) -> Result<(), String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     cargo_build("x86_64-unknown-linux-musl").map_err(|e| format!("cargo build (musl): {e}"))?;

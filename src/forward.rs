@@ -497,14 +497,8 @@ mod tests {
     /// anything unsigned is refused for its signature (None).
     #[test]
     fn the_rules_with_a_key() {
-        let dir = std::env::temp_dir().join(format!("judge-key-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("keys");
-        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
-        let age = crate::replay::DEFAULT_MAX_AGE;
-        let since = std::time::SystemTime::now() - Duration::from_secs(1);
-        let mut client = Signing::open(&path, 1, age, since).unwrap();
-        let mut relay = Signing::open(&path, 2, age, since).unwrap();
+        let file = crate::signed::TestKeyFile::new("judge-key");
+        let (mut client, mut relay) = (file.open(1), file.open(2));
         let id = Id { sender: 1, seq: 2 };
         let sealed = |mut frame: Vec<u8>, client: &mut Signing| {
             client.seal(&mut frame);
@@ -531,7 +525,6 @@ mod tests {
             let got = judge(Some(&mut relay), datagram, from, from_pod);
             assert_eq!(got, want, "{datagram:?} {from_pod}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -388,21 +388,14 @@ fn warn(message: &str) {
 mod tests {
     use super::*;
     use crate::frame::{Frame, Id};
-    use std::time::SystemTime;
 
     /// With a key, a batch goes to each pod signed anew for that pod: every
     /// pod gets every payload, in order, and no two copies share a counter
     /// (one receiver answering for both pods' addresses refuses none).
     #[test]
     fn a_signed_batch_is_sealed_for_each_pod() {
-        let dir = std::env::temp_dir().join(format!("relay-seal-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("keys");
-        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
-        let age = crate::replay::DEFAULT_MAX_AGE;
-        let since = SystemTime::now() - Duration::from_secs(1);
-        let mut signing = Signing::open(&path, 7, age, since).unwrap();
-        let mut receiver = Signing::open(&path, 8, age, since).unwrap();
+        let file = crate::signed::TestKeyFile::new("relay-seal");
+        let (mut signing, mut receiver) = (file.open(7), file.open(8));
         let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
         let out = Out {
             listen,
@@ -449,6 +442,5 @@ mod tests {
             }
         }
         assert_eq!(counters, [1, 2, 3, 4, 5, 6]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

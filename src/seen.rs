@@ -366,13 +366,8 @@ mod tests {
 
     #[test]
     fn with_a_key_only_signed_frames_count() {
-        let dir = std::env::temp_dir().join(format!("seen-key-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("keys");
-        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
-        let max_age = crate::replay::DEFAULT_MAX_AGE;
-        let since = std::time::SystemTime::now();
-        let open = |signer| Box::new(Signing::open(&path, signer, max_age, since).unwrap());
+        let file = crate::signed::TestKeyFile::new("seen-key");
+        let open = |signer| Box::new(file.open(signer));
         let (mut sender, checker) = (open(1), open(3));
         let mut seen = Seen::default().with_key(Some(open(2)));
         let mut checker = Some(checker);
@@ -416,6 +411,5 @@ mod tests {
                 "{what}"
             );
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

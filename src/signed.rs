@@ -269,6 +269,39 @@ impl Signing {
     }
 }
 
+/// For unit tests: a key file holding docs/PROTOCOL.md's example key, in
+/// a directory of its own, removed when dropped.
+#[cfg(test)]
+pub(crate) struct TestKeyFile {
+    dir: std::path::PathBuf,
+}
+
+#[cfg(test)]
+impl TestKeyFile {
+    pub fn new(name: &str) -> TestKeyFile {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n";
+        std::fs::write(dir.join("keys"), keys).unwrap();
+        TestKeyFile { dir }
+    }
+
+    /// The file opened by `signer`, accepting what was sent since a second
+    /// ago.
+    pub fn open(&self, signer: u64) -> Signing {
+        let since = SystemTime::now() - Duration::from_secs(1);
+        let max_age = crate::replay::DEFAULT_MAX_AGE;
+        Signing::open(&self.dir.join("keys"), signer, max_age, since).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,12 +555,8 @@ mod tests {
 
     #[test]
     fn signing_end_to_end_through_a_key_file() {
-        let dir = std::env::temp_dir().join(format!("signing-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("keys");
-        std::fs::write(&path, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
-        let mut sender = Signing::open(&path, 1, DEFAULT_MAX_AGE, SystemTime::now()).unwrap();
-        let mut receiver = Signing::open(&path, 2, DEFAULT_MAX_AGE, SystemTime::now()).unwrap();
+        let file = TestKeyFile::new("signing-test");
+        let (mut sender, mut receiver) = (file.open(1), file.open(2));
         let mut wire = frame::data(ID, b"hello");
         sender.seal(&mut wire);
         let got = receiver.verify(&wire).unwrap();
@@ -543,14 +572,8 @@ mod tests {
         assert!(receiver.warn_now(Reject::Replay));
         assert!(!receiver.warn_now(Reject::Replay));
         assert_eq!(receiver.poll(), None);
-        let err = Signing::open(
-            &dir.join("missing"),
-            1,
-            DEFAULT_MAX_AGE,
-            SystemTime::UNIX_EPOCH,
-        )
-        .unwrap_err();
+        let missing = file.dir.join("missing");
+        let err = Signing::open(&missing, 1, DEFAULT_MAX_AGE, SystemTime::UNIX_EPOCH).unwrap_err();
         assert!(err.starts_with("key file "), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -101,6 +101,18 @@ pub fn run(mut options: Sender) -> Result<Status, Failure> {
     let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
     let max_line = MAX_IPV6_PAYLOAD - overhead;
     let mut status = Status::Ok;
+    // One message to every pod, in either mode below.
+    let mut send = |message: &[u8]| {
+        broadcast(
+            &options,
+            &mut pods,
+            message,
+            &mut sockets,
+            (&mut confirmer, &mut signer),
+            &mut out,
+            (&resolver, &stop, overhead),
+        )
+    };
     match &options.message {
         Some(message) => {
             let mut round = 0;
@@ -108,16 +120,7 @@ pub fn run(mut options: Sender) -> Result<Status, Failure> {
                 if round > 0 && !stop.sleep(options.interval) {
                     break;
                 }
-                let sent = broadcast(
-                    &options,
-                    &mut pods,
-                    message,
-                    &mut sockets,
-                    (&mut confirmer, &mut signer),
-                    &mut out,
-                    (&resolver, &stop, overhead),
-                )?;
-                note(&mut status, sent);
+                note(&mut status, send(message)?);
                 round += 1;
             }
         }
@@ -136,18 +139,7 @@ pub fn run(mut options: Sender) -> Result<Status, Failure> {
                         break;
                     }
                     Ok(Line::End) => break,
-                    Ok(Line::Read) => {
-                        let sent = broadcast(
-                            &options,
-                            &mut pods,
-                            &line,
-                            &mut sockets,
-                            (&mut confirmer, &mut signer),
-                            &mut out,
-                            (&resolver, &stop, overhead),
-                        )?;
-                        note(&mut status, sent);
-                    }
+                    Ok(Line::Read) => note(&mut status, send(&line)?),
                     Ok(Line::TooLong(len)) => {
                         let too_large = check_size(len, max_line, "a").unwrap_err();
                         log_error(&format!("{too_large}: line skipped"));

@@ -14,29 +14,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::{
-    assert_promtool_clean, bin, http, http_get, output_within, pod_ip, sample, sender_ip, signal,
-    wait_until, Cluster, Pod, PodProcess, Receiver, SENDER_IP, STATEFULSET,
+    assert_promtool_clean, bin, http, http_get, metrics_addr, output_within, pod_ip, sample,
+    scrape, sender_ip, signal, wait_until, Cluster, Pod, PodProcess, Receiver, SENDER_IP,
+    STATEFULSET,
 };
-
-/// Where the receiver serves its metrics (it logs `metrics on http://ADDR/metrics`).
-fn metrics_addr(receiver: &Receiver) -> SocketAddr {
-    let mut addr = None;
-    wait_until("the metrics address", Duration::from_secs(5), || {
-        let stderr = fs::read_to_string(&receiver.stderr).unwrap();
-        addr = stderr
-            .split_once("metrics on http://")
-            .and_then(|(_, rest)| rest.split_once("/metrics"))
-            .map(|(addr, _)| addr.parse().unwrap());
-        addr.is_some()
-    });
-    addr.unwrap()
-}
-
-fn scrape(addr: SocketAddr) -> String {
-    let (status, body) = http_get(addr, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body
-}
 
 fn send_all(port: u16, count: usize) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -243,7 +224,7 @@ fn prometheus_scrapes_what_the_receiver_counts() {
 #[test]
 fn promtool_finds_the_exposition_clean() {
     let receiver = Receiver::start("metrics-promtool", &["--metrics", "127.0.0.1:0"]);
-    let text = scrape(metrics_addr(&receiver));
+    let text = scrape(metrics_addr(&receiver.stderr));
     for family in [
         "udp_headless_build_info",
         "udp_headless_datagrams_received_total",
@@ -263,7 +244,7 @@ fn promtool_finds_the_exposition_clean() {
 #[test]
 fn endpoints_answer_by_path_and_method() {
     let receiver = Receiver::start("metrics-endpoints", &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&receiver);
+    let addr = metrics_addr(&receiver.stderr);
     let cases = [
         ("GET /livez HTTP/1.1\r\n\r\n", 200, "ok\n"),
         ("GET /readyz HTTP/1.1\r\n\r\n", 200, "ok\n"),
@@ -350,7 +331,7 @@ fn slow_client(addr: SocketAddr, give_up: Duration) -> Duration {
 #[test]
 fn garbage_slow_and_half_open_clients_cost_the_datagrams_nothing() {
     let receiver = Receiver::start("metrics-bad-clients", &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&receiver);
+    let addr = metrics_addr(&receiver.stderr);
     let port = receiver.port;
     let count = 3000;
     // Datagrams flow the whole time, paced so that none is lost to a full
@@ -513,7 +494,7 @@ fn hold_connections(
 #[test]
 fn a_prober_is_answered_while_any_number_of_clients_hold_connections() {
     let receiver = Receiver::start("metrics-starved-probe", &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&receiver);
+    let addr = metrics_addr(&receiver.stderr);
     let pid = receiver.child.id();
     let (status, _) = http_get(addr, "/readyz");
     assert_eq!(status, 200);
@@ -575,7 +556,7 @@ fn a_prober_is_answered_while_any_number_of_clients_hold_connections() {
 #[test]
 fn head_is_get_without_a_body_and_versions_are_checked() {
     let receiver = Receiver::start("metrics-head", &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&receiver);
+    let addr = metrics_addr(&receiver.stderr);
     let raw = |request: &str| {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream
@@ -664,7 +645,7 @@ fn socket_drops_follow_the_kernels_count() {
         "metrics-drops",
         &["--metrics", "127.0.0.1:0", "--rcvbuf", "4096"],
     );
-    let addr = metrics_addr(&receiver);
+    let addr = metrics_addr(&receiver.stderr);
     let pid = receiver.child.id();
     let before = scrape(addr);
     assert_eq!(sample(&before, "udp_headless_socket_drops_total"), 0);
@@ -694,7 +675,7 @@ fn socket_drops_follow_the_kernels_count() {
 fn confirmed_messages_count_acknowledgements_and_duplicates() {
     use udp_headless::frame::{self, Frame, Id};
     let receiver = Receiver::start("metrics-confirm", &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&receiver);
+    let addr = metrics_addr(&receiver.stderr);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let id = Id { sender: 7, seq: 1 };
@@ -726,7 +707,7 @@ fn confirmed_messages_count_acknowledgements_and_duplicates() {
 fn a_skipped_sequence_number_is_a_gap() {
     use udp_headless::frame::{self, Id};
     let receiver = Receiver::start("metrics-gaps", &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&receiver);
+    let addr = metrics_addr(&receiver.stderr);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     // (sender, sequence): 7 skips 3, then 5 and 6; 8 starts at 10 (no gap:
     // nothing of it was seen before); 7/4 again is a duplicate, not a gap.

@@ -143,12 +143,7 @@ fn metrics_count_what_was_forwarded_and_promtool_finds_them_clean() {
     pod.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let port = pod.local_addr().unwrap().port();
     let relay = LoopRelay::start("metrics", "127.0.0.1", port, &["--metrics", "127.0.0.1:0"]);
-    let log = stderr_text(&relay.stderr);
-    let addr: SocketAddr = log
-        .split_once("metrics on http://")
-        .and_then(|(_, rest)| rest.split_once("/metrics"))
-        .map(|(addr, _)| addr.parse().unwrap())
-        .unwrap_or_else(|| panic!("no metrics address in\n{log}"));
+    let addr = metrics_addr(&relay.stderr);
     assert_eq!(http_get(addr, "/readyz"), (200, "ok\n".into()));
     assert_eq!(http_get(addr, "/livez"), (200, "ok\n".into()));
     let sizes = [0usize, 1, 100, 1400, 7];

@@ -36,8 +36,9 @@ fn key_file(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
-/// A receiver with key A and `--metrics`; the directory holds its key file.
-fn keyed_receiver_with_metrics(name: &str) -> (TempDir, Receiver) {
+/// A receiver with key A and `--metrics`; the directory holds its key
+/// file, whose path comes second.
+fn keyed_receiver_with_metrics(name: &str) -> (TempDir, PathBuf, Receiver) {
     let dir = TempDir::new(name);
     let path = key_file(&dir, KEY_A);
     let args = [
@@ -47,7 +48,7 @@ fn keyed_receiver_with_metrics(name: &str) -> (TempDir, Receiver) {
         "127.0.0.1:0",
     ];
     let receiver = Receiver::start(name, &args);
-    (dir, receiver)
+    (dir, path, receiver)
 }
 
 fn id(seq: u64) -> Id {
@@ -79,19 +80,6 @@ fn signed_message(sealer: &mut Sealer, keys: &Keyring, seq: u64, msg: &[u8]) -> 
     d
 }
 
-fn metrics_addr(stderr: &Path) -> SocketAddr {
-    let mut addr = None;
-    wait_until("the metrics address", Duration::from_secs(5), || {
-        let text = fs::read_to_string(stderr).unwrap();
-        addr = text
-            .split_once("metrics on http://")
-            .and_then(|(_, rest)| rest.split_once("/metrics"))
-            .map(|(addr, _)| addr.parse().unwrap());
-        addr.is_some()
-    });
-    addr.unwrap()
-}
-
 fn rejected(metrics: &str, reason: Reject) -> u64 {
     sample(
         metrics,
@@ -100,12 +88,6 @@ fn rejected(metrics: &str, reason: Reject) -> u64 {
             reason.name()
         ),
     )
-}
-
-fn scrape(addr: SocketAddr) -> String {
-    let (status, body) = http_get(addr, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 /// The WARNING messages of a stderr file.
@@ -138,7 +120,7 @@ fn reply(sock: &UdpSocket) -> Option<Vec<u8>> {
 /// acknowledged with a signed ACK.
 #[test]
 fn each_kind_of_bad_frame_is_refused_counted_and_warned_about() {
-    let (_dir, receiver) = keyed_receiver_with_metrics("signing-reasons");
+    let (_dir, _, receiver) = keyed_receiver_with_metrics("signing-reasons");
     let to = ("127.0.0.1", receiver.port);
     let sock = client();
     let a = keys(KEY_A);
@@ -280,13 +262,8 @@ fn sender(args: &[&str], input: &[u8]) -> Output {
 /// without a key, or a key file that is no key file, are usage errors.
 #[test]
 fn the_sender_signs_in_every_mode() {
-    let dir = TempDir::new("signing-sender");
-    let path = key_file(&dir, KEY_A);
+    let (dir, path, receiver) = keyed_receiver_with_metrics("signing-sender");
     let key = path.to_str().unwrap();
-    let receiver = Receiver::start(
-        "signing-sender",
-        &["--key-file", key, "--metrics", "127.0.0.1:0"],
-    );
     let port = receiver.port.to_string();
     let base = ["-s", "127.0.0.1", "-p", &port, "--key-file", key];
     let runs: Vec<(Vec<&str>, &[u8])> = vec![
@@ -582,13 +559,8 @@ fn a_key_rotation_in_three_steps_loses_and_refuses_nothing() {
 /// an unsigned FORWARDED frame sent straight to the receiver is refused.
 #[test]
 fn through_the_relay_the_signature_carries_the_client() {
-    let dir = TempDir::new("signing-relay");
-    let path = key_file(&dir, KEY_A);
+    let (dir, path, receiver) = keyed_receiver_with_metrics("signing-relay");
     let key = path.to_str().unwrap();
-    let receiver = Receiver::start(
-        "signing-relay",
-        &["--key-file", key, "--metrics", "127.0.0.1:0"],
-    );
     let listen = free_port();
     let relay_err = dir.join("relay.err");
     let mut relay = bin("relay")
@@ -710,7 +682,7 @@ fn through_the_relay_the_signature_carries_the_client() {
 /// per reason.
 #[test]
 fn a_flood_of_bad_frames_leaves_the_log_bounded_and_the_good_stream_logged() {
-    let (_dir, receiver) = keyed_receiver_with_metrics("signing-flood");
+    let (_dir, _, receiver) = keyed_receiver_with_metrics("signing-flood");
     let to = ("127.0.0.1", receiver.port);
     let a = keys(KEY_A);
     let b = keys(KEY_B);

@@ -1394,3 +1394,25 @@ pub fn drop_some(c: &Cluster, pod: &Pod, port_match: &str, probability: &str) {
     );
     assert!(out.status.success(), "iptables: {out:?}");
 }
+
+/// Where a receiver or relay serves its metrics: it logs
+/// `metrics on http://ADDR/metrics` to the stderr file `stderr` (waited for).
+pub fn metrics_addr(stderr: &Path) -> SocketAddr {
+    let mut addr = None;
+    wait_until("the metrics address", Duration::from_secs(5), || {
+        let text = fs::read_to_string(stderr).unwrap();
+        addr = text
+            .split_once("metrics on http://")
+            .and_then(|(_, rest)| rest.split_once("/metrics"))
+            .map(|(addr, _)| addr.parse().unwrap());
+        addr.is_some()
+    });
+    addr.unwrap()
+}
+
+/// `/metrics` at `addr`, which must answer 200.
+pub fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = http_get(addr, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}

@@ -1285,6 +1285,44 @@ fn ttl_is_the_smallest_of_the_records_used() {
     assert_eq!(pods.unwrap().ttl, Some(Duration::from_secs(3)));
 }
 
+/// Runs the shell commands `then` in `unshare` (its environment set) with
+/// a network and mount namespace of its own: loopback holds 10.0.0.0/8,
+/// /etc/resolv.conf searches ns-a.svc.cluster.local (ndots 5), and a
+/// dnsmasq on 127.0.0.1 (log: $DIR/dns.log, with `dnsmasq_args`) answers
+/// for cluster.local from `hosts`. Bounds: 10 s for dnsmasq to start, and
+/// 180 s in all; `then` bounds its own commands.
+fn with_cluster_dns(
+    dir: &support::TempDir,
+    hosts: &str,
+    dnsmasq_args: &str,
+    then: &str,
+    unshare: &mut Command,
+) -> std::process::Output {
+    std::fs::write(dir.join("hosts"), hosts).unwrap();
+    std::fs::write(
+        dir.join("resolv.conf"),
+        "search ns-a.svc.cluster.local svc.cluster.local cluster.local\n\
+         nameserver 127.0.0.1\noptions ndots:5 timeout:2 attempts:2\n",
+    )
+    .unwrap();
+    let script = format!(
+        "set -e; ip link set lo up; ip route add local 10.0.0.0/8 dev lo; \
+        mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; \
+        /usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --pid-file= \
+            --no-resolv --no-hosts --local=/cluster.local/ --bind-interfaces \
+            --listen-address=127.0.0.1 --port=53 --addn-hosts=\"$DIR/hosts\" \
+            {dnsmasq_args} --log-facility=\"$DIR/dns.log\" & dns=$!; trap 'kill $dns' EXIT; \
+        timeout 10 sh -c 'until grep -qs \"read $DIR/hosts\" \"$DIR/dns.log\"; do sleep 0.02; done'; \
+        {then}"
+    );
+    support::output_within(
+        unshare
+            .args(["--net", "--mount", "sh", "-c", &script])
+            .env("DIR", &**dir),
+        Duration::from_secs(180),
+    )
+}
+
 /// Issue #8, defect 1, end to end: the real senders, glibc's and the static
 /// musl one, in a network and mount namespace of their own whose
 /// resolv.conf searches ns-a while LOCALDOMAIN says ns-b. Each sends to the
@@ -1300,32 +1338,18 @@ fn localdomain_never_mixes_two_services_in_one_broadcast() {
             hosts.push_str(&format!("{} web.{name}.svc.cluster.local\n", ip(ns, i)));
         }
     }
-    std::fs::write(dir.join("hosts"), hosts).unwrap();
-    std::fs::write(
-        dir.join("resolv.conf"),
-        "search ns-a.svc.cluster.local svc.cluster.local cluster.local\n\
-         nameserver 127.0.0.1\noptions ndots:5 timeout:2 attempts:2\n",
-    )
-    .unwrap();
-    let script = "set -e; ip link set lo up; ip route add local 10.0.0.0/8 dev lo; \
-        mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; \
-        /usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --pid-file= \
-            --no-resolv --no-hosts --local=/cluster.local/ --bind-interfaces \
-            --listen-address=127.0.0.1 --port=53 --addn-hosts=\"$DIR/hosts\" \
-            --log-facility=\"$DIR/dns.log\" & dns=$!; trap 'kill $dns' EXIT; \
-        timeout 10 sh -c 'until grep -qs \"read $DIR/hosts\" \"$DIR/dns.log\"; do sleep 0.02; done'; \
-        for sender in \"$GLIBC\" \"$MUSL\"; do \
+    let then = "for sender in \"$GLIBC\" \"$MUSL\"; do \
             LOCALDOMAIN=ns-b.svc.cluster.local timeout 60 \"$sender\" -s web -m hi -p 9 \
                 || echo \"exit $?\"; echo ===; \
         done";
-    // The script's own bounds: 10 s for dnsmasq, 60 s for each sender.
-    let out = support::output_within(
+    let out = with_cluster_dns(
+        &dir,
+        &hosts,
+        "",
+        then,
         support::unshare()
-            .args(["--net", "--mount", "sh", "-c", script])
-            .env("DIR", &*dir)
             .env("GLIBC", support::bin_path("sender"))
             .env("MUSL", support::musl_sender()),
-        Duration::from_secs(180),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1354,33 +1378,19 @@ fn a_small_service_costs_dns_only_the_system_resolvers_queries() {
     let hosts: String = (1..=3)
         .map(|i| format!("10.3.0.{i} web.ns-a.svc.cluster.local\n"))
         .collect();
-    std::fs::write(dir.join("hosts"), hosts).unwrap();
-    std::fs::write(
-        dir.join("resolv.conf"),
-        "search ns-a.svc.cluster.local svc.cluster.local cluster.local\n\
-         nameserver 127.0.0.1\noptions ndots:5 timeout:2 attempts:2\n",
-    )
-    .unwrap();
     // Counts the log's queries after each step: dnsmasq, the sender, python.
-    let script = "set -e; ip link set lo up; ip route add local 10.0.0.0/8 dev lo; \
-        mount --bind \"$DIR/resolv.conf\" /etc/resolv.conf; \
-        /usr/sbin/dnsmasq --no-daemon --conf-file=/dev/null --pid-file= \
-            --no-resolv --no-hosts --local=/cluster.local/ --bind-interfaces \
-            --listen-address=127.0.0.1 --port=53 --addn-hosts=\"$DIR/hosts\" \
-            --log-queries --log-facility=\"$DIR/dns.log\" & dns=$!; trap 'kill $dns' EXIT; \
-        timeout 10 sh -c 'until grep -qs \"read $DIR/hosts\" \"$DIR/dns.log\"; do sleep 0.02; done'; \
-        queries() { sleep 0.5; grep -c 'query\\[' \"$DIR/dns.log\" || true; }; \
+    let then = "queries() { sleep 0.5; grep -c 'query\\[' \"$DIR/dns.log\" || true; }; \
         queries; \
         timeout 60 \"$SENDER\" -s web -m hi -p 9 >/dev/null; \
         queries; \
         timeout 60 python3 -c 'import socket; socket.getaddrinfo(\"web\", 9, 0, socket.SOCK_STREAM)'; \
         queries";
-    let out = support::output_within(
-        support::unshare()
-            .args(["--net", "--mount", "sh", "-c", script])
-            .env("DIR", &*dir)
-            .env("SENDER", support::bin_path("sender")),
-        Duration::from_secs(180),
+    let out = with_cluster_dns(
+        &dir,
+        &hosts,
+        "--log-queries",
+        then,
+        support::unshare().env("SENDER", support::bin_path("sender")),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

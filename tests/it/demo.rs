@@ -10,7 +10,7 @@ use crate::support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use support::*;
 
@@ -153,6 +153,21 @@ fn leftovers_of(pid: u32) -> Vec<String> {
     left
 }
 
+/// Runs `demo.sh` as `cmd` says, to its end (at most 300 s): its pid,
+/// for `leftovers_of`, and its output.
+fn run_demo(cmd: &mut Command) -> (u32, Output) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (
+        pid,
+        finish_within(child, "demo.sh local", Duration::from_secs(300)),
+    )
+}
+
 /// The tests' binaries, in a directory for --bin-dir.
 fn bin_dir() -> PathBuf {
     bin_path("sender").parent().unwrap().to_path_buf()
@@ -161,15 +176,7 @@ fn bin_dir() -> PathBuf {
 #[test]
 #[ignore = "needs real root (ip netns): scripts/test.sh runs it"]
 fn local_demo_passes_and_cleans_up() {
-    let child = demo()
-        .args(["local", "--bin-dir"])
-        .arg(bin_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
+    let (pid, out) = run_demo(demo().args(["local", "--bin-dir"]).arg(bin_dir()));
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(
         output_text(&out).contains("\ndemo: PASS — 5/5 pods"),
@@ -201,16 +208,13 @@ fn local_demo_runs_the_pods_the_manifests_describe() {
     // (manifests, receivers' metrics address, times it is logged: 1 pod
     // shown once and 2 after scaling, plus the relay's (unchanged) line)
     for (manifests, want, times) in [(&source, "[::]:9102", 4), (&copy, "0.0.0.0:9102", 3)] {
-        let child = demo()
-            .args(["local", "--replicas", "1", "--scale-to", "2", "--bin-dir"])
-            .arg(bin_dir())
-            .arg("--manifests")
-            .arg(manifests)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
+        let (_, out) = run_demo(
+            demo()
+                .args(["local", "--replicas", "1", "--scale-to", "2", "--bin-dir"])
+                .arg(bin_dir())
+                .arg("--manifests")
+                .arg(manifests),
+        );
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert!(
@@ -244,15 +248,7 @@ fn local_demo_reports_pods_that_missed_a_message() {
     .unwrap();
     fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink(bin_path("sender"), dir.join("sender")).unwrap();
-    let child = demo()
-        .args(["local", "--bin-dir"])
-        .arg(&*dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = finish_within(child, "demo.sh local", Duration::from_secs(300));
+    let (pid, out) = run_demo(demo().args(["local", "--bin-dir"]).arg(&*dir));
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     // The verdict names exactly the two first pods, for the second message
     // (and may add what else it found wrong about them).

@@ -118,13 +118,16 @@ pub struct Ack {
 
 impl Ack {
     pub fn of(id: Id, signing: Option<&mut Signing>) -> Ack {
+        let unsigned = frame::ack(id);
         let mut ack = Ack {
             bytes: [0; signed::MIN_LEN],
             len: frame::ACK_LEN,
         };
-        ack.bytes[..frame::ACK_LEN].copy_from_slice(&frame::ack(id));
+        ack.bytes[..frame::ACK_LEN].copy_from_slice(&unsigned);
         if let Some(signing) = signing {
-            let mut sealed = frame::ack(id).to_vec();
+            // Room for the signature: sealing allocates once.
+            let mut sealed = Vec::with_capacity(signed::MIN_LEN);
+            sealed.extend_from_slice(&unsigned);
             signing.seal(&mut sealed);
             ack.bytes.copy_from_slice(&sealed);
             ack.len = sealed.len();

@@ -65,6 +65,24 @@ impl From<UsageError> for Failure {
     }
 }
 
+impl Failure {
+    /// A stop handler that could not be installed (`os::signals`): every
+    /// program says so alike.
+    pub fn signals(e: std::io::Error) -> Failure {
+        Failure::Failed(format!("cannot handle SIGTERM/SIGINT: {e}"))
+    }
+}
+
+/// Sender and receiver write their log to stdout: started with it closed,
+/// they fail at once rather than run without one.
+pub fn need_stdout() -> Result<(), Failure> {
+    if crate::os::sys::stdout_was_closed() {
+        let why = "standard output is closed: there is nowhere to write the log";
+        return Err(Failure::Failed(why.into()));
+    }
+    Ok(())
+}
+
 /// The exit code for `outcome`, after saying why on stderr.
 pub fn finish(program: &str, outcome: Result<Status, Failure>) -> ExitCode {
     let status = match outcome {

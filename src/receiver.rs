@@ -3,11 +3,11 @@
 //! `2021-08-22 20:20:56,167 - root - INFO - Message from Client:b'test' Client IP Address:('10.130.3.209', 38063)`
 //! Frames (docs/PROTOCOL.md) are deduplicated (`seen`) and acknowledged.
 
-use crate::exit::{Failure, Status};
+use crate::exit::{self, Failure, Status};
 use crate::listen::{self, Listen};
 use crate::os::pktinfo::{self, Received};
 use crate::os::signals::{self, Stop};
-use crate::os::{socket, sys};
+use crate::os::socket;
 use crate::receiver_log::Log;
 use crate::seen::Seen;
 use crate::signed::Signing;
@@ -31,13 +31,9 @@ pub struct Receiver {
 
 /// Receives and logs until SIGTERM/SIGINT.
 pub fn run(options: Receiver) -> Result<Status, Failure> {
-    if sys::stdout_was_closed() {
-        let why = "standard output is closed: there is nowhere to write the log";
-        return Err(Failure::Failed(why.into()));
-    }
+    exit::need_stdout()?;
     // Before the bind: once bound, `--check` says ready, and a stop may come.
-    let stop = signals::stop_on_term_and_int()
-        .map_err(|e| Failure::Failed(format!("cannot handle SIGTERM/SIGINT: {e}")))?;
+    let stop = signals::stop_on_term_and_int().map_err(Failure::signals)?;
     let listening = Listen {
         addr: options.bind,
         rcvbuf: options.rcvbuf,

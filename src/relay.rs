@@ -40,8 +40,7 @@ pub struct Relay {
 
 /// Relays until SIGTERM/SIGINT.
 pub fn run(mut options: Relay) -> Result<Status, Failure> {
-    let stop = signals::stop_on_term_and_int()
-        .map_err(|e| Failure::Failed(format!("cannot handle SIGTERM/SIGINT: {e}")))?;
+    let stop = signals::stop_on_term_and_int().map_err(Failure::signals)?;
     // Shared with the per-pod sockets, so every copy leaves from it.
     let listening = Listen {
         addr: options.listen,

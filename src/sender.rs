@@ -4,12 +4,11 @@
 
 use crate::confirm::{self, Confirmer};
 use crate::discover::{Resolver, Target};
-use crate::exit::{Failure, Status};
+use crate::exit::{self, Failure, Status};
 use crate::forward::Sockets;
 use crate::keyed::{self, Signer};
 use crate::membership::{self, Answer, Cache, Event};
 use crate::os::signals::{self, Stop};
-use crate::os::sys;
 use crate::signed::Signing;
 use crate::{frame, log_line, pyrepr};
 use std::io::{self, BufRead, BufWriter, Stdout, Write};
@@ -55,21 +54,14 @@ impl Sender {
 
 /// `sender --idle`: waits for SIGTERM/SIGINT, sends nothing.
 pub fn idle() -> Result<Status, Failure> {
-    let stop = signals::stop_on_term_and_int().map_err(cannot_handle_signals)?;
+    let stop = signals::stop_on_term_and_int().map_err(Failure::signals)?;
     while stop.sleep(Duration::from_secs(3600)) {}
     Ok(Status::Ok)
 }
 
-fn cannot_handle_signals(e: io::Error) -> Failure {
-    Failure::Failed(format!("cannot handle SIGTERM/SIGINT: {e}"))
-}
-
 /// Sends as `options` say.
 pub fn run(mut options: Sender) -> Result<Status, Failure> {
-    if sys::stdout_was_closed() {
-        let why = "standard output is closed: there is nowhere to write the log";
-        return Err(Failure::Failed(why.into()));
-    }
+    exit::need_stdout()?;
     // Repeated broadcasts stop cleanly between rounds; one-shot work (one
     // broadcast, stdin lines) ends at once, even in a slow DNS lookup.
     // Either way SIGTERM works when the sender is PID 1 in a container.
@@ -78,7 +70,7 @@ pub fn run(mut options: Sender) -> Result<Status, Failure> {
     } else {
         signals::exit_on_term_and_int()
     }
-    .map_err(cannot_handle_signals)?;
+    .map_err(Failure::signals)?;
     let mut sockets = Sockets::default();
     if options.list {
         return list(&options);

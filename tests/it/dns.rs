@@ -9,9 +9,8 @@ use crate::support;
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,7 +31,7 @@ options ndots:5 timeout:2 attempts:2
 /// name (`--local=/#/`), and it never forwards (`--no-resolv`, no server).
 struct Dnsmasq {
     child: Child,
-    dir: PathBuf,
+    dir: support::TempDir,
     addr: SocketAddr,
 }
 
@@ -46,20 +45,11 @@ impl Dnsmasq {
             Path::new(DNSMASQ).exists(),
             "dnsmasq not found: run scripts/install-deps.sh"
         );
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "udp-headless-dns-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = support::TempDir::new("dns");
         let hosts_file = dir.join("hosts");
         std::fs::write(&hosts_file, hosts).unwrap();
-        // The free port we find may be taken before dnsmasq binds it.
-        for _ in 0..5 {
-            let addr = SocketAddr::new(ip, free_port(ip));
-            let log = std::fs::File::create(dir.join("log")).unwrap();
-            let child = Command::new(DNSMASQ)
+        let spawn = |addr: SocketAddr, log| {
+            Command::new(DNSMASQ)
                 .args([
                     "--no-daemon",
                     "--keep-in-foreground",
@@ -82,33 +72,12 @@ impl Dnsmasq {
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .expect("cannot start dnsmasq");
-            let mut server = Dnsmasq {
-                child,
-                dir: dir.clone(),
-                addr,
-            };
-            if server.wait_ready(&hosts_file) {
-                return server;
-            }
-        }
-        panic!("dnsmasq did not start: {}", read_log(&dir));
-    }
-
-    /// Ready once it has read the hosts file; false if it exited.
-    fn wait_ready(&mut self, hosts_file: &Path) -> bool {
+                .expect("cannot start dnsmasq")
+        };
+        // Ready once it has read the hosts file.
         let ready = format!("read {}", hosts_file.display());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                return false;
-            }
-            if self.log().contains(&ready) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("dnsmasq not ready after 10s: {}", self.log());
+        let (child, addr) = start_server("dnsmasq", &dir, ip, spawn, |log| log.contains(&ready));
+        Dnsmasq { child, dir, addr }
     }
 
     fn log(&self) -> String {
@@ -125,8 +94,37 @@ impl Drop for Dnsmasq {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts a DNS server on a free port of `ip` (`spawn` runs it, its stderr
+/// to `dir`/log) and waits until its log says it is `ready`. The port can
+/// be taken between our check and its bind: then it exits, and another
+/// port is tried, five times at most.
+fn start_server(
+    name: &str,
+    dir: &Path,
+    ip: IpAddr,
+    mut spawn: impl FnMut(SocketAddr, std::fs::File) -> Child,
+    ready: impl Fn(&str) -> bool,
+) -> (Child, SocketAddr) {
+    for _ in 0..5 {
+        let addr = SocketAddr::new(ip, free_port(ip));
+        let mut child = spawn(addr, std::fs::File::create(dir.join("log")).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if ready(&read_log(dir)) {
+                return (child, addr);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} not ready after 10s: {}", read_log(dir));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("{name} did not start: {}", read_log(dir));
 }
 
 fn read_log(dir: &Path) -> String {
@@ -840,7 +838,8 @@ const KNOTD: &str = "/usr/sbin/knotd";
 /// does not recurse: REFUSED for any name outside its zone.
 struct Knot {
     child: Child,
-    dir: PathBuf,
+    /// Its config, zone and log; removed after the server is stopped.
+    _dir: support::TempDir,
     addr: SocketAddr,
 }
 
@@ -852,14 +851,7 @@ impl Knot {
             Path::new(KNOTD).exists(),
             "knotd not found: run scripts/install-deps.sh"
         );
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "udp-headless-knot-{}-{}",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = support::TempDir::new("knot");
         let mut zone = String::from(
             "$ORIGIN cluster.local.\n$TTL 5\n\
              @ SOA ns hostmaster 1 3600 600 86400 5\n@ NS ns\nns A 127.0.0.1\n",
@@ -875,8 +867,7 @@ impl Knot {
         }
         std::fs::write(dir.join("cluster.local.zone"), zone).unwrap();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        for _ in 0..5 {
-            let addr = SocketAddr::new(ip, free_port(ip));
+        let spawn = |addr: SocketAddr, log| {
             let d = dir.display();
             let conf = format!(
                 "server:\n  rundir: \"{d}\"\n  listen: {ip}@{port}\n\
@@ -889,42 +880,24 @@ impl Knot {
                 port = addr.port()
             );
             std::fs::write(dir.join("knot.conf"), conf).unwrap();
-            let log = std::fs::File::create(dir.join("log")).unwrap();
-            let child = Command::new(KNOTD)
+            Command::new(KNOTD)
                 .arg("-c")
                 .arg(dir.join("knot.conf"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .expect("cannot start knotd");
-            let mut server = Knot {
-                child,
-                dir: dir.clone(),
-                addr,
-            };
-            if server.wait_ready() {
-                return server;
-            }
+                .expect("cannot start knotd")
+        };
+        // Ready once the zone is loaded and the server started.
+        let ready =
+            |log: &str| log.contains("[cluster.local.] loaded") && log.contains("server started");
+        let (child, addr) = start_server("knotd", &dir, ip, spawn, ready);
+        Knot {
+            child,
+            _dir: dir,
+            addr,
         }
-        panic!("knotd did not start: {}", read_log(&dir));
-    }
-
-    /// Ready once the zone is loaded and the server started; false if it
-    /// exited (its port taken, say).
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                return false;
-            }
-            let log = read_log(&self.dir);
-            if log.contains("[cluster.local.] loaded") && log.contains("server started") {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("knotd not ready after 10s: {}", read_log(&self.dir));
     }
 }
 
@@ -932,7 +905,6 @@ impl Drop for Knot {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
